@@ -114,10 +114,7 @@ impl<R: Read> StreamChunker<R> {
         let range = self.start..self.start + length;
         let chunk = StreamChunk {
             offset: self.offset,
-            data: Bytes::from_owner(BufferSlice {
-                buffer: Arc::clone(&self.buffer),
-                range,
-            }),
+            data: shared_slice(&self.buffer, range),
         };
         self.start += length;
         self.offset += length as u64;
@@ -151,6 +148,14 @@ impl<R: Read> Iterator for StreamChunker<R> {
             }
         }
     }
+}
+
+/// A `Bytes` view of `buffer[range]` that keeps the buffer alive (no copy).
+fn shared_slice(buffer: &Arc<Vec<u8>>, range: Range<usize>) -> Bytes {
+    Bytes::from_owner(BufferSlice {
+        buffer: Arc::clone(buffer),
+        range,
+    })
 }
 
 /// Owner of one chunk's bytes: keeps the shared buffer alive while the `Bytes` lives.

@@ -44,21 +44,33 @@ fn expected_cuts(data: &[u8], p: ChunkerParams) -> Vec<(usize, usize)> {
 }
 
 /// A reader that returns at most `step` bytes per call and sometimes `Interrupted`.
-struct Jittery<'a> {
-    data: &'a [u8],
+struct Jittery {
+    data: Vec<u8>,
+    pos: usize,
     step: usize,
     calls: usize,
 }
 
-impl Read for Jittery<'_> {
+impl Jittery {
+    fn new(data: &[u8], step: usize) -> Self {
+        Jittery {
+            data: data.to_vec(),
+            pos: 0,
+            step,
+            calls: 0,
+        }
+    }
+}
+
+impl Read for Jittery {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.calls += 1;
         if self.calls % 7 == 3 {
             return Err(std::io::ErrorKind::Interrupted.into());
         }
-        let n = self.step.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
+        let n = self.step.min(buf.len()).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }
@@ -74,11 +86,7 @@ fn check_file(path: &Path, params: &[ChunkerParams]) {
             .collect();
         assert_eq!(slice, expected, "slice API, {} {p:?}", path.display());
         for step in [usize::MAX, 65_536, 4_093] {
-            let reader = Jittery {
-                data: &data,
-                step,
-                calls: 0,
-            };
+            let reader = Jittery::new(&data, step);
             let streamed: Vec<_> = chunker
                 .stream(reader)
                 .map(|c| {
@@ -130,11 +138,7 @@ fn one_byte_reads_agree() {
     let data = &data[..data.len().min(300_000)];
     let p = ChunkerParams::new(4096, 16384, 65534).unwrap();
     let chunker = Chunker::with_table(p, GearTable::canonical());
-    let reader = Jittery {
-        data,
-        step: 1,
-        calls: 0,
-    };
+    let reader = Jittery::new(data, 1);
     let streamed: Vec<_> = chunker
         .stream(reader)
         .map(|c| {

@@ -33,10 +33,10 @@ pub fn pack_header_plaintext(data: &[u8]) {
     let _ = parse_header_plaintext(&data[4..], data_len);
 }
 
-/// One blob: the first 6 bytes choose type, compression and plaintext length; the rest is
-/// the sealed blob. The id is the fuzz keys' id of the empty string unless it decodes.
+/// One blob: byte 0 chooses the type, byte 1 the compression, bytes 2..6 the plaintext
+/// length and bytes 6..38 the id; the rest is the sealed blob.
 pub fn blob(data: &[u8]) {
-    if data.len() < 6 {
+    if data.len() < 38 {
         return;
     }
     let keys = fuzz_keys();
@@ -52,16 +52,16 @@ pub fn blob(data: &[u8]) {
             Compression::Zstd
         },
         offset: 0,
-        stored_len: (data.len() - 6) as u32,
+        stored_len: (data.len() - 38) as u32,
         plain_len: u32::from_le_bytes(data[2..6].try_into().expect("4 bytes")),
-        id: BlobId(*blake3::hash(&data[6..]).as_bytes()),
+        id: BlobId(data[6..38].try_into().expect("32 bytes")),
     };
-    let _ = decode_blob(&keys, &entry, &data[6..]);
+    let _ = decode_blob(&keys, &entry, &data[38..]);
     // The post-authentication path, which random input cannot reach through the AEAD.
     let _ = crate::blob::decompress_exact(
         entry.compression,
         entry.plain_len.min(1 << 20),
-        data[6..].to_vec(),
+        data[38..].to_vec(),
         &entry.id,
     );
 }
@@ -76,5 +76,60 @@ pub fn key_file(data: &[u8]) {
             }
         }
         let _ = key_file.to_bytes();
+    }
+}
+
+#[cfg(test)]
+mod seeds {
+    use super::*;
+    use crate::{BlobEncoder, KdfParams, PackWriter};
+
+    /// Writes valid seed inputs into fuzz/corpus/. Run once by hand:
+    /// `cargo test -p cairn-pack write_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+        let keys = fuzz_keys();
+        let write = |target: &str, name: &str, bytes: &[u8]| {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        };
+        let encoder = BlobEncoder::new(Some(3)).unwrap();
+        let blobs = [
+            (
+                BlobType::Data,
+                b"compressible compressible compressible compressible".to_vec(),
+            ),
+            (BlobType::Tree, b"{}".to_vec()),
+            (BlobType::Data, (0u8..=255).collect::<Vec<u8>>()),
+        ];
+        let mut writer = PackWriter::new(1 << 20).unwrap();
+        for (i, (t, plain)) in blobs.iter().enumerate() {
+            let encoded = encoder.encode(&keys, *t, plain).unwrap();
+            let mut seed = vec![t.to_byte(), encoded.compression.to_byte()];
+            seed.extend_from_slice(&encoded.plain_len.to_le_bytes());
+            seed.extend_from_slice(encoded.id.as_bytes());
+            seed.extend_from_slice(&encoded.sealed);
+            write("blob", &format!("seed-{i}"), &seed);
+            writer.add(encoded).unwrap();
+        }
+        let pack = writer.finish(&keys).unwrap();
+        write("pack_file", "seed-3-blobs", &pack.to_vec());
+        let empty = PackWriter::new(1 << 20).unwrap().finish(&keys).unwrap();
+        write("pack_file", "seed-empty", &empty.to_vec());
+        let data_len: u64 = pack.entries.iter().map(|e| e.stored_len as u64).sum();
+        let mut header = (data_len as u32).to_le_bytes().to_vec();
+        header.extend_from_slice(&crate::header::encode_header(&pack.entries));
+        write("pack_header", "seed-3-entries", &header);
+        let key_file = KeyFile::create(
+            &keys,
+            b"fuzz",
+            KdfParams::new(64, 1, 1).unwrap(),
+            b"{\"host\":\"fuzz\"}",
+        )
+        .unwrap();
+        write("key_file", "seed-valid", &key_file.to_bytes());
     }
 }
