@@ -54,14 +54,76 @@ pub(crate) fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
     out.push(HEADER_VERSION);
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
-        out.push(e.blob_type.to_byte());
-        out.push(e.compression.to_byte());
-        out.extend_from_slice(&e.offset.to_le_bytes());
-        out.extend_from_slice(&e.stored_len.to_le_bytes());
-        out.extend_from_slice(&e.plain_len.to_le_bytes());
-        out.extend_from_slice(e.id.as_bytes());
+        encode_entry(e, &mut out);
     }
     out
+}
+
+/// Appends the 46-byte encoding of one entry (shared by pack headers and index files).
+pub fn encode_entry(e: &PackEntry, out: &mut Vec<u8>) {
+    out.push(e.blob_type.to_byte());
+    out.push(e.compression.to_byte());
+    out.extend_from_slice(&e.offset.to_le_bytes());
+    out.extend_from_slice(&e.stored_len.to_le_bytes());
+    out.extend_from_slice(&e.plain_len.to_le_bytes());
+    out.extend_from_slice(e.id.as_bytes());
+}
+
+/// Decodes one 46-byte entry and checks the rules that need no context: known type and
+/// compression, stored length ≥ 40, plaintext length ≤ 1 GiB, and for uncompressed blobs
+/// stored length = plaintext length + 40. `what` names the containing object in errors.
+pub fn decode_entry(
+    raw: &[u8; ENTRY_LEN],
+    what: &'static str,
+    index: usize,
+) -> Result<PackEntry, PackError> {
+    let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
+    let blob_type = BlobType::from_byte(raw[0])
+        .ok_or_else(|| malformed(what, format!("entry {index}: unknown blob type {}", raw[0])))?;
+    let compression = Compression::from_byte(raw[1]).ok_or_else(|| {
+        malformed(
+            what,
+            format!("entry {index}: unknown compression {}", raw[1]),
+        )
+    })?;
+    let entry = PackEntry {
+        blob_type,
+        compression,
+        offset: u32_at(2),
+        stored_len: u32_at(6),
+        plain_len: u32_at(10),
+        id: BlobId(raw[14..46].try_into().expect("32 bytes")),
+    };
+    if (entry.stored_len as usize) < SEAL_OVERHEAD {
+        return Err(malformed(
+            what,
+            format!(
+                "entry {index}: stored length {} is below 40",
+                entry.stored_len
+            ),
+        ));
+    }
+    if entry.plain_len > MAX_BLOB_LEN {
+        return Err(malformed(
+            what,
+            format!(
+                "entry {index}: plaintext length {} exceeds 1 GiB",
+                entry.plain_len
+            ),
+        ));
+    }
+    if compression == Compression::None
+        && entry.stored_len as u64 != entry.plain_len as u64 + SEAL_OVERHEAD as u64
+    {
+        return Err(malformed(
+            what,
+            format!(
+                "entry {index}: uncompressed blob of {} bytes stored in {}",
+                entry.plain_len, entry.stored_len
+            ),
+        ));
+    }
+    Ok(entry)
 }
 
 /// Parses and validates an authenticated header plaintext for a pack whose data region is
@@ -95,51 +157,13 @@ pub fn parse_header_plaintext(plain: &[u8], data_len: u64) -> Result<Vec<PackEnt
     let mut entries = Vec::with_capacity(count);
     let mut expected_offset = 0u64;
     for (i, raw) in body.chunks_exact(ENTRY_LEN).enumerate() {
-        let u32_at = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
-        let blob_type = BlobType::from_byte(raw[0])
-            .ok_or_else(|| malformed(WHAT, format!("entry {i}: unknown blob type {}", raw[0])))?;
-        let compression = Compression::from_byte(raw[1])
-            .ok_or_else(|| malformed(WHAT, format!("entry {i}: unknown compression {}", raw[1])))?;
-        let entry = PackEntry {
-            blob_type,
-            compression,
-            offset: u32_at(2),
-            stored_len: u32_at(6),
-            plain_len: u32_at(10),
-            id: BlobId(raw[14..46].try_into().expect("32 bytes")),
-        };
+        let entry = decode_entry(raw.try_into().expect("ENTRY_LEN bytes"), WHAT, i)?;
         if entry.offset as u64 != expected_offset {
             return Err(malformed(
                 WHAT,
                 format!(
                     "entry {i} starts at {} but the previous blob ends at {expected_offset}",
                     entry.offset
-                ),
-            ));
-        }
-        if (entry.stored_len as usize) < SEAL_OVERHEAD {
-            return Err(malformed(
-                WHAT,
-                format!("entry {i}: stored length {} is below 40", entry.stored_len),
-            ));
-        }
-        if entry.plain_len > MAX_BLOB_LEN {
-            return Err(malformed(
-                WHAT,
-                format!(
-                    "entry {i}: plaintext length {} exceeds 1 GiB",
-                    entry.plain_len
-                ),
-            ));
-        }
-        if compression == Compression::None
-            && entry.stored_len as u64 != entry.plain_len as u64 + SEAL_OVERHEAD as u64
-        {
-            return Err(malformed(
-                WHAT,
-                format!(
-                    "entry {i}: uncompressed blob of {} bytes stored in {}",
-                    entry.plain_len, entry.stored_len
                 ),
             ));
         }

@@ -21,7 +21,10 @@ mod writer;
 pub use blob::{decode_blob, BlobEncoder, Compression, EncodedBlob, MAX_BLOB_LEN};
 pub use crypto::{open, random_bytes, seal, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
 pub use error::PackError;
-pub use header::{parse_header_plaintext, PackEntry, ENTRY_LEN, HEADER_PREFIX_LEN, HEADER_VERSION};
+pub use header::{
+    decode_entry, encode_entry, parse_header_plaintext, PackEntry, ENTRY_LEN, HEADER_PREFIX_LEN,
+    HEADER_VERSION,
+};
 pub use id::{BlobId, BlobType, PackId};
 pub use keyfile::{KdfParams, KeyFile, MAX_KEY_INFO_LEN};
 pub use keys::{MasterKeys, MASTER_KEYS_LEN};

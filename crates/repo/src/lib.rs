@@ -1,1 +1,29 @@
-//! placeholder
+//! cairn repositories: storage over `object_store`, keys and config, the index, trees and
+//! snapshots, and the operations on them (backup, restore).
+//!
+//! The library is async at the storage boundary and never starts a runtime of its own: call
+//! it from the caller's tokio runtime (the CLI and the C ABI own one), or through
+//! [`blocking::BlockingRepository`]. CPU work (chunking, hashing, compression, encryption) runs
+//! on rayon's pool.
+//!
+//! Formats: docs/format.md.
+
+mod access;
+pub mod config;
+mod error;
+pub mod index;
+pub mod object;
+mod repository;
+pub mod snapshot;
+pub mod storage;
+pub mod tree;
+
+pub use config::{InitOptions, RepoConfig};
+pub use error::{ErrorKind, RepoError, Result};
+pub use index::Index;
+pub use repository::{KeyInfo, Repository};
+pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SnapshotSummary};
+pub use storage::{FileType, Storage};
+pub use tree::{Name, Node, NodeKind, Tree};
+
+pub use cairn_pack::{BlobId, BlobType, KdfParams, PackId};

@@ -1,0 +1,118 @@
+//! Reading and writing the repository's objects: index files, snapshots, blobs and trees.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_pack::{decode_blob, BlobId, BlobType};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::{RepoError, Result};
+use crate::index::{Index, IndexFile};
+use crate::object::{check_content_id, content_id, open_object, seal_object, ObjectKind};
+use crate::snapshot::{Snapshot, SnapshotEntry, SnapshotFilter};
+use crate::storage::FileType;
+use crate::tree::Tree;
+use crate::Repository;
+
+/// Parallel object reads (index files, snapshots) per call.
+const READ_CONCURRENCY: usize = 8;
+
+impl Repository {
+    /// Reads, authenticates and merges every index file.
+    pub async fn load_index(&self) -> Result<Arc<Index>> {
+        let files = self.read_index_files().await?;
+        let index = Index::build(files.iter().map(|(_, f)| f))?;
+        Ok(Arc::new(index))
+    }
+
+    /// Reads every index file with its id.
+    pub async fn read_index_files(&self) -> Result<Vec<(String, IndexFile)>> {
+        let listed = self.storage.list(FileType::Index).await?;
+        futures::stream::iter(listed)
+            .map(|listed| async move {
+                let object = format!("index/{}", listed.name);
+                let sealed = self.storage.get(FileType::Index, &listed.name).await?;
+                check_content_id(&object, &listed.name, &sealed)?;
+                let plain = open_object(&self.keys, ObjectKind::Index, &object, &sealed)?;
+                Ok((listed.name, IndexFile::decode(&plain, &object)?))
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Seals and stores an index file; returns its id.
+    pub async fn write_index_file(&self, file: &IndexFile) -> Result<String> {
+        let sealed = seal_object(&self.keys, ObjectKind::Index, &file.encode())?;
+        let id = content_id(&sealed);
+        self.storage.put_content(FileType::Index, &id, sealed.into()).await?;
+        Ok(id)
+    }
+
+    /// Seals and stores a snapshot; returns its id.
+    pub async fn write_snapshot(&self, snapshot: &Snapshot) -> Result<String> {
+        let sealed = seal_object(&self.keys, ObjectKind::Snapshot, &snapshot.encode())?;
+        let id = content_id(&sealed);
+        self.storage.put_content(FileType::Snapshot, &id, sealed.into()).await?;
+        Ok(id)
+    }
+
+    /// Reads one snapshot by full id.
+    pub async fn read_snapshot(&self, id: &str) -> Result<Snapshot> {
+        let object = format!("snapshots/{id}");
+        let sealed = self.storage.get(FileType::Snapshot, id).await?;
+        check_content_id(&object, id, &sealed)?;
+        let plain = open_object(&self.keys, ObjectKind::Snapshot, &object, &sealed)?;
+        Snapshot::decode(&plain, &object)
+    }
+
+    /// Every snapshot passing `filter`, oldest first.
+    pub async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotEntry>> {
+        let listed = self.storage.list(FileType::Snapshot).await?;
+        let mut all: Vec<SnapshotEntry> = futures::stream::iter(listed)
+            .map(|listed| async move {
+                let snapshot = self.read_snapshot(&listed.name).await?;
+                Ok::<_, RepoError>(SnapshotEntry { id: listed.name, snapshot })
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        all.retain(|s| filter.matches(&s.snapshot));
+        all.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
+
+    /// Finds a snapshot by `latest`, id or unique prefix among those passing `filter`.
+    pub async fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<SnapshotEntry> {
+        let all = self.list_snapshots(filter).await?;
+        crate::snapshot::resolve(&all, spec).cloned()
+    }
+
+    /// Reads, authenticates and id-checks one blob.
+    pub async fn read_blob(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+        let location = index
+            .get(id)
+            .filter(|l| l.entry.blob_type == blob_type)
+            .ok_or_else(|| RepoError::MissingObject { object: format!("{blob_type} blob {id}") })?;
+        let pack = location.pack.to_hex();
+        let sealed: Bytes = self
+            .storage
+            .get_range(FileType::Pack, &pack, location.entry.range())
+            .await?;
+        let keys = Arc::clone(&self.keys);
+        let entry = location.entry;
+        tokio::task::spawn_blocking(move || decode_blob(&keys, &entry, &sealed))
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("decode task failed: {e}")))?
+            .map_err(|source| RepoError::Pack {
+                object: format!("{blob_type} blob {id} in pack {pack}"),
+                source,
+            })
+    }
+
+    /// Reads and decodes one tree.
+    pub async fn read_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+        let plain = self.read_blob(index, BlobType::Tree, id).await?;
+        Tree::decode(&plain, &format!("tree {id}"))
+    }
+}

@@ -1,0 +1,141 @@
+//! The repository crate's one public error type.
+
+use std::path::PathBuf;
+
+use cairn_pack::PackError;
+
+/// What a caller can do about an error; maps one-to-one onto CLI exit codes and C ABI status
+/// codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No repository at the location (restic exit code 10).
+    RepositoryNotFound,
+    /// A repository already exists there.
+    AlreadyInitialized,
+    /// No key opens with the password (restic exit code 12).
+    WrongPassword,
+    /// Repository data is damaged, missing or hostile.
+    Corrupt,
+    /// The storage backend failed (network, permissions, full disk).
+    Storage,
+    /// A local file or directory could not be read or written.
+    Io,
+    /// The caller passed something invalid (URL, snapshot id, option).
+    InvalidInput,
+    /// The operation was cancelled (restic exit code 130).
+    Cancelled,
+}
+
+/// Errors raised by `cairn-repo`. Each names the object or path concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// Occurs when no `config` object exists at the repository location.
+    #[error("repository does not exist at {location}")]
+    RepositoryNotFound {
+        /// The repository location.
+        location: String,
+    },
+    /// Occurs when `init` finds a repository (its `config`) already there.
+    #[error("repository at {location} is already initialized")]
+    AlreadyInitialized {
+        /// The repository location.
+        location: String,
+    },
+    /// Occurs when no key file opens with the given password.
+    #[error("wrong password: no key of the repository at {location} opens with it")]
+    WrongPassword {
+        /// The repository location.
+        location: String,
+    },
+    /// Occurs when a storage operation fails.
+    #[error("storage error on {object}: {source}")]
+    Storage {
+        /// The object path (relative to the repository).
+        object: String,
+        /// The backend's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Occurs when an object the repository refers to is missing.
+    #[error("{object} is missing from the repository")]
+    MissingObject {
+        /// The object path.
+        object: String,
+    },
+    /// Occurs when an object fails authentication or its content is inconsistent.
+    #[error("{object} is damaged: {reason}")]
+    Corrupt {
+        /// The object (path, or blob and the pack holding it).
+        object: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// Occurs when decrypting or decoding through `cairn-pack` fails.
+    #[error("{object}: {source}")]
+    Pack {
+        /// The object concerned.
+        object: String,
+        /// The underlying error.
+        #[source]
+        source: PackError,
+    },
+    /// Occurs when a local file operation fails.
+    #[error("{path}: {source}")]
+    Io {
+        /// The local path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Occurs when an argument is invalid (URL, snapshot id, pattern, parameter).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Occurs when the repository's format version is newer than this program knows.
+    #[error("repository format version {found} is not supported (this cairn reads up to {supported})")]
+    UnsupportedVersion {
+        /// The version in the config.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// Occurs when an operation is cancelled through its cancel token.
+    #[error("operation cancelled")]
+    Cancelled,
+}
+
+impl RepoError {
+    /// The coarse kind, for exit codes and status codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RepoError::RepositoryNotFound { .. } => ErrorKind::RepositoryNotFound,
+            RepoError::AlreadyInitialized { .. } => ErrorKind::AlreadyInitialized,
+            RepoError::WrongPassword { .. } => ErrorKind::WrongPassword,
+            RepoError::Storage { .. } => ErrorKind::Storage,
+            RepoError::MissingObject { .. } | RepoError::Corrupt { .. } | RepoError::Pack { .. } => ErrorKind::Corrupt,
+            RepoError::UnsupportedVersion { .. } => ErrorKind::Corrupt,
+            RepoError::Io { .. } => ErrorKind::Io,
+            RepoError::InvalidInput(_) => ErrorKind::InvalidInput,
+            RepoError::Cancelled => ErrorKind::Cancelled,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RepoError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(object: impl Into<String>, reason: impl Into<String>) -> Self {
+        RepoError::Corrupt {
+            object: object.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = RepoError> = std::result::Result<T, E>;

@@ -1,0 +1,252 @@
+//! Opening, creating and managing a repository: config and keys.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_chunker::{Chunker, ChunkerSecret};
+use cairn_pack::{BlobEncoder, KdfParams, KeyFile, MasterKeys};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ChunkerSizes, InitOptions, RepoConfig, FORMAT_VERSION};
+use crate::error::{RepoError, Result};
+use crate::object::{content_id, open_object, seal_object, ObjectKind};
+use crate::storage::{FileType, Storage};
+
+/// An open repository: its storage, unlocked keys and configuration.
+///
+/// Cheap to clone (shared state). Reading and writing snapshots, backing up and restoring need
+/// the index as well: see [`Repository::load_index`].
+#[derive(Clone)]
+pub struct Repository {
+    pub(crate) storage: Storage,
+    pub(crate) keys: Arc<MasterKeys>,
+    pub(crate) config: RepoConfig,
+    pub(crate) chunker: Chunker,
+    pub(crate) encoder: BlobEncoder,
+    key_id: String,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.storage.location())
+            .field("id", &self.config.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a key file records about itself (sealed with the repository's data key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Id of the key file (BLAKE3 of its bytes).
+    #[serde(skip)]
+    pub id: String,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// Host it was created on.
+    pub hostname: String,
+    /// User who created it.
+    pub username: String,
+    /// True for the key this repository was opened with.
+    #[serde(skip)]
+    pub current: bool,
+}
+
+pub(crate) fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+pub(crate) fn username() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default()
+}
+
+impl Repository {
+    /// Creates a repository at `storage` with one key for `password`.
+    ///
+    /// # Errors
+    /// [`RepoError::AlreadyInitialized`] if a config exists; storage errors otherwise. The
+    /// config is written last, with a conditional create, so a concurrent or interrupted init
+    /// never leaves a repository that looks valid but has no key.
+    pub async fn init(storage: Storage, password: &[u8], options: InitOptions) -> Result<Repository> {
+        let keys = MasterKeys::generate().map_err(|source| RepoError::Pack { object: "new keys".into(), source })?;
+        Self::init_with_keys(storage, password, options, keys).await
+    }
+
+    /// Like [`Repository::init`] with given master keys (for sharing a chunker secret).
+    pub async fn init_with_keys(storage: Storage, password: &[u8], options: InitOptions, keys: MasterKeys) -> Result<Repository> {
+        if storage.exists(FileType::Config, "").await? {
+            return Err(RepoError::AlreadyInitialized {
+                location: storage.location().to_string(),
+            });
+        }
+        let mut id = [0u8; 32];
+        cairn_pack::random_bytes(&mut id).map_err(|source| RepoError::Pack { object: "repository id".into(), source })?;
+        let config = RepoConfig {
+            version: FORMAT_VERSION,
+            id: hex::encode(id),
+            chunker: ChunkerSizes {
+                min: options.chunker.min() as u32,
+                avg: options.chunker.avg() as u32,
+                max: options.chunker.max() as u32,
+            },
+            pack_size: options.pack_size as u64,
+            compression: options.compression,
+        };
+        config.validate()?;
+        let keys = Arc::new(keys);
+        let key_id = write_key(&storage, &keys, password, options.kdf).await?;
+        let sealed = seal_object(&keys, ObjectKind::Config, &serde_json::to_vec(&config).expect("config serializes"))?;
+        if !storage.create(FileType::Config, "", sealed.into()).await? {
+            // Lost a race with another init: remove our key and report.
+            storage.delete(FileType::Key, &key_id).await?;
+            return Err(RepoError::AlreadyInitialized {
+                location: storage.location().to_string(),
+            });
+        }
+        Self::assemble(storage, keys, config, key_id)
+    }
+
+    /// Opens a repository with a password: tries every key file.
+    ///
+    /// # Errors
+    /// [`RepoError::RepositoryNotFound`] without a config; [`RepoError::WrongPassword`] if no
+    /// key opens; [`RepoError::Corrupt`]/[`RepoError::Pack`] for a damaged config.
+    pub async fn open(storage: Storage, password: &[u8]) -> Result<Repository> {
+        let config_bytes = match storage.get(FileType::Config, "").await {
+            Ok(bytes) => bytes,
+            Err(RepoError::MissingObject { .. }) => {
+                return Err(RepoError::RepositoryNotFound {
+                    location: storage.location().to_string(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let mut unlocked = None;
+        for listed in storage.list(FileType::Key).await? {
+            let bytes = storage.get(FileType::Key, &listed.name).await?;
+            // A damaged key file must not stop other keys from opening the repository.
+            let Ok(key_file) = KeyFile::parse(&bytes) else { continue };
+            let password = password.to_vec();
+            let keys = tokio::task::spawn_blocking(move || key_file.unlock(&password))
+                .await
+                .map_err(|e| RepoError::InvalidInput(format!("key derivation task failed: {e}")))?;
+            if let Ok(keys) = keys {
+                unlocked = Some((keys, listed.name));
+                break;
+            }
+        }
+        let Some((keys, key_id)) = unlocked else {
+            return Err(RepoError::WrongPassword {
+                location: storage.location().to_string(),
+            });
+        };
+        let plain = open_object(&keys, ObjectKind::Config, "config", &config_bytes)?;
+        let config: RepoConfig =
+            serde_json::from_slice(&plain).map_err(|e| RepoError::corrupt("config", format!("invalid JSON: {e}")))?;
+        config.validate()?;
+        Self::assemble(storage, Arc::new(keys), config, key_id)
+    }
+
+    fn assemble(storage: Storage, keys: Arc<MasterKeys>, config: RepoConfig, key_id: String) -> Result<Repository> {
+        let chunker = Chunker::new(config.chunker_params()?, &ChunkerSecret::from_bytes(*keys.chunker_secret()));
+        let encoder = config.encoder()?;
+        Ok(Repository {
+            storage,
+            keys,
+            config,
+            chunker,
+            encoder,
+            key_id,
+        })
+    }
+
+    /// The repository configuration.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The storage this repository lives in.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Adds a key file for `password`; returns its id.
+    pub async fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
+        write_key(&self.storage, &self.keys, password, kdf).await
+    }
+
+    /// Lists every key with its info. Keys whose info does not authenticate are reported as
+    /// damaged, not skipped.
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for listed in self.storage.list(FileType::Key).await? {
+            let object = format!("keys/{}", listed.name);
+            let bytes = self.storage.get(FileType::Key, &listed.name).await?;
+            let key_file = KeyFile::parse(&bytes).map_err(|source| RepoError::Pack { object: object.clone(), source })?;
+            let info = key_file.info(&self.keys).map_err(|source| RepoError::Pack { object: object.clone(), source })?;
+            let mut info: KeyInfo =
+                serde_json::from_slice(&info).map_err(|e| RepoError::corrupt(&object, format!("key info: {e}")))?;
+            info.current = listed.name == self.key_id;
+            info.id = listed.name;
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    /// Removes a key (by full id or unique prefix). Never removes the key in use, so the last
+    /// key can never be removed.
+    pub async fn remove_key(&self, id_or_prefix: &str) -> Result<String> {
+        let keys = self.storage.list(FileType::Key).await?;
+        let matches: Vec<_> = keys.iter().filter(|k| k.name.starts_with(id_or_prefix)).collect();
+        let key = match matches.as_slice() {
+            [one] => one.name.clone(),
+            [] => return Err(RepoError::InvalidInput(format!("no key with id {id_or_prefix}"))),
+            _ => return Err(RepoError::InvalidInput(format!("key id prefix {id_or_prefix} is ambiguous"))),
+        };
+        if key == self.key_id {
+            return Err(RepoError::InvalidInput(
+                "refusing to remove the key this repository was opened with (add another key and open with it first)".into(),
+            ));
+        }
+        self.storage.delete(FileType::Key, &key).await?;
+        Ok(key)
+    }
+
+    /// Replaces the current key with one for `new_password`: the new key is written first,
+    /// then the old one removed, so an interruption leaves both (never neither).
+    pub async fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<String> {
+        let new_id = write_key(&self.storage, &self.keys, new_password, kdf).await?;
+        self.storage.delete(FileType::Key, &self.key_id).await?;
+        self.key_id = new_id.clone();
+        Ok(new_id)
+    }
+}
+
+async fn write_key(storage: &Storage, keys: &Arc<MasterKeys>, password: &[u8], kdf: KdfParams) -> Result<String> {
+    let info = KeyInfo {
+        id: String::new(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        hostname: hostname(),
+        username: username(),
+        current: false,
+    };
+    let info = serde_json::to_vec(&info).expect("key info serializes");
+    let keys = Arc::clone(keys);
+    let password = zeroize::Zeroizing::new(password.to_vec());
+    let key_file = tokio::task::spawn_blocking(move || KeyFile::create(&keys, &password, kdf, &info))
+        .await
+        .map_err(|e| RepoError::InvalidInput(format!("key derivation task failed: {e}")))?
+        .map_err(|source| RepoError::Pack { object: "new key file".into(), source })?;
+    let bytes = Bytes::from(key_file.to_bytes());
+    let id = content_id(&bytes);
+    storage.put_content(FileType::Key, &id, bytes.into()).await?;
+    Ok(id)
+}

@@ -1,0 +1,70 @@
+//! Repository layout: where each kind of file lives (docs/format.md#repository-layout).
+
+use object_store::path::Path as ObjectPath;
+
+/// The kinds of repository files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileType {
+    /// `config`: the one repository configuration object.
+    Config,
+    /// `keys/<id>`: key files.
+    Key,
+    /// `data/<first 2 hex digits>/<id>`: packs.
+    Pack,
+    /// `index/<id>`: index files.
+    Index,
+    /// `snapshots/<id>`: snapshots.
+    Snapshot,
+    /// `locks/<id>`: locks.
+    Lock,
+}
+
+impl FileType {
+    /// The directory (prefix) holding this type's objects.
+    pub fn dir(self) -> ObjectPath {
+        ObjectPath::from(match self {
+            FileType::Config => "",
+            FileType::Key => "keys",
+            FileType::Pack => "data",
+            FileType::Index => "index",
+            FileType::Snapshot => "snapshots",
+            FileType::Lock => "locks",
+        })
+    }
+
+    /// The object path of the file named `name` (ignored for `Config`).
+    pub fn path(self, name: &str) -> ObjectPath {
+        match self {
+            FileType::Config => ObjectPath::from("config"),
+            FileType::Pack => {
+                let fan = name.get(..2).unwrap_or("00");
+                ObjectPath::from(format!("data/{fan}/{name}"))
+            }
+            _ => self.dir().clone().join(name),
+        }
+    }
+
+    /// Names of this type are 64 lower-case hex digits (except the config).
+    pub fn is_valid_name(self, name: &str) -> bool {
+        match self {
+            FileType::Config => name == "config",
+            _ => name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(FileType::Pack.path(&id).to_string(), format!("data/01/{id}"));
+        assert_eq!(FileType::Snapshot.path(&id).to_string(), format!("snapshots/{id}"));
+        assert_eq!(FileType::Config.path("").to_string(), "config");
+        assert!(FileType::Index.is_valid_name(&id));
+        assert!(!FileType::Index.is_valid_name("#tmp"));
+        assert!(!FileType::Index.is_valid_name(&id.to_uppercase()));
+    }
+}

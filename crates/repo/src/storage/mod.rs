@@ -1,0 +1,201 @@
+//! Object storage: the one place that maps repository files to object paths and talks to
+//! `object_store`.
+
+mod layout;
+mod url;
+
+pub use layout::FileType;
+pub use url::parse_location;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{RepoError, Result};
+
+/// A repository's storage: an object store plus the prefix the repository lives under.
+///
+/// Contract: `put_*` are atomic (an object is visible whole or not at all); `create` never
+/// overwrites; content-addressed writes are idempotent.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    location: String,
+}
+
+/// One listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The object's name within its directory (an id in hex for most types).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Storage {
+    /// Wraps an object store already rooted at the repository. `location` is for messages.
+    pub fn new(store: Arc<dyn ObjectStore>, location: impl Into<String>) -> Self {
+        Storage {
+            store,
+            location: location.into(),
+        }
+    }
+
+    /// Opens the store a repository location names (see [`parse_location`]).
+    pub fn open(location: &str) -> Result<Self> {
+        let store = parse_location(location)?;
+        Ok(Storage::new(store, location))
+    }
+
+    /// A fresh in-memory store (tests).
+    pub fn in_memory() -> Self {
+        Storage::new(Arc::new(object_store::memory::InMemory::new()), "memory://")
+    }
+
+    /// The location this storage was opened with.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn storage_error(path: &ObjectPath, source: object_store::Error) -> RepoError {
+        match source {
+            object_store::Error::NotFound { .. } => RepoError::MissingObject { object: path.to_string() },
+            source => RepoError::Storage {
+                object: path.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Reads a whole object.
+    pub async fn get(&self, file_type: FileType, name: &str) -> Result<Bytes> {
+        let path = file_type.path(name);
+        let result = self.store.get(&path).await.map_err(|e| Self::storage_error(&path, e))?;
+        result.bytes().await.map_err(|e| Self::storage_error(&path, e))
+    }
+
+    /// Reads `range` of an object. The returned length always equals the range's length.
+    pub async fn get_range(&self, file_type: FileType, name: &str, range: Range<u64>) -> Result<Bytes> {
+        let path = file_type.path(name);
+        let want = range.end - range.start;
+        let bytes = self
+            .store
+            .get_range(&path, range.clone())
+            .await
+            .map_err(|e| Self::storage_error(&path, e))?;
+        if bytes.len() as u64 != want {
+            return Err(RepoError::corrupt(
+                path.to_string(),
+                format!("range {range:?} returned {} bytes", bytes.len()),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Size of an object.
+    pub async fn size(&self, file_type: FileType, name: &str) -> Result<u64> {
+        let path = file_type.path(name);
+        let meta = self.store.head(&path).await.map_err(|e| Self::storage_error(&path, e))?;
+        Ok(meta.size)
+    }
+
+    /// True if the object exists.
+    pub async fn exists(&self, file_type: FileType, name: &str) -> Result<bool> {
+        match self.size(file_type, name).await {
+            Ok(_) => Ok(true),
+            Err(RepoError::MissingObject { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes an object that must not exist yet. Returns `Ok(false)` if it already existed
+    /// (the existing object is left untouched).
+    pub async fn create(&self, file_type: FileType, name: &str, payload: PutPayload) -> Result<bool> {
+        let path = file_type.path(name);
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self.store.put_opts(&path, payload, options).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(Self::storage_error(&path, e)),
+        }
+    }
+
+    /// Writes a content-addressed object: idempotent, an existing object of that name (which
+    /// has the same content by construction) is kept.
+    pub async fn put_content(&self, file_type: FileType, name: &str, payload: PutPayload) -> Result<()> {
+        self.create(file_type, name, payload).await.map(|_| ())
+    }
+
+    /// Replaces or creates an object (only for objects that are not content-addressed).
+    pub async fn overwrite(&self, file_type: FileType, name: &str, payload: PutPayload) -> Result<()> {
+        let path = file_type.path(name);
+        self.store
+            .put(&path, payload)
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::storage_error(&path, e))
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    pub async fn delete(&self, file_type: FileType, name: &str) -> Result<()> {
+        let path = file_type.path(name);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Self::storage_error(&path, e)),
+        }
+    }
+
+    /// Lists every object of a type (recursively for packs), skipping names that are not
+    /// valid for that type (such as a local store's temporary files).
+    pub async fn list(&self, file_type: FileType) -> Result<Vec<Listed>> {
+        let prefix = file_type.dir();
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Self::storage_error(&prefix, e))?;
+        let mut out: Vec<Listed> = metas
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_string();
+                file_type.is_valid_name(&name).then_some(Listed { name, size: meta.size })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_is_exclusive_and_content_put_idempotent() {
+        let storage = Storage::in_memory();
+        assert!(storage.create(FileType::Config, "", Bytes::from_static(b"a").into()).await.unwrap());
+        assert!(!storage.create(FileType::Config, "", Bytes::from_static(b"b").into()).await.unwrap());
+        assert_eq!(&storage.get(FileType::Config, "").await.unwrap()[..], b"a");
+        let id = "ab".repeat(32);
+        storage.put_content(FileType::Pack, &id, Bytes::from_static(b"p").into()).await.unwrap();
+        storage.put_content(FileType::Pack, &id, Bytes::from_static(b"p").into()).await.unwrap();
+        let listed = storage.list(FileType::Pack).await.unwrap();
+        assert_eq!(listed, vec![Listed { name: id.clone(), size: 1 }]);
+        assert_eq!(&storage.get_range(FileType::Pack, &id, 0..1).await.unwrap()[..], b"p");
+        assert!(matches!(
+            storage.get(FileType::Snapshot, &id).await,
+            Err(RepoError::MissingObject { .. })
+        ));
+        storage.delete(FileType::Pack, &id).await.unwrap();
+        storage.delete(FileType::Pack, &id).await.unwrap();
+        assert!(!storage.exists(FileType::Pack, &id).await.unwrap());
+    }
+}

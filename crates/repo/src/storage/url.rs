@@ -1,0 +1,202 @@
+//! Repository locations: URLs (`s3://`, `gs://`, `az://`, `file://`, `memory://`), plain
+//! paths, and restic's `backend:…` syntax, so scripts written for restic work unchanged.
+
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use object_store::ObjectStore;
+
+use crate::error::{RepoError, Result};
+
+/// A parsed repository location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Location {
+    Local(std::path::PathBuf),
+    Memory,
+    S3 { bucket: String, prefix: String, endpoint: Option<String> },
+    Gcs { bucket: String, prefix: String },
+    Azure { container: String, prefix: String },
+}
+
+fn invalid(location: &str, reason: &str) -> RepoError {
+    RepoError::InvalidInput(format!("invalid repository location {location:?}: {reason}"))
+}
+
+fn split_bucket(rest: &str, location: &str) -> Result<(String, String)> {
+    let rest = rest.trim_start_matches('/');
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid(location, "no bucket or container name"));
+    }
+    Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+pub(crate) fn parse(location: &str) -> Result<Location> {
+    if location.is_empty() {
+        return Err(invalid(location, "empty"));
+    }
+    for unsupported in ["rest:", "sftp:", "rclone:", "b2:", "swift:"] {
+        if location.starts_with(unsupported) {
+            return Err(RepoError::InvalidInput(format!(
+                "repository backend {:?} is not supported by cairn (use a local path, s3:, gs: or azure:)",
+                unsupported.trim_end_matches(':')
+            )));
+        }
+    }
+    if location == "memory://" || location == "memory:" {
+        return Ok(Location::Memory);
+    }
+    if let Some(path) = location.strip_prefix("file://").or_else(|| location.strip_prefix("local:")) {
+        return Ok(Location::Local(path.into()));
+    }
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = split_bucket(rest, location)?;
+        return Ok(Location::S3 { bucket, prefix, endpoint: None });
+    }
+    if let Some(rest) = location.strip_prefix("s3:") {
+        // restic: s3:https://host[:port]/bucket[/prefix] or s3:host/bucket[/prefix]
+        let (scheme, rest) = match rest.split_once("://") {
+            Some((scheme, rest)) => (scheme.to_string(), rest),
+            None => ("https".to_string(), rest),
+        };
+        let (host, path) = rest.split_once('/').ok_or_else(|| invalid(location, "expected s3:HOST/BUCKET[/PREFIX]"))?;
+        let (bucket, prefix) = split_bucket(path, location)?;
+        let endpoint = if host == "s3.amazonaws.com" {
+            None
+        } else {
+            Some(format!("{scheme}://{host}"))
+        };
+        return Ok(Location::S3 { bucket, prefix, endpoint });
+    }
+    if let Some(rest) = location.strip_prefix("gs://") {
+        let (bucket, prefix) = split_bucket(rest, location)?;
+        return Ok(Location::Gcs { bucket, prefix });
+    }
+    if let Some(rest) = location.strip_prefix("gs:") {
+        let (bucket, prefix) = rest.split_once(':').unwrap_or((rest, ""));
+        let (bucket, _) = split_bucket(bucket, location)?;
+        return Ok(Location::Gcs { bucket, prefix: prefix.trim_matches('/').to_string() });
+    }
+    for scheme in ["az://", "azure://", "abfs://"] {
+        if let Some(rest) = location.strip_prefix(scheme) {
+            let (container, prefix) = split_bucket(rest, location)?;
+            return Ok(Location::Azure { container, prefix });
+        }
+    }
+    if let Some(rest) = location.strip_prefix("azure:") {
+        let (container, prefix) = rest.split_once(':').unwrap_or((rest, ""));
+        let (container, _) = split_bucket(container, location)?;
+        return Ok(Location::Azure { container, prefix: prefix.trim_matches('/').to_string() });
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        return Err(invalid(location, &format!("unknown scheme {scheme:?}")));
+    }
+    Ok(Location::Local(location.into()))
+}
+
+fn with_prefix(store: impl ObjectStore, prefix: &str) -> Arc<dyn ObjectStore> {
+    if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    }
+}
+
+/// Builds the object store a location names. Cloud stores take credentials, region and
+/// endpoint from the usual environment (`AWS_*` including `AWS_ENDPOINT_URL` and
+/// `AWS_ALLOW_HTTP`; `GOOGLE_*`; `AZURE_*`) and retry transient errors with exponential
+/// backoff (object_store's defaults: up to 10 retries within 3 minutes).
+///
+/// A local directory must exist unless `create_local` is set (as `init` does).
+pub fn parse_location(location: &str) -> Result<Arc<dyn ObjectStore>> {
+    open_location(location, false)
+}
+
+pub(crate) fn open_location(location: &str, create_local: bool) -> Result<Arc<dyn ObjectStore>> {
+    let backend_error = |e: object_store::Error| RepoError::Storage {
+        object: location.to_string(),
+        source: e,
+    };
+    match parse(location)? {
+        Location::Memory => Ok(Arc::new(InMemory::new())),
+        Location::Local(path) => {
+            if create_local {
+                std::fs::create_dir_all(&path).map_err(|e| RepoError::io(&path, e))?;
+            } else if !path.is_dir() {
+                return Err(RepoError::RepositoryNotFound {
+                    location: location.to_string(),
+                });
+            }
+            let store = LocalFileSystem::new_with_prefix(&path).map_err(backend_error)?;
+            Ok(Arc::new(store))
+        }
+        Location::S3 { bucket, prefix, endpoint } => {
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(endpoint) = endpoint {
+                builder = builder.with_endpoint(&endpoint);
+                if endpoint.starts_with("http://") {
+                    builder = builder.with_allow_http(true);
+                }
+            }
+            Ok(with_prefix(builder.build().map_err(backend_error)?, &prefix))
+        }
+        Location::Gcs { bucket, prefix } => {
+            let builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            Ok(with_prefix(builder.build().map_err(backend_error)?, &prefix))
+        }
+        Location::Azure { container, prefix } => {
+            let builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
+            Ok(with_prefix(builder.build().map_err(backend_error)?, &prefix))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restic_and_url_syntax() {
+        let s3 = |bucket: &str, prefix: &str, endpoint: Option<&str>| Location::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            endpoint: endpoint.map(String::from),
+        };
+        assert_eq!(parse("/srv/repo").unwrap(), Location::Local("/srv/repo".into()));
+        assert_eq!(parse("local:/srv/repo").unwrap(), Location::Local("/srv/repo".into()));
+        assert_eq!(parse("file:///srv/repo").unwrap(), Location::Local("/srv/repo".into()));
+        assert_eq!(parse("s3://bkt/a/b").unwrap(), s3("bkt", "a/b", None));
+        assert_eq!(parse("s3:s3.amazonaws.com/bkt/p").unwrap(), s3("bkt", "p", None));
+        assert_eq!(
+            parse("s3:http://127.0.0.1:9000/bkt/p/q").unwrap(),
+            s3("bkt", "p/q", Some("http://127.0.0.1:9000"))
+        );
+        assert_eq!(parse("s3:https://minio.example:9000/bkt").unwrap(), s3("bkt", "", Some("https://minio.example:9000")));
+        assert_eq!(parse("gs:bkt:/pre/fix").unwrap(), Location::Gcs { bucket: "bkt".into(), prefix: "pre/fix".into() });
+        assert_eq!(parse("gs://bkt/pre").unwrap(), Location::Gcs { bucket: "bkt".into(), prefix: "pre".into() });
+        assert_eq!(parse("azure:ctr:/p").unwrap(), Location::Azure { container: "ctr".into(), prefix: "p".into() });
+        assert_eq!(parse("memory://").unwrap(), Location::Memory);
+    }
+
+    #[test]
+    fn unsupported_and_invalid() {
+        for loc in ["rest:http://x/", "sftp:host:/p", "rclone:x:y", "b2:bucket:p", "swift:c:/p"] {
+            let err = parse(loc).unwrap_err().to_string();
+            assert!(err.contains("not supported by cairn"), "{err}");
+        }
+        assert!(parse("s3://").is_err());
+        assert!(parse("ftp://x").unwrap_err().to_string().contains("unknown scheme"));
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn missing_local_directory_is_not_found() {
+        let err = parse_location("/nonexistent/cairn/repo").unwrap_err();
+        assert!(matches!(err, RepoError::RepositoryNotFound { .. }));
+    }
+}
