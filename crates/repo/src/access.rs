@@ -45,7 +45,9 @@ impl Repository {
     pub async fn write_index_file(&self, file: &IndexFile) -> Result<String> {
         let sealed = seal_object(&self.keys, ObjectKind::Index, &file.encode())?;
         let id = content_id(&sealed);
-        self.storage.put_content(FileType::Index, &id, sealed.into()).await?;
+        self.storage
+            .put_content(FileType::Index, &id, sealed.into())
+            .await?;
         Ok(id)
     }
 
@@ -53,7 +55,9 @@ impl Repository {
     pub async fn write_snapshot(&self, snapshot: &Snapshot) -> Result<String> {
         let sealed = seal_object(&self.keys, ObjectKind::Snapshot, &snapshot.encode())?;
         let id = content_id(&sealed);
-        self.storage.put_content(FileType::Snapshot, &id, sealed.into()).await?;
+        self.storage
+            .put_content(FileType::Snapshot, &id, sealed.into())
+            .await?;
         Ok(id)
     }
 
@@ -72,7 +76,10 @@ impl Repository {
         let mut all: Vec<SnapshotEntry> = futures::stream::iter(listed)
             .map(|listed| async move {
                 let snapshot = self.read_snapshot(&listed.name).await?;
-                Ok::<_, RepoError>(SnapshotEntry { id: listed.name, snapshot })
+                Ok::<_, RepoError>(SnapshotEntry {
+                    id: listed.name,
+                    snapshot,
+                })
             })
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
@@ -83,17 +90,28 @@ impl Repository {
     }
 
     /// Finds a snapshot by `latest`, id or unique prefix among those passing `filter`.
-    pub async fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<SnapshotEntry> {
+    pub async fn find_snapshot(
+        &self,
+        spec: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<SnapshotEntry> {
         let all = self.list_snapshots(filter).await?;
         crate::snapshot::resolve(&all, spec).cloned()
     }
 
     /// Reads, authenticates and id-checks one blob.
-    pub async fn read_blob(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+    pub async fn read_blob(
+        &self,
+        index: &Index,
+        blob_type: BlobType,
+        id: &BlobId,
+    ) -> Result<Vec<u8>> {
         let location = index
             .get(id)
             .filter(|l| l.entry.blob_type == blob_type)
-            .ok_or_else(|| RepoError::MissingObject { object: format!("{blob_type} blob {id}") })?;
+            .ok_or_else(|| RepoError::MissingObject {
+                object: format!("{blob_type} blob {id}"),
+            })?;
         let pack = location.pack.to_hex();
         let sealed: Bytes = self
             .storage

@@ -45,7 +45,10 @@ impl RepoConfig {
             });
         }
         if self.id.len() != 64 || !self.id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(RepoError::corrupt("config", "repository id is not 64 hex digits"));
+            return Err(RepoError::corrupt(
+                "config",
+                "repository id is not 64 hex digits",
+            ));
         }
         self.chunker_params()?;
         if !(MIN_PACK_SIZE as u64..=MAX_PACK_SIZE as u64).contains(&self.pack_size) {
@@ -61,7 +64,8 @@ impl RepoConfig {
     /// The chunker parameters.
     pub fn chunker_params(&self) -> Result<ChunkerParams> {
         let c = self.chunker;
-        ChunkerParams::new(c.min as usize, c.avg as usize, c.max as usize).map_err(|e| RepoError::InvalidInput(e.to_string()))
+        ChunkerParams::new(c.min as usize, c.avg as usize, c.max as usize)
+            .map_err(|e| RepoError::InvalidInput(e.to_string()))
     }
 
     /// The blob encoder for the configured compression.

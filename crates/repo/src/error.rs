@@ -94,7 +94,9 @@ pub enum RepoError {
     #[error("{0}")]
     InvalidInput(String),
     /// Occurs when the repository's format version is newer than this program knows.
-    #[error("repository format version {found} is not supported (this cairn reads up to {supported})")]
+    #[error(
+        "repository format version {found} is not supported (this cairn reads up to {supported})"
+    )]
     UnsupportedVersion {
         /// The version in the config.
         found: u32,
@@ -114,7 +116,9 @@ impl RepoError {
             RepoError::AlreadyInitialized { .. } => ErrorKind::AlreadyInitialized,
             RepoError::WrongPassword { .. } => ErrorKind::WrongPassword,
             RepoError::Storage { .. } => ErrorKind::Storage,
-            RepoError::MissingObject { .. } | RepoError::Corrupt { .. } | RepoError::Pack { .. } => ErrorKind::Corrupt,
+            RepoError::MissingObject { .. }
+            | RepoError::Corrupt { .. }
+            | RepoError::Pack { .. } => ErrorKind::Corrupt,
             RepoError::UnsupportedVersion { .. } => ErrorKind::Corrupt,
             RepoError::Io { .. } => ErrorKind::Io,
             RepoError::InvalidInput(_) => ErrorKind::InvalidInput,

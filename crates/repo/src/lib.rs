@@ -13,6 +13,7 @@ pub mod config;
 mod error;
 pub mod index;
 pub mod object;
+pub mod ops;
 mod repository;
 pub mod snapshot;
 pub mod storage;

@@ -38,26 +38,42 @@ fn ad(kind: ObjectKind) -> [u8; 16] {
 
 /// Compresses and seals an object's plaintext.
 pub fn seal_object(keys: &MasterKeys, kind: ObjectKind, plaintext: &[u8]) -> Result<Bytes> {
-    let compressed = zstd::bulk::compress(plaintext, 3).map_err(|e| RepoError::InvalidInput(format!("zstd: {e}")))?;
-    let sealed = seal(keys.data_key(), &ad(kind), &compressed).map_err(|source| RepoError::Pack {
-        object: format!("new {kind:?} object"),
-        source,
-    })?;
+    let compressed = zstd::bulk::compress(plaintext, 3)
+        .map_err(|e| RepoError::InvalidInput(format!("zstd: {e}")))?;
+    let sealed =
+        seal(keys.data_key(), &ad(kind), &compressed).map_err(|source| RepoError::Pack {
+            object: format!("new {kind:?} object"),
+            source,
+        })?;
     Ok(Bytes::from(sealed))
 }
 
 /// Authenticates, decrypts and decompresses an object. `name` is used in errors.
-pub fn open_object(keys: &MasterKeys, kind: ObjectKind, name: &str, sealed: &[u8]) -> Result<Vec<u8>> {
-    let compressed = open(keys.data_key(), &ad(kind), sealed, || name.to_string())
-        .map_err(|source| RepoError::Pack { object: name.to_string(), source })?;
+pub fn open_object(
+    keys: &MasterKeys,
+    kind: ObjectKind,
+    name: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    let compressed =
+        open(keys.data_key(), &ad(kind), sealed, || name.to_string()).map_err(|source| {
+            RepoError::Pack {
+                object: name.to_string(),
+                source,
+            }
+        })?;
     let mut plain = Vec::new();
-    let decoder = zstd::stream::read::Decoder::new(&compressed[..]).map_err(|e| RepoError::corrupt(name, e.to_string()))?;
+    let decoder = zstd::stream::read::Decoder::new(&compressed[..])
+        .map_err(|e| RepoError::corrupt(name, e.to_string()))?;
     decoder
         .take(MAX_OBJECT_LEN + 1)
         .read_to_end(&mut plain)
         .map_err(|e| RepoError::corrupt(name, format!("decompressing: {e}")))?;
     if plain.len() as u64 > MAX_OBJECT_LEN {
-        return Err(RepoError::corrupt(name, "decompresses to more than 512 MiB"));
+        return Err(RepoError::corrupt(
+            name,
+            "decompresses to more than 512 MiB",
+        ));
     }
     Ok(plain)
 }
@@ -71,7 +87,10 @@ pub fn content_id(sealed: &[u8]) -> String {
 pub fn check_content_id(object: &str, name: &str, sealed: &[u8]) -> Result<()> {
     let actual = content_id(sealed);
     if actual != name {
-        return Err(RepoError::corrupt(object, format!("content hashes to {actual}")));
+        return Err(RepoError::corrupt(
+            object,
+            format!("content hashes to {actual}"),
+        ));
     }
     Ok(())
 }
@@ -88,7 +107,10 @@ mod tests {
     #[test]
     fn kinds_do_not_mix() {
         let sealed = seal_object(&keys(), ObjectKind::Snapshot, b"{}").unwrap();
-        assert_eq!(open_object(&keys(), ObjectKind::Snapshot, "s", &sealed).unwrap(), b"{}");
+        assert_eq!(
+            open_object(&keys(), ObjectKind::Snapshot, "s", &sealed).unwrap(),
+            b"{}"
+        );
         assert!(open_object(&keys(), ObjectKind::Index, "s", &sealed).is_err());
     }
 

@@ -75,20 +75,35 @@ impl Repository {
     /// [`RepoError::AlreadyInitialized`] if a config exists; storage errors otherwise. The
     /// config is written last, with a conditional create, so a concurrent or interrupted init
     /// never leaves a repository that looks valid but has no key.
-    pub async fn init(storage: Storage, password: &[u8], options: InitOptions) -> Result<Repository> {
-        let keys = MasterKeys::generate().map_err(|source| RepoError::Pack { object: "new keys".into(), source })?;
+    pub async fn init(
+        storage: Storage,
+        password: &[u8],
+        options: InitOptions,
+    ) -> Result<Repository> {
+        let keys = MasterKeys::generate().map_err(|source| RepoError::Pack {
+            object: "new keys".into(),
+            source,
+        })?;
         Self::init_with_keys(storage, password, options, keys).await
     }
 
     /// Like [`Repository::init`] with given master keys (for sharing a chunker secret).
-    pub async fn init_with_keys(storage: Storage, password: &[u8], options: InitOptions, keys: MasterKeys) -> Result<Repository> {
+    pub async fn init_with_keys(
+        storage: Storage,
+        password: &[u8],
+        options: InitOptions,
+        keys: MasterKeys,
+    ) -> Result<Repository> {
         if storage.exists(FileType::Config, "").await? {
             return Err(RepoError::AlreadyInitialized {
                 location: storage.location().to_string(),
             });
         }
         let mut id = [0u8; 32];
-        cairn_pack::random_bytes(&mut id).map_err(|source| RepoError::Pack { object: "repository id".into(), source })?;
+        cairn_pack::random_bytes(&mut id).map_err(|source| RepoError::Pack {
+            object: "repository id".into(),
+            source,
+        })?;
         let config = RepoConfig {
             version: FORMAT_VERSION,
             id: hex::encode(id),
@@ -103,7 +118,11 @@ impl Repository {
         config.validate()?;
         let keys = Arc::new(keys);
         let key_id = write_key(&storage, &keys, password, options.kdf).await?;
-        let sealed = seal_object(&keys, ObjectKind::Config, &serde_json::to_vec(&config).expect("config serializes"))?;
+        let sealed = seal_object(
+            &keys,
+            ObjectKind::Config,
+            &serde_json::to_vec(&config).expect("config serializes"),
+        )?;
         if !storage.create(FileType::Config, "", sealed.into()).await? {
             // Lost a race with another init: remove our key and report.
             storage.delete(FileType::Key, &key_id).await?;
@@ -133,7 +152,9 @@ impl Repository {
         for listed in storage.list(FileType::Key).await? {
             let bytes = storage.get(FileType::Key, &listed.name).await?;
             // A damaged key file must not stop other keys from opening the repository.
-            let Ok(key_file) = KeyFile::parse(&bytes) else { continue };
+            let Ok(key_file) = KeyFile::parse(&bytes) else {
+                continue;
+            };
             let password = password.to_vec();
             let keys = tokio::task::spawn_blocking(move || key_file.unlock(&password))
                 .await
@@ -149,14 +170,22 @@ impl Repository {
             });
         };
         let plain = open_object(&keys, ObjectKind::Config, "config", &config_bytes)?;
-        let config: RepoConfig =
-            serde_json::from_slice(&plain).map_err(|e| RepoError::corrupt("config", format!("invalid JSON: {e}")))?;
+        let config: RepoConfig = serde_json::from_slice(&plain)
+            .map_err(|e| RepoError::corrupt("config", format!("invalid JSON: {e}")))?;
         config.validate()?;
         Self::assemble(storage, Arc::new(keys), config, key_id)
     }
 
-    fn assemble(storage: Storage, keys: Arc<MasterKeys>, config: RepoConfig, key_id: String) -> Result<Repository> {
-        let chunker = Chunker::new(config.chunker_params()?, &ChunkerSecret::from_bytes(*keys.chunker_secret()));
+    fn assemble(
+        storage: Storage,
+        keys: Arc<MasterKeys>,
+        config: RepoConfig,
+        key_id: String,
+    ) -> Result<Repository> {
+        let chunker = Chunker::new(
+            config.chunker_params()?,
+            &ChunkerSecret::from_bytes(*keys.chunker_secret()),
+        );
         let encoder = config.encoder()?;
         Ok(Repository {
             storage,
@@ -190,10 +219,18 @@ impl Repository {
         for listed in self.storage.list(FileType::Key).await? {
             let object = format!("keys/{}", listed.name);
             let bytes = self.storage.get(FileType::Key, &listed.name).await?;
-            let key_file = KeyFile::parse(&bytes).map_err(|source| RepoError::Pack { object: object.clone(), source })?;
-            let info = key_file.info(&self.keys).map_err(|source| RepoError::Pack { object: object.clone(), source })?;
-            let mut info: KeyInfo =
-                serde_json::from_slice(&info).map_err(|e| RepoError::corrupt(&object, format!("key info: {e}")))?;
+            let key_file = KeyFile::parse(&bytes).map_err(|source| RepoError::Pack {
+                object: object.clone(),
+                source,
+            })?;
+            let info = key_file
+                .info(&self.keys)
+                .map_err(|source| RepoError::Pack {
+                    object: object.clone(),
+                    source,
+                })?;
+            let mut info: KeyInfo = serde_json::from_slice(&info)
+                .map_err(|e| RepoError::corrupt(&object, format!("key info: {e}")))?;
             info.current = listed.name == self.key_id;
             info.id = listed.name;
             out.push(info);
@@ -205,11 +242,22 @@ impl Repository {
     /// key can never be removed.
     pub async fn remove_key(&self, id_or_prefix: &str) -> Result<String> {
         let keys = self.storage.list(FileType::Key).await?;
-        let matches: Vec<_> = keys.iter().filter(|k| k.name.starts_with(id_or_prefix)).collect();
+        let matches: Vec<_> = keys
+            .iter()
+            .filter(|k| k.name.starts_with(id_or_prefix))
+            .collect();
         let key = match matches.as_slice() {
             [one] => one.name.clone(),
-            [] => return Err(RepoError::InvalidInput(format!("no key with id {id_or_prefix}"))),
-            _ => return Err(RepoError::InvalidInput(format!("key id prefix {id_or_prefix} is ambiguous"))),
+            [] => {
+                return Err(RepoError::InvalidInput(format!(
+                    "no key with id {id_or_prefix}"
+                )))
+            }
+            _ => {
+                return Err(RepoError::InvalidInput(format!(
+                    "key id prefix {id_or_prefix} is ambiguous"
+                )))
+            }
         };
         if key == self.key_id {
             return Err(RepoError::InvalidInput(
@@ -230,7 +278,12 @@ impl Repository {
     }
 }
 
-async fn write_key(storage: &Storage, keys: &Arc<MasterKeys>, password: &[u8], kdf: KdfParams) -> Result<String> {
+async fn write_key(
+    storage: &Storage,
+    keys: &Arc<MasterKeys>,
+    password: &[u8],
+    kdf: KdfParams,
+) -> Result<String> {
     let info = KeyInfo {
         id: String::new(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
@@ -241,12 +294,18 @@ async fn write_key(storage: &Storage, keys: &Arc<MasterKeys>, password: &[u8], k
     let info = serde_json::to_vec(&info).expect("key info serializes");
     let keys = Arc::clone(keys);
     let password = zeroize::Zeroizing::new(password.to_vec());
-    let key_file = tokio::task::spawn_blocking(move || KeyFile::create(&keys, &password, kdf, &info))
-        .await
-        .map_err(|e| RepoError::InvalidInput(format!("key derivation task failed: {e}")))?
-        .map_err(|source| RepoError::Pack { object: "new key file".into(), source })?;
+    let key_file =
+        tokio::task::spawn_blocking(move || KeyFile::create(&keys, &password, kdf, &info))
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("key derivation task failed: {e}")))?
+            .map_err(|source| RepoError::Pack {
+                object: "new key file".into(),
+                source,
+            })?;
     let bytes = Bytes::from(key_file.to_bytes());
     let id = content_id(&bytes);
-    storage.put_content(FileType::Key, &id, bytes.into()).await?;
+    storage
+        .put_content(FileType::Key, &id, bytes.into())
+        .await?;
     Ok(id)
 }

@@ -83,7 +83,8 @@ pub struct Snapshot {
 impl Snapshot {
     /// Decodes a snapshot's plaintext.
     pub fn decode(bytes: &[u8], object: &str) -> Result<Snapshot> {
-        serde_json::from_slice(bytes).map_err(|e| RepoError::corrupt(object, format!("invalid snapshot JSON: {e}")))
+        serde_json::from_slice(bytes)
+            .map_err(|e| RepoError::corrupt(object, format!("invalid snapshot JSON: {e}")))
     }
 
     /// Encodes.
@@ -151,14 +152,24 @@ pub fn resolve<'a>(snapshots: &'a [SnapshotEntry], spec: &str) -> Result<&'a Sna
             .ok_or_else(|| RepoError::InvalidInput("no snapshot matches (latest)".into()));
     }
     if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(RepoError::InvalidInput(format!("invalid snapshot id {spec:?}")));
+        return Err(RepoError::InvalidInput(format!(
+            "invalid snapshot id {spec:?}"
+        )));
     }
     let spec = spec.to_ascii_lowercase();
-    let found: Vec<_> = snapshots.iter().filter(|s| s.id.starts_with(&spec)).collect();
+    let found: Vec<_> = snapshots
+        .iter()
+        .filter(|s| s.id.starts_with(&spec))
+        .collect();
     match found.as_slice() {
         [one] => Ok(one),
-        [] => Err(RepoError::InvalidInput(format!("no snapshot with id {spec}"))),
-        _ => Err(RepoError::InvalidInput(format!("snapshot id prefix {spec} is ambiguous ({} matches)", found.len()))),
+        [] => Err(RepoError::InvalidInput(format!(
+            "no snapshot with id {spec}"
+        ))),
+        _ => Err(RepoError::InvalidInput(format!(
+            "snapshot id prefix {spec} is ambiguous ({} matches)",
+            found.len()
+        ))),
     }
 }
 
@@ -192,7 +203,10 @@ mod tests {
         let list = vec![entry("abc1", 10), entry("abd2", 30), entry("ffff", 20)];
         assert_eq!(resolve(&list, "latest").unwrap().id, "abd2");
         assert_eq!(resolve(&list, "ff").unwrap().id, "ffff");
-        assert!(resolve(&list, "ab").unwrap_err().to_string().contains("ambiguous"));
+        assert!(resolve(&list, "ab")
+            .unwrap_err()
+            .to_string()
+            .contains("ambiguous"));
         assert!(resolve(&list, "00").is_err());
         assert!(resolve(&list, "../x").is_err());
         assert!(resolve(&[], "latest").is_err());
@@ -202,7 +216,13 @@ mod tests {
     fn json_uses_restic_field_names_and_round_trips() {
         let e = entry("abc", 1_700_000_000);
         let text = String::from_utf8(e.snapshot.encode()).unwrap();
-        for field in ["\"time\"", "\"tree\"", "\"paths\"", "\"hostname\"", "\"tags\""] {
+        for field in [
+            "\"time\"",
+            "\"tree\"",
+            "\"paths\"",
+            "\"hostname\"",
+            "\"tags\"",
+        ] {
             assert!(text.contains(field), "{text}");
         }
         assert!(!text.contains("incomplete"));

@@ -23,17 +23,24 @@ enum NameRepr {
 }
 
 impl Serialize for Name {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         match std::str::from_utf8(&self.0) {
             Ok(text) => NameRepr::Text(text.to_string()),
-            Err(_) => NameRepr::Raw { hex: hex::encode(&self.0) },
+            Err(_) => NameRepr::Raw {
+                hex: hex::encode(&self.0),
+            },
         }
         .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Name {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         match NameRepr::deserialize(deserializer)? {
             NameRepr::Text(text) => Ok(Name(text.into_bytes())),
             NameRepr::Raw { hex } => {
@@ -67,7 +74,11 @@ impl Name {
     }
 
     fn is_valid_component(&self) -> bool {
-        !self.0.is_empty() && self.0 != b"." && self.0 != b".." && !self.0.contains(&b'/') && !self.0.contains(&0)
+        !self.0.is_empty()
+            && self.0 != b"."
+            && self.0 != b".."
+            && !self.0.contains(&b'/')
+            && !self.0.contains(&0)
     }
 }
 
@@ -76,15 +87,22 @@ impl Name {
 pub struct HexBytes(pub Vec<u8>);
 
 impl Serialize for HexBytes {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(&hex::encode(&self.0))
     }
 }
 
 impl<'de> Deserialize<'de> for HexBytes {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        hex::decode(text).map(HexBytes).map_err(serde::de::Error::custom)
+        hex::decode(text)
+            .map(HexBytes)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -137,8 +155,6 @@ pub struct Node {
     pub group: String,
     /// Modification time, ns since the Unix epoch.
     pub mtime_ns: i64,
-    /// Access time, ns since the Unix epoch.
-    pub atime_ns: i64,
     /// Status change time, ns since the Unix epoch.
     pub ctime_ns: i64,
     /// Size in bytes (files).
@@ -184,13 +200,15 @@ impl Tree {
     /// [`RepoError::InvalidInput`] if two nodes share a name or a node breaks a rule.
     pub fn encode(mut self) -> Result<Vec<u8>> {
         self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        self.validate("new tree").map_err(|e| RepoError::InvalidInput(e.to_string()))?;
+        self.validate("new tree")
+            .map_err(|e| RepoError::InvalidInput(e.to_string()))?;
         Ok(serde_json::to_vec(&self).expect("trees serialize"))
     }
 
     /// Decodes and validates a tree blob's plaintext.
     pub fn decode(bytes: &[u8], object: &str) -> Result<Tree> {
-        let tree: Tree = serde_json::from_slice(bytes).map_err(|e| RepoError::corrupt(object, format!("invalid tree JSON: {e}")))?;
+        let tree: Tree = serde_json::from_slice(bytes)
+            .map_err(|e| RepoError::corrupt(object, format!("invalid tree JSON: {e}")))?;
         tree.validate(object)?;
         Ok(tree)
     }
@@ -199,23 +217,42 @@ impl Tree {
         let bad = |reason: String| RepoError::corrupt(object, reason);
         for (i, node) in self.nodes.iter().enumerate() {
             if !node.name.is_valid_component() {
-                return Err(bad(format!("node {i} has an invalid name {:?}", node.name.display())));
+                return Err(bad(format!(
+                    "node {i} has an invalid name {:?}",
+                    node.name.display()
+                )));
             }
             if i > 0 && self.nodes[i - 1].name >= node.name {
-                return Err(bad(format!("node {:?} is out of order or duplicated", node.name.display())));
+                return Err(bad(format!(
+                    "node {:?} is out of order or duplicated",
+                    node.name.display()
+                )));
             }
             let ok = match node.kind {
-                NodeKind::Dir => node.subtree.is_some() && node.content.is_empty() && node.link_target.is_none(),
+                NodeKind::Dir => {
+                    node.subtree.is_some() && node.content.is_empty() && node.link_target.is_none()
+                }
                 NodeKind::File => node.subtree.is_none() && node.link_target.is_none(),
-                NodeKind::Symlink => node.link_target.is_some() && node.subtree.is_none() && node.content.is_empty(),
-                NodeKind::Dev | NodeKind::Chardev => node.rdev.is_some() && node.subtree.is_none() && node.content.is_empty(),
+                NodeKind::Symlink => {
+                    node.link_target.is_some() && node.subtree.is_none() && node.content.is_empty()
+                }
+                NodeKind::Dev | NodeKind::Chardev => {
+                    node.rdev.is_some() && node.subtree.is_none() && node.content.is_empty()
+                }
                 NodeKind::Fifo => node.subtree.is_none() && node.content.is_empty(),
             };
             if !ok {
-                return Err(bad(format!("node {:?} has fields that do not fit a {:?}", node.name.display(), node.kind)));
+                return Err(bad(format!(
+                    "node {:?} has fields that do not fit a {:?}",
+                    node.name.display(),
+                    node.kind
+                )));
             }
             if node.xattrs.windows(2).any(|w| w[0].name >= w[1].name) {
-                return Err(bad(format!("node {:?} has unsorted or duplicate xattrs", node.name.display())));
+                return Err(bad(format!(
+                    "node {:?} has unsorted or duplicate xattrs",
+                    node.name.display()
+                )));
             }
         }
         Ok(())
@@ -237,7 +274,6 @@ pub(crate) mod tests {
             user: "u".into(),
             group: String::new(),
             mtime_ns: 1,
-            atime_ns: 2,
             ctime_ns: 3,
             size: 5,
             inode: 9,
@@ -247,30 +283,47 @@ pub(crate) mod tests {
             link_target: None,
             content: vec![BlobId([7; 32])],
             subtree: None,
-            xattrs: vec![Xattr { name: Name(b"user.a".to_vec()), value: HexBytes(vec![0, 255]) }],
+            xattrs: vec![Xattr {
+                name: Name(b"user.a".to_vec()),
+                value: HexBytes(vec![0, 255]),
+            }],
         }
     }
 
     #[test]
     fn non_utf8_names_round_trip_and_order_is_canonical() {
-        let tree = Tree { nodes: vec![file_node(b"z"), file_node(b"\xff\xfe"), file_node(b"a")] };
+        let tree = Tree {
+            nodes: vec![file_node(b"z"), file_node(b"\xff\xfe"), file_node(b"a")],
+        };
         let bytes = tree.clone().encode().unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("{\"hex\":\"fffe\"}"), "{text}");
         let decoded = Tree::decode(&bytes, "t").unwrap();
         let names: Vec<_> = decoded.nodes.iter().map(|n| n.name.0.clone()).collect();
-        assert_eq!(names, vec![b"a".to_vec(), b"z".to_vec(), b"\xff\xfe".to_vec()]);
+        assert_eq!(
+            names,
+            vec![b"a".to_vec(), b"z".to_vec(), b"\xff\xfe".to_vec()]
+        );
         assert_eq!(decoded.encode().unwrap(), bytes);
     }
 
     #[test]
     fn hostile_trees_are_rejected() {
         for name in [&b".."[..], b".", b"a/b", b"", b"a\0"] {
-            let bytes = serde_json::to_vec(&Tree { nodes: vec![file_node(name)] }).unwrap();
+            let bytes = serde_json::to_vec(&Tree {
+                nodes: vec![file_node(name)],
+            })
+            .unwrap();
             assert!(Tree::decode(&bytes, "t").is_err(), "{name:?}");
         }
-        let dup = serde_json::to_vec(&Tree { nodes: vec![file_node(b"a"), file_node(b"a")] }).unwrap();
-        assert!(Tree::decode(&dup, "t").unwrap_err().to_string().contains("out of order"));
+        let dup = serde_json::to_vec(&Tree {
+            nodes: vec![file_node(b"a"), file_node(b"a")],
+        })
+        .unwrap();
+        assert!(Tree::decode(&dup, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("out of order"));
         let mut dir = file_node(b"d");
         dir.kind = NodeKind::Dir;
         let bytes = serde_json::to_vec(&Tree { nodes: vec![dir] }).unwrap();

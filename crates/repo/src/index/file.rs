@@ -68,14 +68,21 @@ impl IndexFile {
         for p in 0..pack_count {
             let id = PackId(take(32, "pack id")?.try_into().expect("32"));
             let count = u32::from_le_bytes(take(4, "entry count")?.try_into().expect("4")) as usize;
-            let raw = take(count.checked_mul(ENTRY_LEN).ok_or_else(|| bad("entry count overflows".into()))?, "entries")?;
+            let raw = take(
+                count
+                    .checked_mul(ENTRY_LEN)
+                    .ok_or_else(|| bad("entry count overflows".into()))?,
+                "entries",
+            )?;
             let mut entries = Vec::with_capacity(count);
             let mut end = 0u64;
             for (i, chunk) in raw.chunks_exact(ENTRY_LEN).enumerate() {
                 let entry = decode_entry(chunk.try_into().expect("ENTRY_LEN"), "index entry", i)
                     .map_err(|e| bad(format!("pack {p} ({id}): {e}")))?;
                 if (entry.offset as u64) < end {
-                    return Err(bad(format!("pack {id}: entry {i} overlaps the previous blob")));
+                    return Err(bad(format!(
+                        "pack {id}: entry {i} overlaps the previous blob"
+                    )));
                 }
                 end = entry.offset as u64 + entry.stored_len as u64;
                 entries.push(entry);
@@ -96,8 +103,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_pack() -> impl Strategy<Value = IndexPack> {
-        (any::<[u8; 32]>(), prop::collection::vec((any::<[u8; 32]>(), any::<bool>(), 0u32..1000, 40u32..5000), 0..20)).prop_map(
-            |(id, blobs)| {
+        (
+            any::<[u8; 32]>(),
+            prop::collection::vec(
+                (any::<[u8; 32]>(), any::<bool>(), 0u32..1000, 40u32..5000),
+                0..20,
+            ),
+        )
+            .prop_map(|(id, blobs)| {
                 let mut offset = 0;
                 let entries = blobs
                     .into_iter()
@@ -114,9 +127,11 @@ mod tests {
                         e
                     })
                     .collect();
-                IndexPack { id: PackId(id), entries }
-            },
-        )
+                IndexPack {
+                    id: PackId(id),
+                    entries,
+                }
+            })
     }
 
     proptest! {
@@ -146,7 +161,12 @@ mod tests {
             plain_len: 200,
             id: BlobId([1; 32]),
         };
-        let file = IndexFile { packs: vec![IndexPack { id: PackId([0; 32]), entries: vec![e, PackEntry { offset: 50, ..e }] }] };
+        let file = IndexFile {
+            packs: vec![IndexPack {
+                id: PackId([0; 32]),
+                entries: vec![e, PackEntry { offset: 50, ..e }],
+            }],
+        };
         let err = IndexFile::decode(&file.encode(), "index/x").unwrap_err();
         assert!(err.to_string().contains("overlaps"), "{err}");
         assert!(err.to_string().contains("index/x"));

@@ -55,7 +55,9 @@ impl Index {
     ///
     /// # Errors
     /// If more than 2^31 packs are listed.
-    pub fn build<'a>(files: impl IntoIterator<Item = &'a IndexFile>) -> Result<Index, crate::RepoError> {
+    pub fn build<'a>(
+        files: impl IntoIterator<Item = &'a IndexFile>,
+    ) -> Result<Index, crate::RepoError> {
         let mut builder = IndexBuilder::default();
         for file in files {
             for pack in &file.packs {
@@ -82,7 +84,8 @@ impl Index {
 
     /// Bytes of memory the table occupies (slots and pack ids).
     pub fn memory_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>() + self.packs.capacity() * std::mem::size_of::<PackId>()
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.packs.capacity() * std::mem::size_of::<PackId>()
     }
 
     fn find(&self, id: &BlobId) -> Option<&Slot> {
@@ -104,7 +107,11 @@ impl Index {
 
     fn location(&self, slot: &Slot) -> BlobLocation {
         let pack_number = slot.pack_and_type & !TREE_BIT;
-        let blob_type = if slot.pack_and_type & TREE_BIT != 0 { BlobType::Tree } else { BlobType::Data };
+        let blob_type = if slot.pack_and_type & TREE_BIT != 0 {
+            BlobType::Tree
+        } else {
+            BlobType::Data
+        };
         // Compressed blobs are always shorter than their plaintext (writers store the
         // plaintext otherwise), so the compression flag need not take a byte per slot.
         let compression = if (slot.stored_len as usize - SEAL_OVERHEAD) < slot.plain_len as usize {
@@ -141,7 +148,11 @@ pub struct IndexBuilder {
 
 impl IndexBuilder {
     /// Adds one pack's entries (a pack seen before is ignored).
-    pub fn add_pack(&mut self, pack: PackId, entries: &[PackEntry]) -> Result<(), crate::RepoError> {
+    pub fn add_pack(
+        &mut self,
+        pack: PackId,
+        entries: &[PackEntry],
+    ) -> Result<(), crate::RepoError> {
         if self.pack_numbers.contains_key(&pack) {
             return Ok(());
         }
@@ -153,7 +164,12 @@ impl IndexBuilder {
         self.pack_numbers.insert(pack, number);
         self.slots.extend(entries.iter().map(|e| Slot {
             id: e.id.0,
-            pack_and_type: number | if e.blob_type == BlobType::Tree { TREE_BIT } else { 0 },
+            pack_and_type: number
+                | if e.blob_type == BlobType::Tree {
+                    TREE_BIT
+                } else {
+                    0
+                },
             offset: e.offset,
             stored_len: e.stored_len,
             plain_len: e.plain_len,
@@ -163,7 +179,8 @@ impl IndexBuilder {
 
     /// Sorts and deduplicates into the final table.
     pub fn finish(mut self) -> Index {
-        self.slots.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack_and_type.cmp(&b.pack_and_type)));
+        self.slots
+            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack_and_type.cmp(&b.pack_and_type)));
         self.slots.dedup_by(|later, earlier| later.id == earlier.id);
         self.slots.shrink_to_fit();
         self.packs.shrink_to_fit();
@@ -181,7 +198,11 @@ mod tests {
     fn entry(id: u8, offset: u32, blob_type: BlobType, compressed: bool) -> PackEntry {
         PackEntry {
             blob_type,
-            compression: if compressed { Compression::Zstd } else { Compression::None },
+            compression: if compressed {
+                Compression::Zstd
+            } else {
+                Compression::None
+            },
             offset,
             stored_len: if compressed { 60 } else { 140 },
             plain_len: 100,
@@ -200,8 +221,17 @@ mod tests {
         let p2 = PackId([2; 32]);
         let file = IndexFile {
             packs: vec![
-                IndexPack { id: p1, entries: vec![entry(5, 0, BlobType::Data, true), entry(7, 60, BlobType::Tree, false)] },
-                IndexPack { id: p2, entries: vec![entry(5, 0, BlobType::Data, true)] },
+                IndexPack {
+                    id: p1,
+                    entries: vec![
+                        entry(5, 0, BlobType::Data, true),
+                        entry(7, 60, BlobType::Tree, false),
+                    ],
+                },
+                IndexPack {
+                    id: p2,
+                    entries: vec![entry(5, 0, BlobType::Data, true)],
+                },
             ],
         };
         let index = Index::build([&file]).unwrap();

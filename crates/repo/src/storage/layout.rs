@@ -48,7 +48,12 @@ impl FileType {
     pub fn is_valid_name(self, name: &str) -> bool {
         match self {
             FileType::Config => name == "config",
-            _ => name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            _ => {
+                name.len() == 64
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            }
         }
     }
 }
@@ -60,8 +65,14 @@ mod tests {
     #[test]
     fn paths() {
         let id = "0123456789abcdef".repeat(4);
-        assert_eq!(FileType::Pack.path(&id).to_string(), format!("data/01/{id}"));
-        assert_eq!(FileType::Snapshot.path(&id).to_string(), format!("snapshots/{id}"));
+        assert_eq!(
+            FileType::Pack.path(&id).to_string(),
+            format!("data/01/{id}")
+        );
+        assert_eq!(
+            FileType::Snapshot.path(&id).to_string(),
+            format!("snapshots/{id}")
+        );
         assert_eq!(FileType::Config.path("").to_string(), "config");
         assert!(FileType::Index.is_valid_name(&id));
         assert!(!FileType::Index.is_valid_name("#tmp"));

@@ -63,7 +63,9 @@ impl Storage {
 
     fn storage_error(path: &ObjectPath, source: object_store::Error) -> RepoError {
         match source {
-            object_store::Error::NotFound { .. } => RepoError::MissingObject { object: path.to_string() },
+            object_store::Error::NotFound { .. } => RepoError::MissingObject {
+                object: path.to_string(),
+            },
             source => RepoError::Storage {
                 object: path.to_string(),
                 source,
@@ -74,12 +76,24 @@ impl Storage {
     /// Reads a whole object.
     pub async fn get(&self, file_type: FileType, name: &str) -> Result<Bytes> {
         let path = file_type.path(name);
-        let result = self.store.get(&path).await.map_err(|e| Self::storage_error(&path, e))?;
-        result.bytes().await.map_err(|e| Self::storage_error(&path, e))
+        let result = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Self::storage_error(&path, e))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| Self::storage_error(&path, e))
     }
 
     /// Reads `range` of an object. The returned length always equals the range's length.
-    pub async fn get_range(&self, file_type: FileType, name: &str, range: Range<u64>) -> Result<Bytes> {
+    pub async fn get_range(
+        &self,
+        file_type: FileType,
+        name: &str,
+        range: Range<u64>,
+    ) -> Result<Bytes> {
         let path = file_type.path(name);
         let want = range.end - range.start;
         let bytes = self
@@ -99,7 +113,11 @@ impl Storage {
     /// Size of an object.
     pub async fn size(&self, file_type: FileType, name: &str) -> Result<u64> {
         let path = file_type.path(name);
-        let meta = self.store.head(&path).await.map_err(|e| Self::storage_error(&path, e))?;
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| Self::storage_error(&path, e))?;
         Ok(meta.size)
     }
 
@@ -114,7 +132,12 @@ impl Storage {
 
     /// Writes an object that must not exist yet. Returns `Ok(false)` if it already existed
     /// (the existing object is left untouched).
-    pub async fn create(&self, file_type: FileType, name: &str, payload: PutPayload) -> Result<bool> {
+    pub async fn create(
+        &self,
+        file_type: FileType,
+        name: &str,
+        payload: PutPayload,
+    ) -> Result<bool> {
         let path = file_type.path(name);
         let options = PutOptions {
             mode: PutMode::Create,
@@ -129,12 +152,22 @@ impl Storage {
 
     /// Writes a content-addressed object: idempotent, an existing object of that name (which
     /// has the same content by construction) is kept.
-    pub async fn put_content(&self, file_type: FileType, name: &str, payload: PutPayload) -> Result<()> {
+    pub async fn put_content(
+        &self,
+        file_type: FileType,
+        name: &str,
+        payload: PutPayload,
+    ) -> Result<()> {
         self.create(file_type, name, payload).await.map(|_| ())
     }
 
     /// Replaces or creates an object (only for objects that are not content-addressed).
-    pub async fn overwrite(&self, file_type: FileType, name: &str, payload: PutPayload) -> Result<()> {
+    pub async fn overwrite(
+        &self,
+        file_type: FileType,
+        name: &str,
+        payload: PutPayload,
+    ) -> Result<()> {
         let path = file_type.path(name);
         self.store
             .put(&path, payload)
@@ -166,7 +199,10 @@ impl Storage {
             .into_iter()
             .filter_map(|meta| {
                 let name = meta.location.filename()?.to_string();
-                file_type.is_valid_name(&name).then_some(Listed { name, size: meta.size })
+                file_type.is_valid_name(&name).then_some(Listed {
+                    name,
+                    size: meta.size,
+                })
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -181,15 +217,36 @@ mod tests {
     #[tokio::test]
     async fn create_is_exclusive_and_content_put_idempotent() {
         let storage = Storage::in_memory();
-        assert!(storage.create(FileType::Config, "", Bytes::from_static(b"a").into()).await.unwrap());
-        assert!(!storage.create(FileType::Config, "", Bytes::from_static(b"b").into()).await.unwrap());
+        assert!(storage
+            .create(FileType::Config, "", Bytes::from_static(b"a").into())
+            .await
+            .unwrap());
+        assert!(!storage
+            .create(FileType::Config, "", Bytes::from_static(b"b").into())
+            .await
+            .unwrap());
         assert_eq!(&storage.get(FileType::Config, "").await.unwrap()[..], b"a");
         let id = "ab".repeat(32);
-        storage.put_content(FileType::Pack, &id, Bytes::from_static(b"p").into()).await.unwrap();
-        storage.put_content(FileType::Pack, &id, Bytes::from_static(b"p").into()).await.unwrap();
+        storage
+            .put_content(FileType::Pack, &id, Bytes::from_static(b"p").into())
+            .await
+            .unwrap();
+        storage
+            .put_content(FileType::Pack, &id, Bytes::from_static(b"p").into())
+            .await
+            .unwrap();
         let listed = storage.list(FileType::Pack).await.unwrap();
-        assert_eq!(listed, vec![Listed { name: id.clone(), size: 1 }]);
-        assert_eq!(&storage.get_range(FileType::Pack, &id, 0..1).await.unwrap()[..], b"p");
+        assert_eq!(
+            listed,
+            vec![Listed {
+                name: id.clone(),
+                size: 1
+            }]
+        );
+        assert_eq!(
+            &storage.get_range(FileType::Pack, &id, 0..1).await.unwrap()[..],
+            b"p"
+        );
         assert!(matches!(
             storage.get(FileType::Snapshot, &id).await,
             Err(RepoError::MissingObject { .. })

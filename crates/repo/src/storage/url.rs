@@ -18,13 +18,25 @@ use crate::error::{RepoError, Result};
 pub(crate) enum Location {
     Local(std::path::PathBuf),
     Memory,
-    S3 { bucket: String, prefix: String, endpoint: Option<String> },
-    Gcs { bucket: String, prefix: String },
-    Azure { container: String, prefix: String },
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+    },
+    Gcs {
+        bucket: String,
+        prefix: String,
+    },
+    Azure {
+        container: String,
+        prefix: String,
+    },
 }
 
 fn invalid(location: &str, reason: &str) -> RepoError {
-    RepoError::InvalidInput(format!("invalid repository location {location:?}: {reason}"))
+    RepoError::InvalidInput(format!(
+        "invalid repository location {location:?}: {reason}"
+    ))
 }
 
 fn split_bucket(rest: &str, location: &str) -> Result<(String, String)> {
@@ -51,12 +63,19 @@ pub(crate) fn parse(location: &str) -> Result<Location> {
     if location == "memory://" || location == "memory:" {
         return Ok(Location::Memory);
     }
-    if let Some(path) = location.strip_prefix("file://").or_else(|| location.strip_prefix("local:")) {
+    if let Some(path) = location
+        .strip_prefix("file://")
+        .or_else(|| location.strip_prefix("local:"))
+    {
         return Ok(Location::Local(path.into()));
     }
     if let Some(rest) = location.strip_prefix("s3://") {
         let (bucket, prefix) = split_bucket(rest, location)?;
-        return Ok(Location::S3 { bucket, prefix, endpoint: None });
+        return Ok(Location::S3 {
+            bucket,
+            prefix,
+            endpoint: None,
+        });
     }
     if let Some(rest) = location.strip_prefix("s3:") {
         // restic: s3:https://host[:port]/bucket[/prefix] or s3:host/bucket[/prefix]
@@ -64,14 +83,20 @@ pub(crate) fn parse(location: &str) -> Result<Location> {
             Some((scheme, rest)) => (scheme.to_string(), rest),
             None => ("https".to_string(), rest),
         };
-        let (host, path) = rest.split_once('/').ok_or_else(|| invalid(location, "expected s3:HOST/BUCKET[/PREFIX]"))?;
+        let (host, path) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid(location, "expected s3:HOST/BUCKET[/PREFIX]"))?;
         let (bucket, prefix) = split_bucket(path, location)?;
         let endpoint = if host == "s3.amazonaws.com" {
             None
         } else {
             Some(format!("{scheme}://{host}"))
         };
-        return Ok(Location::S3 { bucket, prefix, endpoint });
+        return Ok(Location::S3 {
+            bucket,
+            prefix,
+            endpoint,
+        });
     }
     if let Some(rest) = location.strip_prefix("gs://") {
         let (bucket, prefix) = split_bucket(rest, location)?;
@@ -80,7 +105,10 @@ pub(crate) fn parse(location: &str) -> Result<Location> {
     if let Some(rest) = location.strip_prefix("gs:") {
         let (bucket, prefix) = rest.split_once(':').unwrap_or((rest, ""));
         let (bucket, _) = split_bucket(bucket, location)?;
-        return Ok(Location::Gcs { bucket, prefix: prefix.trim_matches('/').to_string() });
+        return Ok(Location::Gcs {
+            bucket,
+            prefix: prefix.trim_matches('/').to_string(),
+        });
     }
     for scheme in ["az://", "azure://", "abfs://"] {
         if let Some(rest) = location.strip_prefix(scheme) {
@@ -91,7 +119,10 @@ pub(crate) fn parse(location: &str) -> Result<Location> {
     if let Some(rest) = location.strip_prefix("azure:") {
         let (container, prefix) = rest.split_once(':').unwrap_or((rest, ""));
         let (container, _) = split_bucket(container, location)?;
-        return Ok(Location::Azure { container, prefix: prefix.trim_matches('/').to_string() });
+        return Ok(Location::Azure {
+            container,
+            prefix: prefix.trim_matches('/').to_string(),
+        });
     }
     if let Some((scheme, _)) = location.split_once("://") {
         return Err(invalid(location, &format!("unknown scheme {scheme:?}")));
@@ -135,7 +166,11 @@ pub(crate) fn open_location(location: &str, create_local: bool) -> Result<Arc<dy
             let store = LocalFileSystem::new_with_prefix(&path).map_err(backend_error)?;
             Ok(Arc::new(store))
         }
-        Location::S3 { bucket, prefix, endpoint } => {
+        Location::S3 {
+            bucket,
+            prefix,
+            endpoint,
+        } => {
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
             if let Some(endpoint) = endpoint {
                 builder = builder.with_endpoint(&endpoint);
@@ -143,15 +178,24 @@ pub(crate) fn open_location(location: &str, create_local: bool) -> Result<Arc<dy
                     builder = builder.with_allow_http(true);
                 }
             }
-            Ok(with_prefix(builder.build().map_err(backend_error)?, &prefix))
+            Ok(with_prefix(
+                builder.build().map_err(backend_error)?,
+                &prefix,
+            ))
         }
         Location::Gcs { bucket, prefix } => {
             let builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-            Ok(with_prefix(builder.build().map_err(backend_error)?, &prefix))
+            Ok(with_prefix(
+                builder.build().map_err(backend_error)?,
+                &prefix,
+            ))
         }
         Location::Azure { container, prefix } => {
             let builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
-            Ok(with_prefix(builder.build().map_err(backend_error)?, &prefix))
+            Ok(with_prefix(
+                builder.build().map_err(backend_error)?,
+                &prefix,
+            ))
         }
     }
 }
@@ -167,30 +211,72 @@ mod tests {
             prefix: prefix.into(),
             endpoint: endpoint.map(String::from),
         };
-        assert_eq!(parse("/srv/repo").unwrap(), Location::Local("/srv/repo".into()));
-        assert_eq!(parse("local:/srv/repo").unwrap(), Location::Local("/srv/repo".into()));
-        assert_eq!(parse("file:///srv/repo").unwrap(), Location::Local("/srv/repo".into()));
+        assert_eq!(
+            parse("/srv/repo").unwrap(),
+            Location::Local("/srv/repo".into())
+        );
+        assert_eq!(
+            parse("local:/srv/repo").unwrap(),
+            Location::Local("/srv/repo".into())
+        );
+        assert_eq!(
+            parse("file:///srv/repo").unwrap(),
+            Location::Local("/srv/repo".into())
+        );
         assert_eq!(parse("s3://bkt/a/b").unwrap(), s3("bkt", "a/b", None));
-        assert_eq!(parse("s3:s3.amazonaws.com/bkt/p").unwrap(), s3("bkt", "p", None));
+        assert_eq!(
+            parse("s3:s3.amazonaws.com/bkt/p").unwrap(),
+            s3("bkt", "p", None)
+        );
         assert_eq!(
             parse("s3:http://127.0.0.1:9000/bkt/p/q").unwrap(),
             s3("bkt", "p/q", Some("http://127.0.0.1:9000"))
         );
-        assert_eq!(parse("s3:https://minio.example:9000/bkt").unwrap(), s3("bkt", "", Some("https://minio.example:9000")));
-        assert_eq!(parse("gs:bkt:/pre/fix").unwrap(), Location::Gcs { bucket: "bkt".into(), prefix: "pre/fix".into() });
-        assert_eq!(parse("gs://bkt/pre").unwrap(), Location::Gcs { bucket: "bkt".into(), prefix: "pre".into() });
-        assert_eq!(parse("azure:ctr:/p").unwrap(), Location::Azure { container: "ctr".into(), prefix: "p".into() });
+        assert_eq!(
+            parse("s3:https://minio.example:9000/bkt").unwrap(),
+            s3("bkt", "", Some("https://minio.example:9000"))
+        );
+        assert_eq!(
+            parse("gs:bkt:/pre/fix").unwrap(),
+            Location::Gcs {
+                bucket: "bkt".into(),
+                prefix: "pre/fix".into()
+            }
+        );
+        assert_eq!(
+            parse("gs://bkt/pre").unwrap(),
+            Location::Gcs {
+                bucket: "bkt".into(),
+                prefix: "pre".into()
+            }
+        );
+        assert_eq!(
+            parse("azure:ctr:/p").unwrap(),
+            Location::Azure {
+                container: "ctr".into(),
+                prefix: "p".into()
+            }
+        );
         assert_eq!(parse("memory://").unwrap(), Location::Memory);
     }
 
     #[test]
     fn unsupported_and_invalid() {
-        for loc in ["rest:http://x/", "sftp:host:/p", "rclone:x:y", "b2:bucket:p", "swift:c:/p"] {
+        for loc in [
+            "rest:http://x/",
+            "sftp:host:/p",
+            "rclone:x:y",
+            "b2:bucket:p",
+            "swift:c:/p",
+        ] {
             let err = parse(loc).unwrap_err().to_string();
             assert!(err.contains("not supported by cairn"), "{err}");
         }
         assert!(parse("s3://").is_err());
-        assert!(parse("ftp://x").unwrap_err().to_string().contains("unknown scheme"));
+        assert!(parse("ftp://x")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown scheme"));
         assert!(parse("").is_err());
     }
 

@@ -1,0 +1,438 @@
+//! Backup of directory trees and byte streams.
+//!
+//! Data flows one way: walker (or stream) → chunker → id + dedup → encode (rayon) → packer →
+//! uploader (async, bounded) → index files; the snapshot is written last, only after every
+//! pack it needs is stored and indexed. An interrupted backup leaves packs and index files
+//! that later backups reuse, and no snapshot.
+
+mod excludes;
+mod metadata;
+mod saver;
+mod upload;
+mod walker;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_pack::{BlobId, BlobType};
+use chrono::{DateTime, FixedOffset, Local, SecondsFormat};
+
+use crate::error::{RepoError, Result};
+use crate::index::Index;
+use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
+use crate::repository::{hostname, username};
+use crate::snapshot::{Snapshot, SnapshotFilter, SnapshotSummary};
+use crate::tree::{Name, Node, NodeKind, Tree};
+use crate::Repository;
+
+use excludes::Excludes;
+use saver::Saver;
+use walker::{arrange_targets, Walker};
+
+/// Which snapshot to compare against, to skip reading unchanged files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ParentSelection {
+    /// The latest snapshot with the same host name and paths.
+    #[default]
+    Latest,
+    /// No parent: read everything.
+    None,
+    /// This snapshot (id, prefix or `latest`).
+    Id(String),
+}
+
+/// How to back up.
+#[derive(Clone, Default)]
+pub struct BackupOptions {
+    /// Host name to record (default: this machine's).
+    pub hostname: Option<String>,
+    /// Tags to record.
+    pub tags: Vec<String>,
+    /// Time to record (default: now).
+    pub time: Option<DateTime<FixedOffset>>,
+    /// Parent snapshot choice.
+    pub parent: ParentSelection,
+    /// Read every file even if the parent says it is unchanged (and record no parent).
+    pub force: bool,
+    /// Exclude patterns (see docs: restic's semantics).
+    pub excludes: Vec<String>,
+    /// Files of exclude patterns.
+    pub exclude_files: Vec<PathBuf>,
+    /// Skip directories holding a valid `CACHEDIR.TAG`.
+    pub exclude_caches: bool,
+    /// Skip directories holding a file of one of these names.
+    pub exclude_if_present: Vec<String>,
+    /// Do not descend into other file systems.
+    pub one_file_system: bool,
+    /// Progress callback (about once a second).
+    pub progress: Option<ProgressFn>,
+    /// Cancellation: a cancelled backup stops, uploads and indexes what it packed, and writes
+    /// no snapshot.
+    pub cancel: CancelToken,
+}
+
+/// An item that could not be backed up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupIssue {
+    /// The path.
+    pub path: PathBuf,
+    /// `"scan"` (listing, metadata) or `"archival"` (reading content), as restic says.
+    pub during: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What a backup produced.
+#[derive(Clone, Debug)]
+pub struct BackupReport {
+    /// Id of the new snapshot.
+    pub snapshot_id: String,
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// Items skipped because they could not be read (the snapshot is then incomplete).
+    pub issues: Vec<BackupIssue>,
+    /// Informational notes (sockets skipped, file systems not crossed, ...).
+    pub notes: Vec<String>,
+}
+
+struct Prepared {
+    saver: Arc<Saver>,
+    uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
+    counters: Arc<Counters>,
+    start: DateTime<FixedOffset>,
+    started: std::time::Instant,
+}
+
+impl Repository {
+    fn prepare(&self, index: &Arc<Index>, options: &BackupOptions) -> Result<Prepared> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let uploader = tokio::spawn(upload::run_uploader(self.clone(), receiver));
+        let saver = Saver::new(
+            Arc::clone(&self.keys),
+            self.encoder,
+            Arc::clone(index),
+            self.config.pack_size as usize,
+            sender,
+            options.cancel.clone(),
+        )?;
+        Ok(Prepared {
+            saver,
+            uploader,
+            counters: Arc::new(Counters::default()),
+            start: Local::now().fixed_offset(),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    async fn resolve_parent(
+        &self,
+        options: &BackupOptions,
+        hostname: &str,
+        paths: &[String],
+    ) -> Result<Option<(String, BlobId)>> {
+        if options.force {
+            return Ok(None);
+        }
+        match &options.parent {
+            ParentSelection::None => Ok(None),
+            ParentSelection::Id(spec) => {
+                let found = self.find_snapshot(spec, &SnapshotFilter::default()).await?;
+                Ok(Some((found.id, found.snapshot.tree)))
+            }
+            ParentSelection::Latest => {
+                let filter = SnapshotFilter {
+                    hosts: vec![hostname.to_string()],
+                    ..Default::default()
+                };
+                let all = self.list_snapshots(&filter).await?;
+                Ok(all
+                    .into_iter()
+                    .rfind(|s| s.snapshot.has_paths(paths))
+                    .map(|s| (s.id, s.snapshot.tree)))
+            }
+        }
+    }
+
+    /// Backs up files and directories into a new snapshot.
+    ///
+    /// Unreadable or vanished items are skipped and listed in [`BackupReport::issues`]; the
+    /// snapshot is still written, marked `incomplete`.
+    ///
+    /// # Errors
+    /// Storage failures, repository damage, cancellation, invalid paths or patterns.
+    pub async fn backup(
+        &self,
+        index: Arc<Index>,
+        paths: &[PathBuf],
+        options: BackupOptions,
+    ) -> Result<BackupReport> {
+        let (target, snapshot_paths) = arrange_targets(paths)?;
+        let mut patterns = options.excludes.clone();
+        patterns.extend(Excludes::read_pattern_files(&options.exclude_files)?);
+        let excludes = Excludes::new(
+            &patterns,
+            options.exclude_caches,
+            &options.exclude_if_present,
+        )?;
+        let host = options.hostname.clone().unwrap_or_else(hostname);
+        let parent = self
+            .resolve_parent(&options, &host, &snapshot_paths)
+            .await?;
+        let prepared = self.prepare(&index, &options)?;
+        let walker = Arc::new(Walker::new(
+            Arc::clone(&prepared.saver),
+            self.clone(),
+            Arc::clone(&index),
+            tokio::runtime::Handle::current(),
+            Arc::clone(&prepared.counters),
+            excludes,
+            options.one_file_system,
+            !options.force,
+        ));
+        let reporter = Reporter::start(
+            options.progress.clone(),
+            Arc::clone(&prepared.counters),
+            Duration::from_secs(1),
+        );
+        let parent_tree = parent.as_ref().map(|(_, tree)| *tree);
+        let walk = {
+            let walker = Arc::clone(&walker);
+            tokio::task::spawn_blocking(move || {
+                let result = walker.save_root(&target, parent_tree.as_ref());
+                walker.saver.wait_idle();
+                let closed = walker.saver.close();
+                result.and_then(|root| closed.map(|_| root))
+            })
+        };
+        let root = walk
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("backup task failed: {e}")));
+        drop(reporter);
+        let stats = &walker.stats;
+        let summary_counts = [
+            stats.files_new.load(Ordering::Relaxed),
+            stats.files_changed.load(Ordering::Relaxed),
+            stats.files_unmodified.load(Ordering::Relaxed),
+            stats.dirs_new.load(Ordering::Relaxed),
+            stats.dirs_changed.load(Ordering::Relaxed),
+            stats.dirs_unmodified.load(Ordering::Relaxed),
+            stats.total_files.load(Ordering::Relaxed),
+            stats.total_bytes.load(Ordering::Relaxed),
+        ];
+        let issues = std::mem::take(&mut *walker.issues.lock().expect("issues lock"));
+        let notes = std::mem::take(&mut *walker.notes.lock().expect("notes lock"));
+        let root = self
+            .finish_upload(prepared.uploader, &prepared.saver, root.and_then(|r| r))
+            .await?;
+        let mut snapshot = self.new_snapshot(
+            &options,
+            host,
+            snapshot_paths,
+            root,
+            prepared.start,
+            parent.map(|(id, _)| id),
+        );
+        snapshot.incomplete = !issues.is_empty();
+        snapshot.summary = Some(summary(&prepared.saver, prepared.start, summary_counts));
+        let _ = prepared.started;
+        let snapshot_id = self.write_snapshot(&snapshot).await?;
+        Ok(BackupReport {
+            snapshot_id,
+            snapshot,
+            issues,
+            notes,
+        })
+    }
+
+    /// Backs up a byte stream as one file named `filename` at the snapshot's root, in
+    /// constant memory (`pg_dump db | cairn backup --stdin --stdin-filename db.sql`).
+    pub async fn backup_stream<R: Read + Send + 'static>(
+        &self,
+        index: Arc<Index>,
+        reader: R,
+        filename: &str,
+        options: BackupOptions,
+    ) -> Result<BackupReport> {
+        let name = Name(filename.as_bytes().to_vec());
+        if filename.is_empty()
+            || filename.contains('/')
+            || filename == "."
+            || filename == ".."
+            || filename.contains('\0')
+        {
+            return Err(RepoError::InvalidInput(format!(
+                "invalid stream file name {filename:?}"
+            )));
+        }
+        let host = options.hostname.clone().unwrap_or_else(hostname);
+        let snapshot_paths = vec![format!("/{filename}")];
+        let parent = self
+            .resolve_parent(&options, &host, &snapshot_paths)
+            .await?;
+        let prepared = self.prepare(&index, &options)?;
+        let reporter = Reporter::start(
+            options.progress.clone(),
+            Arc::clone(&prepared.counters),
+            Duration::from_secs(1),
+        );
+        let saver = Arc::clone(&prepared.saver);
+        let counters = Arc::clone(&prepared.counters);
+        let chunker = self.chunker.clone();
+        let start = prepared.start;
+        let work = tokio::task::spawn_blocking(move || -> Result<(BlobId, u64)> {
+            let mut content = Vec::new();
+            let mut size = 0u64;
+            let result = (|| {
+                for chunk in chunker.stream(reader) {
+                    let chunk = chunk.map_err(|e| {
+                        RepoError::io("<stdin>", std::io::Error::other(e.to_string()))
+                    })?;
+                    size += chunk.data.len() as u64;
+                    counters
+                        .bytes_done
+                        .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+                    content.push(saver.save_chunk(chunk.data)?);
+                }
+                counters.files_done.fetch_add(1, Ordering::Relaxed);
+                let now = start.timestamp_nanos_opt().unwrap_or(0);
+                let node = Node {
+                    name,
+                    kind: NodeKind::File,
+                    mode: 0o100644,
+                    uid: nix::unistd::getuid().as_raw(),
+                    gid: nix::unistd::getgid().as_raw(),
+                    user: username(),
+                    group: String::new(),
+                    mtime_ns: now,
+                    ctime_ns: now,
+                    size,
+                    inode: 0,
+                    device: 0,
+                    links: 1,
+                    rdev: None,
+                    link_target: None,
+                    content,
+                    subtree: None,
+                    xattrs: Vec::new(),
+                };
+                saver.save_now(BlobType::Tree, &Tree { nodes: vec![node] }.encode()?)
+            })();
+            saver.wait_idle();
+            let closed = saver.close();
+            result.and_then(|root| closed.map(|_| (root, size)))
+        });
+        let outcome = work
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("backup task failed: {e}")));
+        drop(reporter);
+        let (root, size) = match outcome {
+            Ok(Ok((root, size))) => (Ok(root), size),
+            Ok(Err(e)) => (Err(e), 0),
+            Err(e) => (Err(e), 0),
+        };
+        let root = self
+            .finish_upload(prepared.uploader, &prepared.saver, root)
+            .await?;
+        let mut snapshot = self.new_snapshot(
+            &options,
+            host,
+            snapshot_paths,
+            root,
+            prepared.start,
+            parent.map(|(id, _)| id),
+        );
+        let new = u64::from(parent_is_none(&snapshot));
+        snapshot.summary = Some(summary(
+            &prepared.saver,
+            prepared.start,
+            [new, 1 - new, 0, 0, 0, 0, 1, size],
+        ));
+        let snapshot_id = self.write_snapshot(&snapshot).await?;
+        Ok(BackupReport {
+            snapshot_id,
+            snapshot,
+            issues: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    /// Waits for the uploader and picks the most telling error: the saver's first fatal
+    /// error, then the uploader's, then the walk's.
+    async fn finish_upload(
+        &self,
+        uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
+        saver: &Saver,
+        walk: Result<BlobId>,
+    ) -> Result<BlobId> {
+        let uploaded = uploader
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("upload task failed: {e}")))
+            .and_then(|r| r);
+        if let Some(first) = saver.take_failure() {
+            return Err(first);
+        }
+        match (walk, uploaded) {
+            (Err(RepoError::Cancelled), _) => Err(RepoError::Cancelled),
+            (_, Err(upload_error)) => Err(upload_error),
+            (Err(walk_error), Ok(_)) => Err(walk_error),
+            (Ok(root), Ok(_)) => Ok(root),
+        }
+    }
+
+    fn new_snapshot(
+        &self,
+        options: &BackupOptions,
+        hostname: String,
+        paths: Vec<String>,
+        tree: BlobId,
+        start: DateTime<FixedOffset>,
+        parent: Option<String>,
+    ) -> Snapshot {
+        let mut tags = options.tags.clone();
+        tags.sort();
+        tags.dedup();
+        Snapshot {
+            time: options.time.unwrap_or(start),
+            parent,
+            tree,
+            paths,
+            hostname,
+            username: username(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            excludes: options.excludes.clone(),
+            tags,
+            program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+            summary: None,
+            incomplete: false,
+        }
+    }
+}
+
+fn parent_is_none(snapshot: &Snapshot) -> bool {
+    snapshot.parent.is_none()
+}
+
+fn summary(saver: &Saver, start: DateTime<FixedOffset>, counts: [u64; 8]) -> SnapshotSummary {
+    let end = Local::now().fixed_offset();
+    let stats = &saver.stats;
+    SnapshotSummary {
+        backup_start: start.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        backup_end: end.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        files_new: counts[0],
+        files_changed: counts[1],
+        files_unmodified: counts[2],
+        dirs_new: counts[3],
+        dirs_changed: counts[4],
+        dirs_unmodified: counts[5],
+        data_blobs: stats.data_blobs.load(Ordering::Relaxed),
+        tree_blobs: stats.tree_blobs.load(Ordering::Relaxed),
+        data_added: stats.data_added.load(Ordering::Relaxed),
+        data_added_packed: stats.data_added_packed.load(Ordering::Relaxed),
+        total_files_processed: counts[6],
+        total_bytes_processed: counts[7],
+    }
+}

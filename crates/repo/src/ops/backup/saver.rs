@@ -1,0 +1,284 @@
+//! The blob path of a backup: id → dedup → encode → pack → hand to the uploader.
+//!
+//! Callers on any thread hand chunks in; encoding runs on rayon, bounded by an in-flight
+//! limit so memory stays flat however large the input is. Finished packs go to the async
+//! uploader through a bounded channel, which is the backpressure from storage.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_pack::{
+    BlobEncoder, BlobId, BlobType, EncodedBlob, FinishedPack, MasterKeys, PackWriter,
+};
+use tokio::sync::mpsc::Sender;
+
+use crate::error::{RepoError, Result};
+use crate::index::Index;
+use crate::ops::progress::CancelToken;
+
+const SEEN_SHARDS: usize = 16;
+
+/// Blob counters for the snapshot summary.
+#[derive(Debug, Default)]
+pub(crate) struct BlobStats {
+    pub data_blobs: AtomicU64,
+    pub tree_blobs: AtomicU64,
+    pub data_added: AtomicU64,
+    pub data_added_packed: AtomicU64,
+}
+
+pub(crate) struct Saver {
+    keys: Arc<MasterKeys>,
+    encoder: BlobEncoder,
+    index: Arc<Index>,
+    seen: Vec<Mutex<HashSet<BlobId>>>,
+    packers: [Mutex<PackWriter>; 2],
+    pack_size: usize,
+    uploads: Mutex<Option<Sender<FinishedPack>>>,
+    failure: Mutex<Option<RepoError>>,
+    failed: AtomicBool,
+    in_flight: Mutex<usize>,
+    in_flight_changed: Condvar,
+    in_flight_limit: usize,
+    pending_encodes: AtomicUsize,
+    pub stats: BlobStats,
+    pub cancel: CancelToken,
+}
+
+impl Saver {
+    pub fn new(
+        keys: Arc<MasterKeys>,
+        encoder: BlobEncoder,
+        index: Arc<Index>,
+        pack_size: usize,
+        uploads: Sender<FinishedPack>,
+        cancel: CancelToken,
+    ) -> Result<Arc<Saver>> {
+        let writer =
+            || PackWriter::new(pack_size).map_err(|e| RepoError::InvalidInput(e.to_string()));
+        Ok(Arc::new(Saver {
+            keys,
+            encoder,
+            index,
+            seen: (0..SEEN_SHARDS)
+                .map(|_| Mutex::new(HashSet::new()))
+                .collect(),
+            packers: [Mutex::new(writer()?), Mutex::new(writer()?)],
+            pack_size,
+            uploads: Mutex::new(Some(uploads)),
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            in_flight: Mutex::new(0),
+            in_flight_changed: Condvar::new(),
+            in_flight_limit: 2 * rayon::current_num_threads() + 2,
+            pending_encodes: AtomicUsize::new(0),
+            stats: BlobStats::default(),
+            cancel,
+        }))
+    }
+
+    /// Records the first fatal error; later operations stop.
+    pub fn fail(&self, error: RepoError) {
+        let mut slot = self.failure.lock().expect("failure lock");
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    /// Errors out if a fatal error happened elsewhere or the operation was cancelled.
+    pub fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(RepoError::InvalidInput(
+                "backup aborted after an earlier error".into(),
+            ));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(RepoError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// The first fatal error, if any.
+    pub fn take_failure(&self) -> Option<RepoError> {
+        self.failure.lock().expect("failure lock").take()
+    }
+
+    /// True if this blob must be stored: not in the index and not claimed before in this
+    /// session (by any thread).
+    fn claim(&self, id: &BlobId) -> bool {
+        if self.index.contains(id) {
+            return false;
+        }
+        let shard = &self.seen[id.0[0] as usize % SEEN_SHARDS];
+        shard.lock().expect("seen lock").insert(*id)
+    }
+
+    /// Stores a blob on the calling thread (small files, trees).
+    pub fn save_now(&self, blob_type: BlobType, data: &[u8]) -> Result<BlobId> {
+        self.check()?;
+        let id = self.keys.blob_id(data);
+        if self.claim(&id) {
+            let encoded = self
+                .encoder
+                .encode_with_id(&self.keys, blob_type, id, data)
+                .map_err(|source| RepoError::Pack {
+                    object: format!("{blob_type} blob {id}"),
+                    source,
+                })?;
+            self.pack(encoded)?;
+        }
+        Ok(id)
+    }
+
+    /// Stores a data chunk, encoding it on rayon in the background. Waits while too many
+    /// chunks are in flight.
+    pub fn save_chunk(self: &Arc<Self>, data: Bytes) -> Result<BlobId> {
+        self.check()?;
+        let id = self.keys.blob_id(&data);
+        if !self.claim(&id) {
+            return Ok(id);
+        }
+        self.acquire_slot();
+        let this = Arc::clone(self);
+        rayon::spawn(move || {
+            let result = this
+                .encoder
+                .encode_with_id(&this.keys, BlobType::Data, id, &data)
+                .map_err(|source| RepoError::Pack {
+                    object: format!("data blob {id}"),
+                    source,
+                })
+                .and_then(|encoded| this.pack(encoded));
+            if let Err(e) = result {
+                this.fail(e);
+            }
+            this.release_slot();
+        });
+        Ok(id)
+    }
+
+    fn acquire_slot(&self) {
+        self.pending_encodes.fetch_add(1, Ordering::SeqCst);
+        loop {
+            {
+                let mut count = self.in_flight.lock().expect("in-flight lock");
+                if *count < self.in_flight_limit {
+                    *count += 1;
+                    return;
+                }
+                if rayon::current_thread_index().is_none() {
+                    // Not a pool thread: sleep until an encode finishes.
+                    let _ = self
+                        .in_flight_changed
+                        .wait_timeout(count, Duration::from_millis(50))
+                        .expect("in-flight lock");
+                    continue;
+                }
+            }
+            // A pool thread must not block the pool it waits on: run queued work instead.
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+
+    fn release_slot(&self) {
+        *self.in_flight.lock().expect("in-flight lock") -= 1;
+        self.pending_encodes.fetch_sub(1, Ordering::SeqCst);
+        self.in_flight_changed.notify_all();
+    }
+
+    /// Waits until every background encode finished.
+    pub fn wait_idle(&self) {
+        while self.pending_encodes.load(Ordering::SeqCst) > 0 {
+            if rayon::current_thread_index().is_some()
+                && rayon::yield_now() == Some(rayon::Yield::Executed)
+            {
+                continue;
+            }
+            let count = self.in_flight.lock().expect("in-flight lock");
+            let _ = self
+                .in_flight_changed
+                .wait_timeout(count, Duration::from_millis(20))
+                .expect("in-flight lock");
+        }
+    }
+
+    fn pack(&self, blob: EncodedBlob) -> Result<()> {
+        let stats = &self.stats;
+        match blob.blob_type {
+            BlobType::Data => stats.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobType::Tree => stats.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        stats
+            .data_added
+            .fetch_add(blob.plain_len as u64, Ordering::Relaxed);
+        stats
+            .data_added_packed
+            .fetch_add(blob.sealed.len() as u64, Ordering::Relaxed);
+        let slot = match blob.blob_type {
+            BlobType::Data => 0,
+            BlobType::Tree => 1,
+        };
+        let full = {
+            let mut writer = self.packers[slot].lock().expect("packer lock");
+            writer.add(blob).map_err(|source| RepoError::Pack {
+                object: "pack being written".into(),
+                source,
+            })?;
+            if writer.is_full() {
+                Some(std::mem::replace(&mut *writer, self.new_writer()?))
+            } else {
+                None
+            }
+        };
+        match full {
+            Some(writer) => self.ship(writer),
+            None => Ok(()),
+        }
+    }
+
+    fn new_writer(&self) -> Result<PackWriter> {
+        PackWriter::new(self.pack_size).map_err(|e| RepoError::InvalidInput(e.to_string()))
+    }
+
+    /// Seals a pack (outside any lock) and hands it to the uploader, waiting if its queue is
+    /// full.
+    fn ship(&self, writer: PackWriter) -> Result<()> {
+        let pack = writer
+            .finish(&self.keys)
+            .map_err(|source| RepoError::Pack {
+                object: "pack being written".into(),
+                source,
+            })?;
+        let sender = self.uploads.lock().expect("uploads lock").clone();
+        let Some(sender) = sender else {
+            return Err(RepoError::InvalidInput(
+                "pack written after the backup was closed".into(),
+            ));
+        };
+        sender
+            .blocking_send(pack)
+            .map_err(|_| RepoError::InvalidInput("the uploader stopped (see its error)".into()))
+    }
+
+    /// Seals and ships the partly filled packs and closes the upload queue. Call after
+    /// [`Saver::wait_idle`].
+    pub fn close(&self) -> Result<()> {
+        for slot in 0..2 {
+            let writer = std::mem::replace(
+                &mut *self.packers[slot].lock().expect("packer lock"),
+                self.new_writer()?,
+            );
+            if !writer.is_empty() {
+                self.ship(writer)?;
+            }
+        }
+        self.uploads.lock().expect("uploads lock").take();
+        Ok(())
+    }
+}

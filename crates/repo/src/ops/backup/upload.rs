@@ -1,0 +1,83 @@
+//! The async side of a backup: uploads finished packs with bounded concurrency and writes
+//! index files for them (every `INDEX_EVERY` packs and at the end), so an interrupted backup
+//! still leaves its uploaded data indexed and reusable.
+
+use cairn_pack::FinishedPack;
+use object_store::PutPayload;
+use tokio::sync::mpsc::Receiver;
+use tokio::task::JoinSet;
+
+use crate::error::{RepoError, Result};
+use crate::index::{IndexFile, IndexPack};
+use crate::storage::FileType;
+use crate::Repository;
+
+/// Packs uploaded at once.
+pub(crate) const UPLOAD_CONCURRENCY: usize = 4;
+/// Packs per index file while a backup runs.
+const INDEX_EVERY: usize = 64;
+
+/// What the uploader did.
+#[derive(Debug, Default)]
+pub(crate) struct UploadReport {
+    pub packs: u64,
+    pub index_files: Vec<String>,
+}
+
+async fn upload(repo: Repository, pack: FinishedPack) -> Result<IndexPack> {
+    let name = pack.id.to_hex();
+    let payload: PutPayload = pack.parts.into_iter().collect();
+    repo.storage
+        .put_content(FileType::Pack, &name, payload)
+        .await?;
+    Ok(IndexPack {
+        id: pack.id,
+        entries: pack.entries,
+    })
+}
+
+pub(crate) async fn run_uploader(
+    repo: Repository,
+    mut packs: Receiver<FinishedPack>,
+) -> Result<UploadReport> {
+    let mut report = UploadReport::default();
+    let mut pending = IndexFile::default();
+    let mut tasks: JoinSet<Result<IndexPack>> = JoinSet::new();
+
+    async fn reap(
+        repo: &Repository,
+        joined: Option<std::result::Result<Result<IndexPack>, tokio::task::JoinError>>,
+        pending: &mut IndexFile,
+        report: &mut UploadReport,
+    ) -> Result<()> {
+        let Some(joined) = joined else { return Ok(()) };
+        let indexed =
+            joined.map_err(|e| RepoError::InvalidInput(format!("upload task failed: {e}")))??;
+        pending.packs.push(indexed);
+        report.packs += 1;
+        if pending.packs.len() >= INDEX_EVERY {
+            report
+                .index_files
+                .push(repo.write_index_file(pending).await?);
+            pending.packs.clear();
+        }
+        Ok(())
+    }
+
+    while let Some(pack) = packs.recv().await {
+        while tasks.len() >= UPLOAD_CONCURRENCY {
+            let joined = tasks.join_next().await;
+            reap(&repo, joined, &mut pending, &mut report).await?;
+        }
+        tasks.spawn(upload(repo.clone(), pack));
+    }
+    while let Some(joined) = tasks.join_next().await {
+        reap(&repo, Some(joined), &mut pending, &mut report).await?;
+    }
+    if !pending.packs.is_empty() {
+        report
+            .index_files
+            .push(repo.write_index_file(&pending).await?);
+    }
+    Ok(report)
+}

@@ -1,0 +1,347 @@
+//! End-to-end: init, back up trees and streams, restore byte for byte with metadata, verify,
+//! dedup against the parent, and the errors a user meets first.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use cairn_repo::ops::backup::{BackupOptions, ParentSelection};
+use cairn_repo::ops::progress::CancelToken;
+use cairn_repo::ops::restore::RestoreOptions;
+use cairn_repo::{ErrorKind, Repository, SnapshotFilter, Storage};
+use common::*;
+
+async fn roundtrip(storage: Storage) {
+    let source = tempfile::tempdir().unwrap();
+    let xattrs = make_tree(source.path());
+    let repo = Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let report = repo
+        .backup(
+            index,
+            &[source.path().to_path_buf()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(report.issues.is_empty(), "{:?}", report.issues);
+    assert!(!report.snapshot.incomplete);
+    let summary = report.snapshot.summary.clone().unwrap();
+    assert_eq!(summary.files_new, 8, "{summary:?}");
+    // big.bin and same-as-big.bin dedup; the sparse hole is one zero chunk.
+    assert!(summary.data_added < 1_500_000 + 2_000_000, "{summary:?}");
+
+    // Reopen from scratch, as another process would.
+    let repo = Repository::open(storage.clone(), PASSWORD).await.unwrap();
+    let index = repo.load_index().await.unwrap();
+    let snapshots = repo
+        .list_snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(snapshots.len(), 1);
+    let target = tempfile::tempdir().unwrap();
+    let restored = repo
+        .restore(
+            Arc::clone(&index),
+            &snapshots[0].snapshot,
+            target.path(),
+            RestoreOptions {
+                verify: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(restored.errors.is_empty(), "{:?}", restored.errors);
+    assert_eq!(restored.files_verified, 7, "{restored:?}");
+    // Absolute paths are restored under their full path, as restic does.
+    let restored_root = target.path().join(source.path().strip_prefix("/").unwrap());
+    assert_same_tree(source.path(), &restored_root, xattrs);
+    let sparse = restored_root.join("sparse.img").metadata().unwrap();
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "sparse file restored with {} blocks",
+        sparse.blocks()
+    );
+    let a = restored_root.join("small.txt").metadata().unwrap();
+    let b = restored_root.join("dir/hardlink.txt").metadata().unwrap();
+    assert_eq!(a.ino(), b.ino(), "hard link relinked");
+
+    // Unchanged second backup: nothing read, nothing added, same root tree.
+    let report2 = repo
+        .backup(
+            Arc::clone(&index),
+            &[source.path().to_path_buf()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    let s2 = report2.snapshot.summary.clone().unwrap();
+    assert_eq!(s2.files_unmodified, 8, "{s2:?}");
+    // No content is new; only the trees above the source (whose directory, /tmp, changed
+    // when the restore target was created there) may be.
+    assert_eq!(s2.data_blobs, 0, "{s2:?}");
+    assert!(s2.tree_blobs <= 2, "{s2:?}");
+    assert_eq!(s2.dirs_unmodified + s2.dirs_changed, 5, "{s2:?}");
+    assert!(s2.dirs_unmodified >= 3, "{s2:?}");
+    assert_eq!(
+        report2.snapshot.parent.as_deref(),
+        Some(snapshots[0].id.as_str())
+    );
+
+    // Change one file: only it is read.
+    std::fs::write(source.path().join("dir/sub/text.log"), b"changed").unwrap();
+    let index = repo.load_index().await.unwrap();
+    let report3 = repo
+        .backup(
+            Arc::clone(&index),
+            &[source.path().to_path_buf()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    let s3 = report3.snapshot.summary.unwrap();
+    assert_eq!((s3.files_changed, s3.files_unmodified), (1, 7), "{s3:?}");
+    let forced = repo
+        .backup(
+            index,
+            &[source.path().to_path_buf()],
+            BackupOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.snapshot.summary.unwrap().files_new, 8);
+    assert!(forced.snapshot.parent.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roundtrip_memory_store() {
+    roundtrip(Storage::in_memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roundtrip_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    roundtrip(Storage::open(dir.path().to_str().unwrap()).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_backup_and_dump() {
+    let storage = Storage::in_memory();
+    let repo = Repository::init(storage, PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let data = [noise(700_000, 5), vec![0u8; 900_000], noise(300_000, 6)].concat();
+    let index = repo.load_index().await.unwrap();
+    let report = repo
+        .backup_stream(
+            index,
+            std::io::Cursor::new(data.clone()),
+            "db.sql",
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.snapshot.paths, vec!["/db.sql".to_string()]);
+    let index = repo.load_index().await.unwrap();
+    let node = repo
+        .find_node(&index, &report.snapshot, "db.sql")
+        .await
+        .unwrap();
+    assert_eq!(node.size, data.len() as u64);
+    let mut out = Vec::new();
+    repo.dump(&index, &node, &mut out).await.unwrap();
+    assert_eq!(out, data);
+    // A stream restores at the target's top level.
+    let target = tempfile::tempdir().unwrap();
+    repo.restore(
+        index,
+        &report.snapshot,
+        target.path(),
+        RestoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(target.path().join("db.sql")).unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_errors_are_typed() {
+    let storage = Storage::in_memory();
+    let err = Repository::open(storage.clone(), PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::RepositoryNotFound);
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let err = Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyInitialized);
+    assert!(err.to_string().contains("already initialized"));
+    let err = Repository::open(storage.clone(), b"wrong")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WrongPassword);
+    assert!(err.to_string().contains("wrong password"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_management() {
+    let storage = Storage::in_memory();
+    let mut repo = Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let fast = cairn_repo::KdfParams::new(64, 1, 1).unwrap();
+    let second = repo.add_key(b"second", fast).await.unwrap();
+    let keys = repo.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.iter().filter(|k| k.current).count(), 1);
+    assert!(
+        repo.remove_key(&keys.iter().find(|k| k.current).unwrap().id)
+            .await
+            .is_err(),
+        "current key removed"
+    );
+    Repository::open(storage.clone(), b"second").await.unwrap();
+    repo.change_password(b"third", fast).await.unwrap();
+    assert!(Repository::open(storage.clone(), PASSWORD).await.is_err());
+    Repository::open(storage.clone(), b"third").await.unwrap();
+    repo.remove_key(&second[..10]).await.unwrap();
+    assert!(Repository::open(storage.clone(), b"second").await.is_err());
+    assert_eq!(repo.list_keys().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_source_marks_snapshot_incomplete() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::write(source.path().join("present"), b"x").unwrap();
+    let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let missing = source.path().join("vanished");
+    let report = repo
+        .backup(
+            index,
+            &[source.path().join("present"), missing.clone()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(report.snapshot.incomplete);
+    assert_eq!(report.issues.len(), 1);
+    assert_eq!(report.issues[0].path, missing);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn excludes_and_caches() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(source.path().join("cache")).unwrap();
+    std::fs::write(
+        source.path().join("cache/CACHEDIR.TAG"),
+        b"Signature: 8a477f597d28d172789f06886806bc55",
+    )
+    .unwrap();
+    std::fs::write(source.path().join("cache/blob"), b"cached").unwrap();
+    std::fs::write(source.path().join("keep.txt"), b"k").unwrap();
+    std::fs::write(source.path().join("drop.log"), b"d").unwrap();
+    let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let options = BackupOptions {
+        excludes: vec!["*.log".into()],
+        exclude_caches: true,
+        parent: ParentSelection::None,
+        ..Default::default()
+    };
+    let report = repo
+        .backup(index, &[source.path().to_path_buf()], options)
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    repo.restore(
+        index,
+        &report.snapshot,
+        target.path(),
+        RestoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let root = target.path().join(source.path().strip_prefix("/").unwrap());
+    assert!(root.join("keep.txt").exists());
+    assert!(!root.join("drop.log").exists());
+    assert!(!root.join("cache").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelled_backup_leaves_reusable_data() {
+    let source = tempfile::tempdir().unwrap();
+    for i in 0..6 {
+        std::fs::write(source.path().join(format!("f{i}")), noise(800_000, i)).unwrap();
+    }
+    let storage = Storage::in_memory();
+    let repo = Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let cancel = CancelToken::new();
+    let trigger = cancel.clone();
+    let options = BackupOptions {
+        cancel,
+        progress: Some(Arc::new(move |p: &cairn_repo::ops::progress::Progress| {
+            if p.bytes_done > 0 {
+                trigger.cancel();
+            }
+        })),
+        ..Default::default()
+    };
+    // Cancel right away: whatever was packed is uploaded and indexed, no snapshot written.
+    options.cancel.cancel();
+    let err = repo
+        .backup(index, &[source.path().to_path_buf()], options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert!(repo
+        .list_snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    let index = repo.load_index().await.unwrap();
+    let report = repo
+        .backup(
+            index,
+            &[source.path().to_path_buf()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    repo.restore(
+        index,
+        &report.snapshot,
+        target.path(),
+        RestoreOptions {
+            verify: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_same_tree(
+        source.path(),
+        &target.path().join(source.path().strip_prefix("/").unwrap()),
+        false,
+    );
+}
