@@ -119,14 +119,12 @@ pub fn assert_same_tree(a: &Path, b: &Path, check_xattrs: bool) {
                 std::fs::read_link(&pb).unwrap()
             );
         }
-        if !ma.is_dir() || true {
-            assert_eq!(
-                (ma.mtime(), ma.mtime_nsec()),
-                (mb.mtime(), mb.mtime_nsec()),
-                "mtime of {}",
-                rel.display()
-            );
-        }
+        assert_eq!(
+            (ma.mtime(), ma.mtime_nsec()),
+            (mb.mtime(), mb.mtime_nsec()),
+            "mtime of {}",
+            rel.display()
+        );
         if check_xattrs && !ma.file_type().is_symlink() {
             let xa: Vec<_> = xattr::list(&pa).unwrap().collect();
             let xb: Vec<_> = xattr::list(&pb).unwrap().collect();
