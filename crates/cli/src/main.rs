@@ -1,31 +1,79 @@
-//! `cairn`: the command-line front end. The repository commands arrive with the repository
-//! layer; for now it exposes a self-check of the chunk → blob → pack path on real files.
+//! `cairn`: the command-line front end over `cairn-repo`. Flags, environment variables, JSON
+//! shapes and exit codes follow restic's (see docs/cli.md), so scripts and operators written
+//! for restic drive cairn by changing the binary's name.
 
-mod demo;
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use context::{exit_code_for, Globals};
+
 /// cairn: content-addressed, deduplicating, encrypted backups.
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, about)]
+#[command(name = "cairn", version, about, after_help = context::ENV_HELP)]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Chunk, encode and pack every file under PATH in memory, then read every pack back and
-    /// check each file reassembles byte for byte. Prints what was stored.
-    PackDemo {
-        /// Directory (or file) to process.
-        path: std::path::PathBuf,
-    },
+    /// Create a new repository.
+    Init(commands::init::Args),
+    /// Back up files and directories, or standard input, into a new snapshot.
+    Backup(commands::backup::Args),
+    /// List snapshots.
+    Snapshots(commands::snapshots::Args),
+    /// List the files of a snapshot.
+    Ls(commands::ls::Args),
+    /// Restore a snapshot into a directory.
+    Restore(commands::restore::Args),
+    /// Write one file of a snapshot to standard output.
+    Dump(commands::dump::Args),
+    /// Show repository statistics (logical size, stored size, deduplication).
+    Stats(commands::stats::Args),
+    /// Manage the repository's keys (passwords).
+    Key(commands::key::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::PackDemo { path } => demo::run(&path),
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cairn: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let globals = cli.globals;
+    let result = runtime.block_on(async {
+        let globals = &globals;
+        match cli.command {
+            Command::Init(args) => commands::init::run(globals, args).await,
+            Command::Backup(args) => commands::backup::run(globals, args).await,
+            Command::Snapshots(args) => commands::snapshots::run(globals, args).await,
+            Command::Ls(args) => commands::ls::run(globals, args).await,
+            Command::Restore(args) => commands::restore::run(globals, args).await,
+            Command::Dump(args) => commands::dump::run(globals, args).await,
+            Command::Stats(args) => commands::stats::run(globals, args).await,
+            Command::Key(args) => commands::key::run(globals, args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let code = exit_code_for(&error);
+            output::error_line(&globals, &error);
+            ExitCode::from(code)
+        }
     }
 }

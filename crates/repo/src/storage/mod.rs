@@ -51,6 +51,12 @@ impl Storage {
         Ok(Storage::new(store, location))
     }
 
+    /// Like [`Storage::open`], creating a local directory if it does not exist (for `init`).
+    pub fn open_or_create(location: &str) -> Result<Self> {
+        let store = url::open_location(location, true)?;
+        Ok(Storage::new(store, location))
+    }
+
     /// A fresh in-memory store (tests).
     pub fn in_memory() -> Self {
         Storage::new(Arc::new(object_store::memory::InMemory::new()), "memory://")

@@ -1,0 +1,53 @@
+//! `cairn init`.
+
+use cairn_repo::{InitOptions, Repository};
+use serde_json::json;
+
+use crate::context::Globals;
+use crate::output::json_line;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// zstd level for new blobs (1-22), or "off".
+    #[arg(long, default_value = "3")]
+    compression: String,
+    /// Target pack size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pack_size: usize,
+}
+
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+    let compression =
+        match args.compression.as_str() {
+            "off" | "none" => None,
+            "auto" | "" => Some(3),
+            "max" => Some(19),
+            level => Some(level.parse().map_err(|_| {
+                anyhow::anyhow!("invalid --compression {level:?}: use 1-22 or off")
+            })?),
+        };
+    let options = InitOptions {
+        compression,
+        pack_size: args.pack_size.saturating_mul(1 << 20),
+        ..InitOptions::default()
+    };
+    let storage = globals.storage(true)?;
+    let location = storage.location().to_string();
+    let password = globals.password()?;
+    let repo = Repository::init(storage, &password, options).await?;
+    if globals.json {
+        json_line(
+            &json!({"message_type": "initialized", "id": repo.config().id, "repository": location}),
+        );
+    } else if !globals.quiet {
+        println!(
+            "created cairn repository {} at {location}",
+            &repo.config().id[..10]
+        );
+        println!(
+            "Please note that knowledge of your password is required to access the repository."
+        );
+        println!("Losing your password means that your data is irrecoverably lost.");
+    }
+    Ok(0)
+}

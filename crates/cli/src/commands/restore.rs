@@ -1,0 +1,113 @@
+//! `cairn restore SNAPSHOT --target DIR`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cairn_repo::ops::progress::Progress;
+use cairn_repo::ops::restore::RestoreOptions;
+use serde_json::json;
+
+use super::snapshots::FilterArgs;
+use crate::context::Globals;
+use crate::output::{human_bytes, json_line};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshot: "latest", an id or a unique id prefix.
+    snapshot: String,
+    /// Directory to restore into (created if missing).
+    #[arg(short, long)]
+    target: PathBuf,
+    /// Only restore paths matching this pattern (repeatable).
+    #[arg(short, long = "include")]
+    include: Vec<String>,
+    /// Do not restore paths matching this pattern (repeatable).
+    #[arg(short, long = "exclude")]
+    exclude: Vec<String>,
+    /// Re-read restored files and check them against the repository.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+    let repo = globals.open().await?;
+    let entry = repo
+        .find_snapshot(&args.snapshot, &args.filter.filter())
+        .await?;
+    let index = repo.load_index().await?;
+    let progress: Option<cairn_repo::ops::progress::ProgressFn> = (globals.json && !globals.quiet)
+        .then(|| {
+            Arc::new(|p: &Progress| {
+                let percent = if p.total_bytes > 0 {
+                    p.bytes_done as f64 / p.total_bytes as f64
+                } else {
+                    0.0
+                };
+                json_line(&json!({
+                    "message_type": "status",
+                    "seconds_elapsed": p.elapsed.as_secs(),
+                    "percent_done": percent.min(1.0),
+                    "total_files": p.total_files,
+                    "files_restored": p.files_done,
+                    "total_bytes": p.total_bytes,
+                    "bytes_restored": p.bytes_done,
+                }))
+            }) as cairn_repo::ops::progress::ProgressFn
+        });
+    if !globals.json && !globals.quiet {
+        eprintln!(
+            "restoring snapshot {} to {}",
+            entry.short_id(),
+            args.target.display()
+        );
+    }
+    let started = std::time::Instant::now();
+    let options = RestoreOptions {
+        include: args.include,
+        exclude: args.exclude,
+        verify: args.verify,
+        progress,
+        ..Default::default()
+    };
+    let report = repo
+        .restore(index, &entry.snapshot, &args.target, options)
+        .await?;
+    for (path, message) in &report.errors {
+        if globals.json {
+            json_line(
+                &json!({"message_type": "error", "error": {"message": message}, "during": "restore", "item": path.to_string_lossy()}),
+            );
+        } else {
+            eprintln!("error: {}: {message}", path.display());
+        }
+    }
+    if globals.json {
+        json_line(&json!({
+            "message_type": "summary",
+            "seconds_elapsed": started.elapsed().as_secs(),
+            "total_files": report.files_restored + report.dirs_restored + report.others_restored,
+            "files_restored": report.files_restored + report.dirs_restored + report.others_restored,
+            "total_bytes": report.bytes_restored,
+            "bytes_restored": report.bytes_restored,
+            "files_verified": report.files_verified,
+            "snapshot_id": entry.id,
+        }));
+    } else if !globals.quiet {
+        println!(
+            "restored {} files, {} directories, {} other entries, {} in {:.2}s{}",
+            report.files_restored,
+            report.dirs_restored,
+            report.others_restored,
+            human_bytes(report.bytes_restored),
+            started.elapsed().as_secs_f64(),
+            if args.verify {
+                format!("; verified {} files", report.files_verified)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(if report.errors.is_empty() { 0 } else { 1 })
+}

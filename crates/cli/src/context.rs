@@ -1,0 +1,161 @@
+//! Global flags, repository and password resolution, exit codes.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use cairn_repo::{ErrorKind, RepoError, Repository, Storage};
+
+/// Environment variables, shown under `--help`.
+pub const ENV_HELP: &str = "\
+Environment:
+  CAIRN_REPOSITORY, CAIRN_REPOSITORY_FILE      repository location (or RESTIC_REPOSITORY[_FILE])
+  CAIRN_PASSWORD, CAIRN_PASSWORD_FILE,         password (or RESTIC_PASSWORD[_FILE|_COMMAND]);
+  CAIRN_PASSWORD_COMMAND                        prompted for on a terminal when none is set
+  AWS_*, GOOGLE_*, AZURE_*                     object storage credentials and endpoints
+
+Exit codes: 0 ok, 1 error, 3 snapshot written but some source data unreadable,
+10 repository does not exist, 12 wrong password, 130 interrupted.";
+
+/// Flags every command accepts.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Globals {
+    /// Repository location: a path, file://, s3://, gs://, az:// or restic's syntax.
+    #[arg(short = 'r', long = "repo", global = true)]
+    pub repo: Option<String>,
+    /// File holding the repository location.
+    #[arg(long, global = true)]
+    pub repository_file: Option<PathBuf>,
+    /// File holding the password.
+    #[arg(long, global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Command printing the password.
+    #[arg(long, global = true)]
+    pub password_command: Option<String>,
+    /// Machine-readable output on stdout (JSON).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More output.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Accepted for compatibility: reading needs no lock in cairn.
+    #[arg(long, global = true)]
+    pub no_lock: bool,
+}
+
+fn env_first(names: &[&str]) -> Option<(String, String)> {
+    names.iter().find_map(|n| {
+        std::env::var(n)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| (n.to_string(), v))
+    })
+}
+
+impl Globals {
+    /// The repository location from flags, then `CAIRN_*`, then `RESTIC_*`.
+    pub fn location(&self) -> anyhow::Result<String> {
+        if let Some(repo) = &self.repo {
+            return Ok(repo.clone());
+        }
+        if let Some(file) = &self.repository_file {
+            return read_first_line(file);
+        }
+        if let Some((_, value)) = env_first(&["CAIRN_REPOSITORY", "RESTIC_REPOSITORY"]) {
+            return Ok(value);
+        }
+        if let Some((_, file)) = env_first(&["CAIRN_REPOSITORY_FILE", "RESTIC_REPOSITORY_FILE"]) {
+            return read_first_line(file.as_ref());
+        }
+        bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY")
+    }
+
+    /// The password from flags, `CAIRN_*`/`RESTIC_*` variables, or a prompt on a terminal.
+    pub fn password(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(file) = &self.password_file {
+            return read_first_line(file).map(String::into_bytes);
+        }
+        if let Some(command) = &self.password_command {
+            return run_password_command(command);
+        }
+        if let Some((_, value)) = env_first(&["CAIRN_PASSWORD", "RESTIC_PASSWORD"]) {
+            return Ok(value.into_bytes());
+        }
+        if let Some((_, file)) = env_first(&["CAIRN_PASSWORD_FILE", "RESTIC_PASSWORD_FILE"]) {
+            return read_first_line(file.as_ref()).map(String::into_bytes);
+        }
+        if let Some((_, command)) =
+            env_first(&["CAIRN_PASSWORD_COMMAND", "RESTIC_PASSWORD_COMMAND"])
+        {
+            return run_password_command(&command);
+        }
+        if std::io::stdin().is_terminal() {
+            let password = rpassword::prompt_password("enter password for repository: ")?;
+            return Ok(password.into_bytes());
+        }
+        bail!("no password given: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or --password-file")
+    }
+
+    pub fn storage(&self, create: bool) -> anyhow::Result<Storage> {
+        let location = self.location()?;
+        Ok(if create {
+            Storage::open_or_create(&location)?
+        } else {
+            Storage::open(&location)?
+        })
+    }
+
+    pub async fn open(&self) -> anyhow::Result<Repository> {
+        let storage = self.storage(false)?;
+        let password = self.password()?;
+        Ok(Repository::open(storage, &password).await?)
+    }
+
+    /// True when progress bars may be drawn (stderr is a terminal, no JSON, not quiet).
+    pub fn progress_bars(&self) -> bool {
+        !self.json && !self.quiet && std::io::stderr().is_terminal()
+    }
+}
+
+fn read_first_line(path: &std::path::Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_string();
+    if line.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(line)
+}
+
+fn run_password_command(command: &str) -> anyhow::Result<Vec<u8>> {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| "running the password command")?;
+    if !output.status.success() {
+        bail!("the password command failed ({})", output.status);
+    }
+    let text =
+        String::from_utf8(output.stdout).context("the password command printed invalid UTF-8")?;
+    Ok(text.lines().next().unwrap_or("").as_bytes().to_vec())
+}
+
+/// restic's exit codes.
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<RepoError>().map(RepoError::kind) {
+        Some(ErrorKind::RepositoryNotFound) => 10,
+        Some(ErrorKind::WrongPassword) => 12,
+        Some(ErrorKind::Cancelled) => 130,
+        _ => 1,
+    }
+}
