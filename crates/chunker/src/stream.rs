@@ -1,10 +1,16 @@
 //! Chunking a `Read` without copying each chunk.
 //!
-//! Why not `fastcdc::v2020::StreamCDC`: it copies every chunk into a fresh `Vec` and
-//! memmoves its buffer after every chunk, which halves throughput at 1 MiB chunks. Here the
-//! input is read into a large shared buffer and chunks are handed out as `Bytes` views of it;
-//! only the unfinished tail (less than one chunk) is moved when the buffer is refilled, and the
-//! buffer itself is reused whenever the caller has dropped every chunk cut from it.
+//! Why not `fastcdc::v2020::StreamCDC`: it copies every chunk into a fresh `Vec` and memmoves
+//! its buffer after every chunk, which halves throughput at 1 MiB chunks. Here input is read
+//! into a large block and chunks are handed out as `Bytes` views of it. New input is appended
+//! behind the data already handed out, so a slow producer (a pipe delivering 64 KiB at a
+//! time) costs no extra copies; only when the block is full is the unfinished tail (shorter
+//! than one chunk) moved, into the same block if no chunk of it is alive, else into a new one.
+//!
+//! Why a hand-written buffer: `bytes::BytesMut` can hand out frozen views and keep appending,
+//! but only by zero-filling (or copying into) its spare capacity before every read, which
+//! costs a pass over the data; `Read` needs initialized memory, and this block is initialized
+//! once when allocated.
 
 use std::io::{ErrorKind, Read};
 use std::ops::Range;
@@ -23,24 +29,106 @@ pub struct StreamChunk {
     pub data: Bytes,
 }
 
+/// A fixed-size, zero-initialized buffer shared between the chunker and the chunks it handed
+/// out. Held as a raw pointer so that no reference to the whole buffer is ever created while
+/// it is shared.
+///
+/// Invariant (upheld by `StreamChunker`): bytes in `[0, end)` may be referenced by chunks and
+/// are never written while any chunk of this block is alive; the chunker writes only to
+/// `[end, len)`, which no chunk covers, or anywhere once it holds the only reference.
+struct Block {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: shared access only reads ranges that are never written while shared (see the
+// invariant above); writes go through `spare_mut` to a range no reader can see, or through
+// `Arc::get_mut` when unshared.
+unsafe impl Sync for Block {}
+unsafe impl Send for Block {}
+
+impl Block {
+    fn new(len: usize) -> Arc<Block> {
+        let raw = Box::into_raw(vec![0u8; len].into_boxed_slice());
+        Arc::new(Block {
+            ptr: std::ptr::NonNull::new(raw.cast::<u8>()).expect("Box pointers are non-null"),
+            len,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes in `range`, which must lie below the chunker's `end`.
+    fn get(&self, range: Range<usize>) -> &[u8] {
+        assert!(range.start <= range.end && range.end <= self.len);
+        // SAFETY: in bounds of the allocation; the range is below `end`, so it is never
+        // written while this block is shared.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(range.start), range.len()) }
+    }
+
+    /// Mutable access to `[from, len)`.
+    ///
+    /// # Safety
+    /// The caller must be the block's only writer, and no chunk (nor any other live
+    /// reference) may cover `[from, len)`.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn spare_mut(&self, from: usize) -> &mut [u8] {
+        assert!(from <= self.len);
+        std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(from), self.len - from)
+    }
+
+    /// The whole buffer, given exclusive access.
+    fn all_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `&mut self` means no chunk or other reference to this block exists.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` came from `Box::into_raw` of a boxed slice of this length.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.ptr.as_ptr(),
+                self.len,
+            )))
+        }
+    }
+}
+
+/// Owner of one chunk's bytes: keeps the block alive while the `Bytes` lives.
+struct BlockSlice {
+    block: Arc<Block>,
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for BlockSlice {
+    fn as_ref(&self) -> &[u8] {
+        self.block.get(self.range.clone())
+    }
+}
+
 /// Iterator over the chunks of a reader; see [`Chunker::stream`].
 ///
-/// Memory: one buffer of `2 × max` bytes, allocated lazily (so a short input touches only the
-/// pages it fills). Chunks are views of that buffer; while the caller holds any of them when
-/// the buffer must be refilled, a fresh buffer is allocated and the old one lives until its last
-/// chunk is dropped. A caller that drops chunks promptly (or holds a bounded number) keeps
-/// memory bounded by about `2 × max` plus what it holds.
+/// Memory: one block of `2 × max` bytes, allocated lazily (a short input touches only the
+/// pages it fills). Chunks are views of the block; if the caller still holds chunks of it when
+/// it is full, a new block is allocated and the old one lives until its last chunk is dropped.
+/// A caller that holds a bounded number of chunks keeps memory bounded by a few blocks.
 ///
-/// Reads are retried on `ErrorKind::Interrupted`; short reads of any size (down to one byte
-/// at a time) are fine. After the first error the iterator yields `None`.
+/// Reading: input is read until at least `max` bytes are buffered (or the block is full, or
+/// the input ends), so a slow producer is never made to fill the whole block first. Reads are
+/// retried on `ErrorKind::Interrupted`; any read size works, down to one byte. After the first
+/// error the iterator yields `None`.
 pub struct StreamChunker<R> {
     chunker: Chunker,
     reader: R,
-    buffer: Arc<Vec<u8>>,
-    /// Unconsumed bytes are `buffer[start..end]`.
+    block: Arc<Block>,
+    /// Unconsumed bytes are `block[start..end]`; `[end..]` is free space.
     start: usize,
     end: usize,
-    /// Stream offset of `buffer[start]`.
+    /// Stream offset of `block[start]`.
     offset: u64,
     eof: bool,
     done: bool,
@@ -51,7 +139,7 @@ impl<R: Read> StreamChunker<R> {
         StreamChunker {
             chunker,
             reader,
-            buffer: Arc::new(Vec::new()),
+            block: Block::new(0),
             start: 0,
             end: 0,
             offset: 0,
@@ -65,39 +153,45 @@ impl<R: Read> StreamChunker<R> {
         self.offset
     }
 
-    /// Gives the reader back (for example to reuse a file handle). Unread input stays in it;
-    /// input already buffered but not yet returned as chunks is lost.
+    /// Gives the reader back. Unread input stays in it; input already buffered but not yet
+    /// returned as chunks is lost.
     pub fn into_reader(self) -> R {
         self.reader
     }
 
-    fn buffer_len(&self) -> usize {
-        2 * self.chunker.params().max()
+    /// Makes room behind `end`: when the block is full, moves the unconsumed tail to the front
+    /// of this block (if no chunk of it is alive) or of a new one.
+    fn make_room(&mut self) {
+        let capacity = 2 * self.chunker.params().max();
+        if self.block.len() == capacity && self.end < capacity {
+            return;
+        }
+        let tail = self.start..self.end;
+        match Arc::get_mut(&mut self.block) {
+            Some(block) if block.len() == capacity => block.all_mut().copy_within(tail.clone(), 0),
+            _ => {
+                let fresh = Block::new(capacity);
+                // SAFETY: `fresh` is not shared yet.
+                unsafe {
+                    fresh.spare_mut(0)[..tail.len()].copy_from_slice(self.block.get(tail.clone()))
+                };
+                self.block = fresh;
+            }
+        }
+        self.start = 0;
+        self.end = tail.len();
     }
 
-    /// Moves the unconsumed tail to the front of a writable buffer (the same one if no chunk
-    /// of it is alive) and reads until the buffer is full or the input ends.
-    fn refill(&mut self) -> Result<(), ChunkerError> {
-        let tail = self.start..self.end;
-        let tail_len = tail.len();
-        let capacity = self.buffer_len();
-        let buffer = match Arc::get_mut(&mut self.buffer) {
-            Some(buffer) if buffer.len() == capacity => {
-                buffer.copy_within(tail, 0);
-                buffer
-            }
-            _ => {
-                // Zeroed allocation: large ones come straight from the OS as untouched pages.
-                let mut fresh = vec![0u8; capacity];
-                fresh[..tail_len].copy_from_slice(&self.buffer[tail]);
-                self.buffer = Arc::new(fresh);
-                Arc::get_mut(&mut self.buffer).expect("just created")
-            }
-        };
-        self.start = 0;
-        self.end = tail_len;
-        while self.end < capacity {
-            match self.reader.read(&mut buffer[self.end..]) {
+    /// Reads until `max` bytes are buffered, the block is full, or the input ends.
+    fn fill(&mut self) -> Result<(), ChunkerError> {
+        self.make_room();
+        let max = self.chunker.params().max();
+        let capacity = self.block.len();
+        while self.end < capacity && self.end - self.start < max {
+            // SAFETY: this iterator is the block's only writer and every chunk handed out lies
+            // below `self.end`.
+            let spare = unsafe { self.block.spare_mut(self.end) };
+            match self.reader.read(spare) {
                 Ok(0) => {
                     self.eof = true;
                     break;
@@ -114,7 +208,10 @@ impl<R: Read> StreamChunker<R> {
         let range = self.start..self.start + length;
         let chunk = StreamChunk {
             offset: self.offset,
-            data: shared_slice(&self.buffer, range),
+            data: Bytes::from_owner(BlockSlice {
+                block: Arc::clone(&self.block),
+                range,
+            }),
         };
         self.start += length;
         self.offset += length as u64;
@@ -132,7 +229,7 @@ impl<R: Read> Iterator for StreamChunker<R> {
         loop {
             let available = self.end - self.start;
             if available > 0 {
-                let cut = self.chunker.scan(&self.buffer[self.start..self.end]);
+                let cut = self.chunker.scan(self.block.get(self.start..self.end));
                 // A cut inside the window is final; one at its end is final only if the
                 // window is already `max` long or the input has ended.
                 if cut < available || self.eof || available >= self.chunker.params().max() {
@@ -142,30 +239,10 @@ impl<R: Read> Iterator for StreamChunker<R> {
                 self.done = true;
                 return None;
             }
-            if let Err(e) = self.refill() {
+            if let Err(e) = self.fill() {
                 self.done = true;
                 return Some(Err(e));
             }
         }
-    }
-}
-
-/// A `Bytes` view of `buffer[range]` that keeps the buffer alive (no copy).
-fn shared_slice(buffer: &Arc<Vec<u8>>, range: Range<usize>) -> Bytes {
-    Bytes::from_owner(BufferSlice {
-        buffer: Arc::clone(buffer),
-        range,
-    })
-}
-
-/// Owner of one chunk's bytes: keeps the shared buffer alive while the `Bytes` lives.
-struct BufferSlice {
-    buffer: Arc<Vec<u8>>,
-    range: Range<usize>,
-}
-
-impl AsRef<[u8]> for BufferSlice {
-    fn as_ref(&self) -> &[u8] {
-        &self.buffer[self.range.clone()]
     }
 }

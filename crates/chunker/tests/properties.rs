@@ -180,3 +180,41 @@ fn buffer_is_reused_when_chunks_are_dropped() {
         .collect();
     assert_eq!(held, dropped);
 }
+
+/// A producer that pauses (a pipe from `pg_dump`) must not have to fill the whole buffer
+/// before the first chunk comes out: `max` bytes plus one read are enough.
+#[test]
+fn slow_producer_gets_chunks_after_max_bytes() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    struct Counting {
+        data: Vec<u8>,
+        pos: usize,
+        read: Rc<Cell<usize>>,
+    }
+    impl Read for Counting {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = 1000.min(buf.len()).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            self.read.set(self.read.get() + n);
+            Ok(n)
+        }
+    }
+    let read = Rc::new(Cell::new(0));
+    let chunker = keyed(4);
+    let max = chunker.params().max();
+    let mut stream = chunker.stream(Counting {
+        data: noise(10 * max, 3),
+        pos: 0,
+        read: Rc::clone(&read),
+    });
+    stream.next().unwrap().unwrap();
+    assert!(
+        read.get() <= max + 1000,
+        "read {} bytes before the first chunk",
+        read.get()
+    );
+    let rest: usize = stream.map(|c| c.unwrap().data.len()).sum();
+    assert!(rest > 0);
+}

@@ -1,6 +1,6 @@
 //! The async side of a backup: uploads finished packs with bounded concurrency and writes
-//! index files for them (every `INDEX_EVERY` packs and at the end), so an interrupted backup
-//! still leaves its uploaded data indexed and reusable.
+//! index files for them (every `INDEX_EVERY` packs, at least every `INDEX_INTERVAL`, and at
+//! the end), so an interrupted backup still leaves its uploaded data indexed and reusable.
 
 use cairn_pack::FinishedPack;
 use object_store::PutPayload;
@@ -15,7 +15,9 @@ use crate::Repository;
 /// Packs uploaded at once.
 pub(crate) const UPLOAD_CONCURRENCY: usize = 4;
 /// Packs per index file while a backup runs.
-const INDEX_EVERY: usize = 64;
+const INDEX_EVERY: usize = 16;
+/// Longest time uploaded packs stay unindexed while a backup runs.
+const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the uploader did.
 #[derive(Debug, Default)]
@@ -43,12 +45,14 @@ pub(crate) async fn run_uploader(
     let mut report = UploadReport::default();
     let mut pending = IndexFile::default();
     let mut tasks: JoinSet<Result<IndexPack>> = JoinSet::new();
+    let mut last_index = std::time::Instant::now();
 
     async fn reap(
         repo: &Repository,
         joined: Option<std::result::Result<Result<IndexPack>, tokio::task::JoinError>>,
         pending: &mut IndexFile,
         report: &mut UploadReport,
+        last_index: &mut std::time::Instant,
     ) -> Result<()> {
         let Some(joined) = joined else { return Ok(()) };
         let indexed =
@@ -67,12 +71,19 @@ pub(crate) async fn run_uploader(
     while let Some(pack) = packs.recv().await {
         while tasks.len() >= UPLOAD_CONCURRENCY {
             let joined = tasks.join_next().await;
-            reap(&repo, joined, &mut pending, &mut report).await?;
+            reap(&repo, joined, &mut pending, &mut report, &mut last_index).await?;
         }
         tasks.spawn(upload(repo.clone(), pack));
     }
     while let Some(joined) = tasks.join_next().await {
-        reap(&repo, Some(joined), &mut pending, &mut report).await?;
+        reap(
+            &repo,
+            Some(joined),
+            &mut pending,
+            &mut report,
+            &mut last_index,
+        )
+        .await?;
     }
     if !pending.packs.is_empty() {
         report

@@ -1,0 +1,305 @@
+//! The `cairn` binary as scripts and orchestrators use it: exit codes, JSON lines, restic's
+//! environment variables, and a backup killed mid-way.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn cairn(repo: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CAIRN_REPOSITORY", repo)
+        .env("CAIRN_PASSWORD", "test password");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("cairn runs");
+    out
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+fn fast_init(repo: &Path) {
+    // Small packs so the kill test has several; the default KDF is fine at ~0.1 s.
+    ok(cairn(repo).args(["init", "--pack-size", "1"]));
+}
+
+#[test]
+fn backup_restore_and_json_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let source = dir.path().join("src");
+    std::fs::create_dir_all(source.join("sub")).unwrap();
+    std::fs::write(source.join("a.txt"), b"alpha").unwrap();
+    std::fs::write(source.join("sub/b.bin"), vec![7u8; 300_000]).unwrap();
+    fast_init(&repo);
+
+    let out = run(cairn(&repo).arg("init"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already initialized"));
+
+    let lines = json_lines(&ok(cairn(&repo)
+        .args(["backup", "--json", "--host", "h1", "--tag", "t1"])
+        .arg(&source)));
+    let summary = lines
+        .iter()
+        .find(|l| l["message_type"] == "summary")
+        .expect("summary line");
+    for field in [
+        "files_new",
+        "files_changed",
+        "files_unmodified",
+        "dirs_new",
+        "data_added",
+        "total_files_processed",
+        "total_bytes_processed",
+        "total_duration",
+        "snapshot_id",
+    ] {
+        assert!(
+            summary.get(field).is_some(),
+            "summary lacks {field}: {summary}"
+        );
+    }
+    assert_eq!(summary["files_new"], 2);
+    assert_eq!(summary["total_bytes_processed"], 300_005);
+    let snapshot_id = summary["snapshot_id"].as_str().unwrap().to_string();
+
+    let list: Value = serde_json::from_str(&ok(cairn(&repo).args([
+        "snapshots",
+        "--json",
+        "--tag",
+        "t1",
+    ])))
+    .unwrap();
+    let first = &list.as_array().unwrap()[0];
+    assert_eq!(first["id"], snapshot_id.as_str());
+    assert_eq!(first["short_id"], &snapshot_id[..8]);
+    assert_eq!(first["hostname"], "h1");
+    assert_eq!(first["paths"][0], source.to_str().unwrap());
+    let none: Value = serde_json::from_str(&ok(cairn(&repo).args([
+        "snapshots",
+        "--json",
+        "--tag",
+        "nope",
+    ])))
+    .unwrap();
+    assert_eq!(none.as_array().unwrap().len(), 0);
+
+    let ls = json_lines(&ok(cairn(&repo).args(["ls", "--json", &snapshot_id[..8]])));
+    assert_eq!(ls[0]["struct_type"], "snapshot");
+    let paths: Vec<&str> = ls[1..]
+        .iter()
+        .map(|n| n["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&format!("{}/sub/b.bin", source.display()).as_str()),
+        "{paths:?}"
+    );
+
+    let target = dir.path().join("restore");
+    ok(cairn(&repo)
+        .args(["restore", "latest", "--verify", "--target"])
+        .arg(&target));
+    let restored = target.join(source.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(restored.join("sub/b.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+
+    let mut child = cairn(&repo)
+        .args(["backup", "--stdin", "--stdin-filename", "db.sql", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"CREATE TABLE t;\n")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(
+        ok(cairn(&repo).args(["dump", "latest", "db.sql"])),
+        "CREATE TABLE t;\n"
+    );
+
+    let stats: Value = serde_json::from_str(&ok(cairn(&repo).args(["stats", "--json"]))).unwrap();
+    assert_eq!(stats["snapshots_count"], 2);
+    assert!(stats["total_size"].as_u64().unwrap() >= 300_005);
+}
+
+#[test]
+fn exit_codes_follow_restic() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let out = run(cairn(&repo).arg("snapshots"));
+    assert_eq!(out.status.code(), Some(10), "missing repository");
+    fast_init(&repo);
+    let out = run(cairn(&repo).env("CAIRN_PASSWORD", "wrong").arg("snapshots"));
+    assert_eq!(out.status.code(), Some(12), "wrong password");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong password"));
+    let source = dir.path().join("present");
+    std::fs::write(&source, b"x").unwrap();
+    let out = run(cairn(&repo)
+        .arg("backup")
+        .arg(&source)
+        .arg(dir.path().join("missing")));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "unreadable source: snapshot written, exit 3"
+    );
+    let list: Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["snapshots", "--json"]))).unwrap();
+    assert_eq!(list[0]["incomplete"], true);
+    let out = run(cairn(&repo)
+        .args(["restore", "deadbeef", "--target"])
+        .arg(dir.path().join("t")));
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(cairn(&repo).env_remove("CAIRN_REPOSITORY").arg("snapshots"));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn restic_environment_is_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let password_file = dir.path().join("pw");
+    std::fs::write(&password_file, "from file\n").unwrap();
+    let restic = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.env_clear()
+            .env("RESTIC_REPOSITORY", format!("local:{}", repo.display()))
+            .env("RESTIC_PASSWORD_FILE", &password_file);
+        cmd
+    };
+    ok(restic().arg("init"));
+    ok(restic().args(["snapshots", "--json"]));
+    let out = run(cairn(&repo).arg("snapshots"));
+    assert_eq!(
+        out.status.code(),
+        Some(12),
+        "CAIRN_PASSWORD overrides RESTIC_PASSWORD_FILE"
+    );
+}
+
+/// A backup killed with SIGKILL mid-way leaves only complete objects; the next backup reuses
+/// what was uploaded and indexed, and restores are byte-for-byte.
+#[test]
+fn killed_backup_leaves_a_usable_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    fast_init(&repo);
+    let data: Vec<u8> = {
+        let mut out = vec![0u8; 48 << 20];
+        blake3::Hasher::new_derive_key("cairn cli kill test")
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    };
+    let mut child = cairn(&repo)
+        .args(["backup", "--stdin", "--stdin-filename", "big.bin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Feed all 48 MiB but keep stdin open (the stream never ends), wait until an index file
+    // appears (one is written per 16 packs of about one chunk each), then kill without warning.
+    stdin.write_all(&data).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let count = |sub: &str| walk(&repo.join(sub)).len();
+    while count("index") < 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(count("index") >= 1, "backup wrote no index file");
+    child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
+    let _ = child.wait();
+    drop(stdin);
+
+    // Every pack under its final name is complete: its name is the BLAKE3 of its bytes.
+    for pack in walk(&repo.join("data")) {
+        let name = pack.file_name().unwrap().to_str().unwrap().to_string();
+        if name.len() == 64 {
+            assert_eq!(
+                blake3::hash(&std::fs::read(&pack).unwrap())
+                    .to_hex()
+                    .as_str(),
+                name
+            );
+        }
+    }
+    let list: Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["snapshots", "--json"]))).unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        0,
+        "no snapshot from the killed run"
+    );
+
+    let mut child = cairn(&repo)
+        .args(["backup", "--json", "--stdin", "--stdin-filename", "big.bin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn({
+        let data = data.clone();
+        move || stdin.write_all(&data).unwrap()
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success());
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let summary = lines
+        .iter()
+        .find(|l| l["message_type"] == "summary")
+        .unwrap();
+    let added = summary["data_added"].as_u64().unwrap();
+    assert!(
+        added <= data.len() as u64 - (16 << 20),
+        "too little reused from the killed run: added {added}"
+    );
+    let dumped = run(cairn(&repo).args(["dump", "latest", "big.bin"]));
+    assert!(dumped.status.success());
+    assert!(dumped.stdout == data, "dump differs from the input");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
