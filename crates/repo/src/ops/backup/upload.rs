@@ -59,11 +59,12 @@ pub(crate) async fn run_uploader(
             joined.map_err(|e| RepoError::InvalidInput(format!("upload task failed: {e}")))??;
         pending.packs.push(indexed);
         report.packs += 1;
-        if pending.packs.len() >= INDEX_EVERY {
+        if pending.packs.len() >= INDEX_EVERY || last_index.elapsed() >= INDEX_INTERVAL {
             report
                 .index_files
                 .push(repo.write_index_file(pending).await?);
             pending.packs.clear();
+            *last_index = std::time::Instant::now();
         }
         Ok(())
     }
