@@ -17,8 +17,7 @@ fn cairn(repo: &Path) -> Command {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("cairn runs");
-    out
+    cmd.output().expect("cairn runs")
 }
 
 fn ok(cmd: &mut Command) -> String {
