@@ -53,7 +53,19 @@ impl Storage {
 
     /// Like [`Storage::open`], creating a local directory if it does not exist (for `init`).
     pub fn open_or_create(location: &str) -> Result<Self> {
-        let store = url::open_location(location, true)?;
+        let store = url::open_location(location, true, &[])?;
+        Ok(Storage::new(store, location))
+    }
+
+    /// Opens a location with backend options that take precedence over the environment
+    /// (object_store config keys such as `aws_endpoint`, `aws_access_key_id`,
+    /// `aws_allow_http`). Local directories are created if `create_local` is set.
+    pub fn open_with_options(
+        location: &str,
+        create_local: bool,
+        options: &[(String, String)],
+    ) -> Result<Self> {
+        let store = url::open_location(location, create_local, options)?;
         Ok(Storage::new(store, location))
     }
 

@@ -145,10 +145,20 @@ fn with_prefix(store: impl ObjectStore, prefix: &str) -> Arc<dyn ObjectStore> {
 ///
 /// A local directory must exist unless `create_local` is set (as `init` does).
 pub fn parse_location(location: &str) -> Result<Arc<dyn ObjectStore>> {
-    open_location(location, false)
+    open_location(location, false, &[])
 }
 
-pub(crate) fn open_location(location: &str, create_local: bool) -> Result<Arc<dyn ObjectStore>> {
+/// Like [`parse_location`], with extra backend options that override the environment, as
+/// `object_store` config keys (`aws_access_key_id`, `aws_endpoint`, `aws_allow_http`,
+/// `google_service_account`, `azure_storage_account_name`, ...).
+pub(crate) fn open_location(
+    location: &str,
+    create_local: bool,
+    options: &[(String, String)],
+) -> Result<Arc<dyn ObjectStore>> {
+    let bad_option = |key: &str, e: object_store::Error| {
+        RepoError::InvalidInput(format!("backend option {key:?}: {e}"))
+    };
     let backend_error = |e: object_store::Error| RepoError::Storage {
         object: location.to_string(),
         source: e,
@@ -172,6 +182,14 @@ pub(crate) fn open_location(location: &str, create_local: bool) -> Result<Arc<dy
             endpoint,
         } => {
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (key, value) in options {
+                builder = builder.with_config(
+                    key.to_ascii_lowercase()
+                        .parse()
+                        .map_err(|e| bad_option(key, e))?,
+                    value,
+                );
+            }
             if let Some(endpoint) = endpoint {
                 builder = builder.with_endpoint(&endpoint);
                 if endpoint.starts_with("http://") {
@@ -184,14 +202,30 @@ pub(crate) fn open_location(location: &str, create_local: bool) -> Result<Arc<dy
             ))
         }
         Location::Gcs { bucket, prefix } => {
-            let builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            for (key, value) in options {
+                builder = builder.with_config(
+                    key.to_ascii_lowercase()
+                        .parse()
+                        .map_err(|e| bad_option(key, e))?,
+                    value,
+                );
+            }
             Ok(with_prefix(
                 builder.build().map_err(backend_error)?,
                 &prefix,
             ))
         }
         Location::Azure { container, prefix } => {
-            let builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
+            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
+            for (key, value) in options {
+                builder = builder.with_config(
+                    key.to_ascii_lowercase()
+                        .parse()
+                        .map_err(|e| bad_option(key, e))?,
+                    value,
+                );
+            }
             Ok(with_prefix(
                 builder.build().map_err(backend_error)?,
                 &prefix,

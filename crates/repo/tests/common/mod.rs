@@ -5,8 +5,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use cairn_chunker::ChunkerParams;
+use cairn_repo::ops::backup::BackupOptions;
+use cairn_repo::ops::restore::RestoreOptions;
 use cairn_repo::{InitOptions, KdfParams};
+use cairn_repo::{Repository, SnapshotFilter, Storage};
 
 pub const PASSWORD: &[u8] = b"correct horse battery staple";
 
@@ -130,5 +135,204 @@ pub fn assert_same_tree(a: &Path, b: &Path, check_xattrs: bool) {
             let xb: Vec<_> = xattr::list(&pb).unwrap().collect();
             assert_eq!(xa, xb, "xattrs of {}", rel.display());
         }
+    }
+}
+
+/// The full round trip every store must pass: back up a tree with every kind of entry,
+/// restore and verify it, then unchanged, changed and forced re-backups.
+pub async fn roundtrip(storage: Storage) {
+    let source = tempfile::tempdir().unwrap();
+    let xattrs = make_tree(source.path());
+    let repo = Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let report = repo
+        .backup(
+            index,
+            &[source.path().to_path_buf()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(report.issues.is_empty(), "{:?}", report.issues);
+    assert!(!report.snapshot.incomplete);
+    let summary = report.snapshot.summary.clone().unwrap();
+    assert_eq!(summary.files_new, 8, "{summary:?}");
+    // big.bin and same-as-big.bin dedup; the sparse hole is one zero chunk.
+    assert!(summary.data_added < 1_500_000 + 2_000_000, "{summary:?}");
+
+    // Reopen from scratch, as another process would.
+    let repo = Repository::open(storage.clone(), PASSWORD).await.unwrap();
+    let index = repo.load_index().await.unwrap();
+    let snapshots = repo
+        .list_snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(snapshots.len(), 1);
+    let target = tempfile::tempdir().unwrap();
+    let restored = repo
+        .restore(
+            Arc::clone(&index),
+            &snapshots[0].snapshot,
+            target.path(),
+            RestoreOptions {
+                verify: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(restored.errors.is_empty(), "{:?}", restored.errors);
+    assert_eq!(restored.files_verified, 7, "{restored:?}");
+    // Absolute paths are restored under their full path, as restic does.
+    let restored_root = target.path().join(source.path().strip_prefix("/").unwrap());
+    assert_same_tree(source.path(), &restored_root, xattrs);
+    let sparse = restored_root.join("sparse.img").metadata().unwrap();
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "sparse file restored with {} blocks",
+        sparse.blocks()
+    );
+    let a = restored_root.join("small.txt").metadata().unwrap();
+    let b = restored_root.join("dir/hardlink.txt").metadata().unwrap();
+    assert_eq!(a.ino(), b.ino(), "hard link relinked");
+
+    // Unchanged second backup: nothing read, nothing added, same root tree.
+    let report2 = repo
+        .backup(
+            Arc::clone(&index),
+            &[source.path().to_path_buf()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    let s2 = report2.snapshot.summary.clone().unwrap();
+    assert_eq!(s2.files_unmodified, 8, "{s2:?}");
+    // No content is new; only the trees above the source (whose directory, /tmp, changed
+    // when the restore target was created there) may be.
+    assert_eq!(s2.data_blobs, 0, "{s2:?}");
+    assert!(s2.tree_blobs <= 2, "{s2:?}");
+    assert_eq!(s2.dirs_unmodified + s2.dirs_changed, 5, "{s2:?}");
+    assert!(s2.dirs_unmodified >= 3, "{s2:?}");
+    assert_eq!(
+        report2.snapshot.parent.as_deref(),
+        Some(snapshots[0].id.as_str())
+    );
+
+    // Change one file: only it is read.
+    std::fs::write(source.path().join("dir/sub/text.log"), b"changed").unwrap();
+    let index = repo.load_index().await.unwrap();
+    let report3 = repo
+        .backup(
+            Arc::clone(&index),
+            &[source.path().to_path_buf()],
+            BackupOptions::default(),
+        )
+        .await
+        .unwrap();
+    let s3 = report3.snapshot.summary.unwrap();
+    assert_eq!((s3.files_changed, s3.files_unmodified), (1, 7), "{s3:?}");
+    let forced = repo
+        .backup(
+            index,
+            &[source.path().to_path_buf()],
+            BackupOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.snapshot.summary.unwrap().files_new, 8);
+    assert!(forced.snapshot.parent.is_none());
+}
+
+/// A moto S3 server on loopback for this test binary's lifetime; killed on drop.
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl S3Server {
+    /// Starts `moto_server` on a free loopback port. Returns `None` (after saying why) when
+    /// it is not installed, unless `CAIRN_REQUIRE_S3` is set (as CI sets it), then panics.
+    pub fn start() -> Option<S3Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                if std::env::var_os("CAIRN_REQUIRE_S3").is_some() {
+                    panic!("CAIRN_REQUIRE_S3 is set but moto_server cannot start: {e}");
+                }
+                eprintln!("skipped: moto_server not available ({e}); pip install 'moto[server]'");
+                return None;
+            }
+        };
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(server)
+    }
+
+    /// Creates a bucket (moto accepts unsigned requests).
+    pub fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "creating bucket {bucket}: {response}"
+        );
+    }
+
+    /// object_store options for this server.
+    pub fn options(&self) -> Vec<(String, String)> {
+        [
+            ("aws_access_key_id", "testing"),
+            ("aws_secret_access_key", "testing"),
+            ("aws_region", "us-east-1"),
+            ("aws_endpoint", self.endpoint.as_str()),
+            ("aws_allow_http", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// The same settings as environment variables, for child processes.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.options()
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_uppercase(), v))
+            .collect()
     }
 }
