@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use cairn_repo::ops::backup::{BackupOptions, ParentSelection};
