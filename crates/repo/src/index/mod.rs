@@ -42,6 +42,14 @@ pub struct BlobLocation {
 pub struct Index {
     packs: Vec<PackId>,
     slots: Vec<Slot>,
+    /// `fanout[p]` is the first slot whose id starts with a 16-bit prefix ≥ `p` (65 537
+    /// entries, 256 KiB): a lookup bisects one bucket of ~n/65536 slots instead of all n,
+    /// which saves ~16 cache misses at 10 M blobs.
+    fanout: Vec<u32>,
+}
+
+fn prefix16(id: &[u8; 32]) -> usize {
+    u16::from_be_bytes([id[0], id[1]]) as usize
 }
 
 impl Index {
@@ -86,13 +94,19 @@ impl Index {
     pub fn memory_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.packs.capacity() * std::mem::size_of::<PackId>()
+            + self.fanout.capacity() * std::mem::size_of::<u32>()
     }
 
     fn find(&self, id: &BlobId) -> Option<&Slot> {
-        self.slots
+        if self.slots.is_empty() {
+            return None;
+        }
+        let p = prefix16(id.as_bytes());
+        let bucket = &self.slots[self.fanout[p] as usize..self.fanout[p + 1] as usize];
+        bucket
             .binary_search_by(|slot| slot.id.cmp(id.as_bytes()))
             .ok()
-            .map(|i| &self.slots[i])
+            .map(|i| &bucket[i])
     }
 
     /// True if the blob is stored.
@@ -184,9 +198,17 @@ impl IndexBuilder {
         self.slots.dedup_by(|later, earlier| later.id == earlier.id);
         self.slots.shrink_to_fit();
         self.packs.shrink_to_fit();
+        let mut fanout = vec![0u32; 65_537];
+        for slot in &self.slots {
+            fanout[prefix16(&slot.id) + 1] += 1;
+        }
+        for p in 1..fanout.len() {
+            fanout[p] += fanout[p - 1];
+        }
         Index {
             packs: self.packs,
             slots: self.slots,
+            fanout,
         }
     }
 }
@@ -208,6 +230,35 @@ mod tests {
             plain_len: 100,
             id: BlobId([id; 32]),
         }
+    }
+
+    #[test]
+    fn every_blob_found_through_the_fanout() {
+        let mut builder = IndexBuilder::default();
+        let ids: Vec<[u8; 32]> = (0..20_000u32)
+            .map(|n| *blake3::hash(&n.to_le_bytes()).as_bytes())
+            .collect();
+        for (p, chunk) in ids.chunks(100).enumerate() {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, id)| PackEntry {
+                    id: BlobId(*id),
+                    ..entry(0, i as u32 * 140, BlobType::Data, false)
+                })
+                .collect();
+            builder.add_pack(PackId([p as u8; 32]), &entries).unwrap();
+        }
+        let index = builder.finish();
+        assert_eq!(index.len(), ids.len());
+        for (n, id) in ids.iter().enumerate() {
+            let found = index.get(&BlobId(*id)).unwrap();
+            assert_eq!(found.pack, PackId([(n / 100) as u8; 32]));
+        }
+        for n in 20_000u32..21_000 {
+            assert!(!index.contains(&BlobId(*blake3::hash(&n.to_le_bytes()).as_bytes())));
+        }
+        assert!(!Index::new().contains(&BlobId([0; 32])));
     }
 
     #[test]
