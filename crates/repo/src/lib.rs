@@ -9,6 +9,7 @@
 //! Formats: docs/format.md.
 
 mod access;
+pub mod blocking;
 pub mod config;
 mod error;
 pub mod index;

@@ -26,8 +26,6 @@ use crate::storage::FileType;
 use crate::tree::{Node, NodeKind};
 use crate::Repository;
 
-/// Packs fetched at once.
-const FETCH_CONCURRENCY: usize = 4;
 /// Blobs closer than this in a pack are fetched with one ranged read.
 const COALESCE_GAP: u64 = 256 * 1024;
 
@@ -285,7 +283,7 @@ impl Repository {
                         .await
                 }
             })
-            .buffer_unordered(FETCH_CONCURRENCY)
+            .buffer_unordered(self.storage.transfer_concurrency())
             .try_collect::<Vec<()>>()
             .await?;
 
@@ -409,22 +407,24 @@ fn clear_for(path: &Path, want_dir: bool) -> std::io::Result<()> {
 }
 
 /// Creates every entry; returns the indices of files whose content must be written and the
-/// hard links to make (item index → index of the item it links to).
+/// hard links to make. Directories are made first (in order, parents before children), then
+/// everything else in parallel.
 fn create_entries(
     items: &[Item],
     target: &Path,
     report: &Mutex<RestoreReport>,
 ) -> Result<(Vec<usize>, Vec<HardLink>)> {
-    let mut files = Vec::new();
+    use rayon::prelude::*;
     let mut hardlinks = Vec::new();
     let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut report = report.lock().expect("report lock");
+    let mut to_create = Vec::new();
+    let mut dirs = 0;
     for (i, item) in items.iter().enumerate() {
-        let path = target.join(&item.rel);
         let node = &item.node;
-        let io = |e| RepoError::io(&path, e);
         match node.kind {
             NodeKind::Dir => {
+                let path = target.join(&item.rel);
+                let io = |e| RepoError::io(&path, e);
                 clear_for(&path, true).map_err(io)?;
                 match std::fs::create_dir(&path) {
                     Ok(()) => {}
@@ -434,69 +434,109 @@ fn create_entries(
                 // Writable while we fill it; the real mode is set at the end.
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
                     .map_err(io)?;
-                report.dirs_restored += 1;
+                dirs += 1;
             }
-            NodeKind::File => {
-                report.files_restored += 1;
-                if node.links > 1 && node.inode != 0 {
-                    if let Some(&first) = first_link.get(&(node.device, node.inode)) {
-                        hardlinks.push((i, first));
-                        continue;
+            NodeKind::File if node.links > 1 && node.inode != 0 => {
+                match first_link.get(&(node.device, node.inode)) {
+                    Some(&first) => hardlinks.push((i, first)),
+                    None => {
+                        first_link.insert((node.device, node.inode), i);
+                        to_create.push(i);
                     }
-                    first_link.insert((node.device, node.inode), i);
-                }
-                clear_for(&path, false).map_err(io)?;
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(nix::libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(io)?;
-                file.set_len(node.size).map_err(io)?;
-                files.push(i);
-            }
-            NodeKind::Symlink => {
-                clear_for(&path, false).map_err(io)?;
-                let target_name = node
-                    .link_target
-                    .as_ref()
-                    .map(|t| t.to_os())
-                    .unwrap_or_default();
-                std::os::unix::fs::symlink(target_name, &path).map_err(io)?;
-                report.others_restored += 1;
-            }
-            NodeKind::Fifo | NodeKind::Dev | NodeKind::Chardev => {
-                clear_for(&path, false).map_err(io)?;
-                let kind = match node.kind {
-                    NodeKind::Fifo => nix::sys::stat::SFlag::S_IFIFO,
-                    NodeKind::Dev => nix::sys::stat::SFlag::S_IFBLK,
-                    _ => nix::sys::stat::SFlag::S_IFCHR,
-                };
-                let perm = nix::sys::stat::Mode::from_bits_truncate(node.mode & 0o7777);
-                match nix::sys::stat::mknod(
-                    &path,
-                    kind,
-                    perm,
-                    node.rdev.unwrap_or(0) as nix::libc::dev_t,
-                ) {
-                    Ok(()) => report.others_restored += 1,
-                    Err(e) => report
-                        .errors
-                        .push((path.clone(), format!("cannot create {:?}: {e}", node.kind))),
                 }
             }
+            _ => to_create.push(i),
         }
     }
+    let created: Vec<(usize, Result<Created>)> = to_create
+        .par_iter()
+        .map(|&i| (i, create_one(&items[i], &target.join(&items[i].rel))))
+        .collect();
+    let mut files = Vec::new();
+    let mut report = report.lock().expect("report lock");
+    report.dirs_restored += dirs;
+    report.files_restored += hardlinks.len() as u64;
+    for (i, outcome) in created {
+        match outcome? {
+            Created::File => {
+                files.push(i);
+                report.files_restored += 1;
+            }
+            Created::Other => report.others_restored += 1,
+            Created::Failed(message) => report.errors.push((target.join(&items[i].rel), message)),
+        }
+    }
+    files.sort_unstable();
     Ok((files, hardlinks))
+}
+
+/// What creating one entry did.
+enum Created {
+    /// A regular file, now at its full size, to be filled.
+    File,
+    /// A symlink or special file.
+    Other,
+    /// Could not be created, not fatal (a device node without privileges).
+    Failed(String),
+}
+
+/// Creates one non-directory entry.
+fn create_one(item: &Item, path: &Path) -> Result<Created> {
+    let node = &item.node;
+    let io = |e| RepoError::io(path, e);
+    clear_for(path, false).map_err(io)?;
+    match node.kind {
+        NodeKind::File => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(io)?;
+            file.set_len(node.size).map_err(io)?;
+            Ok(Created::File)
+        }
+        NodeKind::Symlink => {
+            let target_name = node
+                .link_target
+                .as_ref()
+                .map(|t| t.to_os())
+                .unwrap_or_default();
+            std::os::unix::fs::symlink(target_name, path).map_err(io)?;
+            Ok(Created::Other)
+        }
+        NodeKind::Fifo | NodeKind::Dev | NodeKind::Chardev => {
+            let kind = match node.kind {
+                NodeKind::Fifo => nix::sys::stat::SFlag::S_IFIFO,
+                NodeKind::Dev => nix::sys::stat::SFlag::S_IFBLK,
+                _ => nix::sys::stat::SFlag::S_IFCHR,
+            };
+            let perm = nix::sys::stat::Mode::from_bits_truncate(node.mode & 0o7777);
+            match nix::sys::stat::mknod(
+                path,
+                kind,
+                perm,
+                node.rdev.unwrap_or(0) as nix::libc::dev_t,
+            ) {
+                Ok(()) => Ok(Created::Other),
+                Err(e) => Ok(Created::Failed(format!(
+                    "cannot create {:?}: {e}",
+                    node.kind
+                ))),
+            }
+        }
+        NodeKind::Dir => Ok(Created::Other),
+    }
 }
 
 fn finish_entries(
     items: &[Item],
     target: &Path,
-    hardlinks: &[(usize, usize)],
+    hardlinks: &[HardLink],
     report: &Mutex<RestoreReport>,
 ) -> Result<()> {
+    use rayon::prelude::*;
     for &(link, first) in hardlinks {
         let path = target.join(&items[link].rel);
         let existing = target.join(&items[first].rel);
@@ -504,14 +544,29 @@ fn finish_entries(
         std::fs::hard_link(&existing, &path).map_err(|e| RepoError::io(&path, e))?;
     }
     let is_root = nix::unistd::geteuid().is_root();
-    let mut report = report.lock().expect("report lock");
-    // Deepest first, so setting a directory's times comes after everything inside it.
-    for item in items.iter().rev() {
+    // Everything but directories in parallel; then directories deepest first, so setting a
+    // directory's times comes after everything inside it changed.
+    let mut errors: Vec<(PathBuf, String)> = items
+        .par_iter()
+        .filter(|item| item.node.kind != NodeKind::Dir)
+        .filter_map(|item| {
+            let path = target.join(&item.rel);
+            apply_metadata(&path, &item.node, is_root)
+                .err()
+                .map(|e| (path, format!("metadata: {e}")))
+        })
+        .collect();
+    for item in items
+        .iter()
+        .rev()
+        .filter(|item| item.node.kind == NodeKind::Dir)
+    {
         let path = target.join(&item.rel);
         if let Err(e) = apply_metadata(&path, &item.node, is_root) {
-            report.errors.push((path, format!("metadata: {e}")));
+            errors.push((path, format!("metadata: {e}")));
         }
     }
+    report.lock().expect("report lock").errors.extend(errors);
     Ok(())
 }
 

@@ -25,7 +25,11 @@ use crate::error::{RepoError, Result};
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     location: String,
+    remote: bool,
 }
+
+/// Objects larger than this are uploaded in parts.
+pub const MULTIPART_THRESHOLD: usize = 64 << 20;
 
 /// One listed object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,9 +43,26 @@ pub struct Listed {
 impl Storage {
     /// Wraps an object store already rooted at the repository. `location` is for messages.
     pub fn new(store: Arc<dyn ObjectStore>, location: impl Into<String>) -> Self {
+        let location = location.into();
+        let remote = !matches!(
+            url::parse(&location),
+            Ok(url::Location::Local(_) | url::Location::Memory)
+        );
         Storage {
             store,
-            location: location.into(),
+            location,
+            remote,
+        }
+    }
+
+    /// Objects transferred at once by bulk operations (pack uploads, restore reads): a local
+    /// disk gains nothing from more than two, while a network store hides latency with more.
+    /// Each one in flight holds up to a pack (16 MiB) in memory.
+    pub fn transfer_concurrency(&self) -> usize {
+        if self.remote {
+            4
+        } else {
+            2
         }
     }
 
@@ -270,6 +291,15 @@ mod tests {
             Err(RepoError::MissingObject { .. })
         ));
         storage.delete(FileType::Pack, &id).await.unwrap();
+        storage.delete(FileType::Pack, &id).await.unwrap();
+        // Above the threshold: multipart, same result.
+        let big = bytes::Bytes::from(vec![9u8; MULTIPART_THRESHOLD + 1000]);
+        let parts: PutPayload = [big.slice(..1000), big.slice(1000..)].into_iter().collect();
+        storage
+            .put_content(FileType::Pack, &id, parts)
+            .await
+            .unwrap();
+        assert_eq!(storage.get(FileType::Pack, &id).await.unwrap(), big);
         storage.delete(FileType::Pack, &id).await.unwrap();
         assert!(!storage.exists(FileType::Pack, &id).await.unwrap());
     }

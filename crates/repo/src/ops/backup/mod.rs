@@ -108,7 +108,9 @@ struct Prepared {
 
 impl Repository {
     fn prepare(&self, index: &Arc<Index>, options: &BackupOptions) -> Result<Prepared> {
-        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        // One finished pack may wait while others upload: memory for packs stays at the two
+        // being filled, one queued and the uploads in flight.
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
         let uploader = tokio::spawn(upload::run_uploader(self.clone(), receiver));
         let saver = Saver::new(
             Arc::clone(&self.keys),

@@ -12,8 +12,6 @@ use crate::index::{IndexFile, IndexPack};
 use crate::storage::FileType;
 use crate::Repository;
 
-/// Packs uploaded at once.
-pub(crate) const UPLOAD_CONCURRENCY: usize = 4;
 /// Packs per index file while a backup runs.
 const INDEX_EVERY: usize = 16;
 /// Longest time uploaded packs stay unindexed while a backup runs.
@@ -70,7 +68,7 @@ pub(crate) async fn run_uploader(
     }
 
     while let Some(pack) = packs.recv().await {
-        while tasks.len() >= UPLOAD_CONCURRENCY {
+        while tasks.len() >= repo.storage.transfer_concurrency() {
             let joined = tasks.join_next().await;
             reap(&repo, joined, &mut pending, &mut report, &mut last_index).await?;
         }
