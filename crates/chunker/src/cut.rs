@@ -90,7 +90,14 @@ impl Chunker {
 
     /// Chunks a reader with a reusable buffer of `2 × max` bytes; see [`StreamChunker`].
     pub fn stream<R: std::io::Read>(&self, reader: R) -> StreamChunker<R> {
-        StreamChunker::new(self.clone(), reader)
+        StreamChunker::new(self.clone(), reader, None)
+    }
+
+    /// Like [`Chunker::stream`] for an input of about `size` bytes (a file's length): the
+    /// buffer is sized to it, so many mid-sized files cost no `2 × max` allocation each.
+    /// Cut points are the same whatever the hint, also if the input turns out longer.
+    pub fn stream_sized<R: std::io::Read>(&self, reader: R, size: u64) -> StreamChunker<R> {
+        StreamChunker::new(self.clone(), reader, Some(size))
     }
 }
 

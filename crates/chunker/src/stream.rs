@@ -112,8 +112,8 @@ impl AsRef<[u8]> for BlockSlice {
 
 /// Iterator over the chunks of a reader; see [`Chunker::stream`].
 ///
-/// Memory: one block of `2 × max` bytes, allocated lazily (a short input touches only the
-/// pages it fills). Chunks are views of the block; if the caller still holds chunks of it when
+/// Memory: one block of `2 × max` bytes, or smaller when the input's size is known to be
+/// smaller ([`Chunker::stream_sized`]); it grows to `2 × max` if the input outgrows the hint. Chunks are views of the block; if the caller still holds chunks of it when
 /// it is full, a new block is allocated and the old one lives until its last chunk is dropped.
 /// A caller that holds a bounded number of chunks keeps memory bounded by a few blocks.
 ///
@@ -124,6 +124,9 @@ impl AsRef<[u8]> for BlockSlice {
 pub struct StreamChunker<R> {
     chunker: Chunker,
     reader: R,
+    /// Size of the next block to allocate: small for inputs known to be small, `2 × max`
+    /// once an input outgrows its hint.
+    next_block_len: usize,
     block: Arc<Block>,
     /// Unconsumed bytes are `block[start..end]`; `[end..]` is free space.
     start: usize,
@@ -135,10 +138,17 @@ pub struct StreamChunker<R> {
 }
 
 impl<R: Read> StreamChunker<R> {
-    pub(crate) fn new(chunker: Chunker, reader: R) -> Self {
+    pub(crate) fn new(chunker: Chunker, reader: R, size_hint: Option<u64>) -> Self {
+        let full = 2 * chunker.params().max();
+        // One byte beyond the expected size lets the read that reports end of input happen
+        // without first growing the block.
+        let next_block_len = size_hint.map_or(full, |hint| {
+            (hint.saturating_add(1)).clamp(4096, full as u64) as usize
+        });
         StreamChunker {
             chunker,
             reader,
+            next_block_len,
             block: Block::new(0),
             start: 0,
             end: 0,
@@ -162,10 +172,16 @@ impl<R: Read> StreamChunker<R> {
     /// Makes room behind `end`: when the block is full, moves the unconsumed tail to the front
     /// of this block (if no chunk of it is alive) or of a new one.
     fn make_room(&mut self) {
-        let capacity = 2 * self.chunker.params().max();
-        if self.block.len() == capacity && self.end < capacity {
+        if self.end < self.block.len() {
             return;
         }
+        let full = 2 * self.chunker.params().max();
+        // A block filled to the brim means the input may be longer than its hint.
+        let capacity = if self.block.len() == 0 {
+            self.next_block_len
+        } else {
+            full
+        };
         let tail = self.start..self.end;
         match Arc::get_mut(&mut self.block) {
             Some(block) if block.len() == capacity => block.all_mut().copy_within(tail.clone(), 0),

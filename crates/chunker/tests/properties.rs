@@ -70,7 +70,15 @@ proptest! {
         }
         prop_assert_eq!(&rebuilt, &data);
         let slice: Vec<_> = slice.iter().map(|c| (c.offset, c.length)).collect();
-        prop_assert_eq!(streamed, slice);
+        prop_assert_eq!(&streamed, &slice);
+        // A size hint (right, too small or too large) never changes the cuts.
+        for hint in [len as u64, (len / 3) as u64, 2 * len as u64 + 10, 0] {
+            let hinted: Vec<_> = chunker
+                .stream_sized(&data[..], hint)
+                .map(|c| { let c = c.unwrap(); (c.offset as usize, c.data.len()) })
+                .collect();
+            prop_assert_eq!(&hinted, &slice, "hint {}", hint);
+        }
     }
 
     #[test]

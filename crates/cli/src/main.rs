@@ -12,6 +12,20 @@ use clap::{Parser, Subcommand};
 
 use context::{exit_code_for, Globals};
 
+/// Tunes glibc's allocator for cairn's memory pattern: many threads (rayon, tokio, blocking
+/// pool) each get an arena by default, and freed buffers of 16 MiB raise the mmap threshold
+/// so later ones stay resident in those arenas. Measured on a 43 000-file restore: a third of
+/// peak RSS. Two arenas and a fixed 1 MiB mmap threshold give large buffers (chunker blocks,
+/// packs) back to the OS when freed. (mimalloc was tried too: it kept more, not less.)
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before any thread starts.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// cairn: content-addressed, deduplicating, encrypted backups.
 #[derive(Parser, Debug)]
 #[command(name = "cairn", version, about, after_help = context::ENV_HELP)]
@@ -43,6 +57,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -56,13 +56,13 @@ impl Storage {
     }
 
     /// Objects transferred at once by bulk operations (pack uploads, restore reads): a local
-    /// disk gains nothing from more than two, while a network store hides latency with more.
-    /// Each one in flight holds up to a pack (16 MiB) in memory.
+    /// disk writes a pack faster than the pipeline fills the next, while a network store
+    /// hides latency with more. Each one in flight holds up to a pack (16 MiB) in memory.
     pub fn transfer_concurrency(&self) -> usize {
         if self.remote {
             4
         } else {
-            2
+            1
         }
     }
 

@@ -489,6 +489,7 @@ impl Walker {
                 // Grew while we read: fall back to streaming from the start.
                 return self.stream_content(
                     open_nofollow(path).map_err(Failure::Item)?,
+                    meta.len(),
                     link_key,
                     meta.nlink(),
                 );
@@ -502,7 +503,7 @@ impl Walker {
                 );
             }
         } else {
-            return self.stream_content(file, link_key, meta.nlink());
+            return self.stream_content(file, meta.len(), link_key, meta.nlink());
         }
         self.remember_link(link_key, meta.nlink(), &ids, size);
         Ok((ids, size))
@@ -511,12 +512,13 @@ impl Walker {
     fn stream_content(
         &self,
         file: std::fs::File,
-        link_key: (u64, u64),
+        size_hint: u64,
+        link_key: LinkKey,
         links: u64,
     ) -> Result<(Vec<BlobId>, u64), Failure> {
         let mut ids = Vec::new();
         let mut size = 0u64;
-        for chunk in self.chunker.stream(file) {
+        for chunk in self.chunker.stream_sized(file, size_hint) {
             let chunk = chunk.map_err(|e| match e {
                 cairn_chunker::ChunkerError::Io(io) => Failure::Item(io),
                 other => Failure::Item(std::io::Error::other(other.to_string())),
