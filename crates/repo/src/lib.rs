@@ -12,6 +12,7 @@ mod access;
 pub mod blocking;
 pub mod config;
 mod error;
+pub mod fuzzing;
 pub mod index;
 pub mod object;
 pub mod ops;

@@ -283,7 +283,7 @@ impl Repository {
                         .await
                 }
             })
-            .buffer_unordered(self.storage.transfer_concurrency())
+            .buffer_unordered(self.storage.transfer_concurrency().max(2))
             .try_collect::<Vec<()>>()
             .await?;
 
@@ -357,35 +357,40 @@ impl Repository {
                 name.clone(),
             );
             tokio::task::spawn_blocking(move || -> Result<()> {
-                for (entry, uses) in group {
-                    let local = (entry.offset as u64 - start) as usize
-                        ..(entry.range().end - start) as usize;
-                    let plain = decode_blob(&keys, &entry, &bytes[local]).map_err(|source| {
-                        RepoError::Pack {
-                            object: format!("data blob {} in pack {name}", entry.id),
-                            source,
+                use rayon::prelude::*;
+                // Decode (decrypt, decompress, hash) the group's blobs on every core.
+                group
+                    .into_par_iter()
+                    .try_for_each(|(entry, uses)| -> Result<()> {
+                        let local = (entry.offset as u64 - start) as usize
+                            ..(entry.range().end - start) as usize;
+                        let plain =
+                            decode_blob(&keys, &entry, &bytes[local]).map_err(|source| {
+                                RepoError::Pack {
+                                    object: format!("data blob {} in pack {name}", entry.id),
+                                    source,
+                                }
+                            })?;
+                        let zero = plain.iter().all(|&b| b == 0);
+                        for (file, offset) in uses {
+                            let path = target.join(&items[file].rel);
+                            if !zero {
+                                let handle = std::fs::OpenOptions::new()
+                                    .write(true)
+                                    .custom_flags(nix::libc::O_NOFOLLOW)
+                                    .open(&path)
+                                    .map_err(|e| RepoError::io(&path, e))?;
+                                handle
+                                    .write_all_at(&plain, offset)
+                                    .map_err(|e| RepoError::io(&path, e))?;
+                            }
+                            written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                            counters
+                                .bytes_done
+                                .fetch_add(plain.len() as u64, Ordering::Relaxed);
                         }
-                    })?;
-                    let zero = plain.iter().all(|&b| b == 0);
-                    for (file, offset) in uses {
-                        let path = target.join(&items[file].rel);
-                        if !zero {
-                            let handle = std::fs::OpenOptions::new()
-                                .write(true)
-                                .custom_flags(nix::libc::O_NOFOLLOW)
-                                .open(&path)
-                                .map_err(|e| RepoError::io(&path, e))?;
-                            handle
-                                .write_all_at(&plain, offset)
-                                .map_err(|e| RepoError::io(&path, e))?;
-                        }
-                        written.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                        counters
-                            .bytes_done
-                            .fetch_add(plain.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                Ok(())
+                        Ok(())
+                    })
             })
             .await
             .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??;
