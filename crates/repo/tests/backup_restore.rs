@@ -197,6 +197,7 @@ async fn cancelled_backup_leaves_reusable_data() {
         ..Default::default()
     };
     // Cancel right away: whatever was packed is uploaded and indexed, no snapshot written.
+    // (The progress callback also starts the scanner, which must stop with the backup.)
     options.cancel.cancel();
     let err = repo
         .backup(index, &[source.path().to_path_buf()], options)
@@ -234,5 +235,37 @@ async fn cancelled_backup_leaves_reusable_data() {
         source.path(),
         &target.path().join(source.path().strip_prefix("/").unwrap()),
         false,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_reports_totals_and_finishes() {
+    let source = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        std::fs::write(source.path().join(format!("f{i}")), noise(50_000, i)).unwrap();
+    }
+    let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let options = BackupOptions {
+        progress: Some(Arc::new(move |p: &cairn_repo::ops::progress::Progress| {
+            sink.lock().unwrap().push(p.clone())
+        })),
+        ..Default::default()
+    };
+    repo.backup(index, &[source.path().to_path_buf()], options)
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    let last = seen.last().expect("a final progress report");
+    assert_eq!(last.files_done, 20);
+    assert_eq!(last.bytes_done, 20 * 50_000);
+    assert_eq!(
+        (last.total_files, last.total_bytes),
+        (20, 20 * 50_000),
+        "scanner totals"
     );
 }

@@ -30,7 +30,7 @@ use crate::Repository;
 
 use excludes::Excludes;
 use saver::Saver;
-use walker::{arrange_targets, Walker};
+use walker::{arrange_targets, spawn_scanner, Walker};
 
 /// Which snapshot to compare against, to skip reading unchanged files.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -174,6 +174,11 @@ impl Repository {
         let (target, snapshot_paths) = arrange_targets(paths)?;
         let mut patterns = options.excludes.clone();
         patterns.extend(Excludes::read_pattern_files(&options.exclude_files)?);
+        let scan_excludes = Excludes::new(
+            &patterns,
+            options.exclude_caches,
+            &options.exclude_if_present,
+        )?;
         let excludes = Excludes::new(
             &patterns,
             options.exclude_caches,
@@ -194,6 +199,15 @@ impl Repository {
             options.one_file_system,
             !options.force,
         ));
+        let scan_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scanner = options.progress.is_some().then(|| {
+            spawn_scanner(
+                paths.to_vec(),
+                scan_excludes,
+                Arc::clone(&prepared.counters),
+                Arc::clone(&scan_stop),
+            )
+        });
         let reporter = Reporter::start(
             options.progress.clone(),
             Arc::clone(&prepared.counters),
@@ -212,6 +226,10 @@ impl Repository {
         let root = walk
             .await
             .map_err(|e| RepoError::InvalidInput(format!("backup task failed: {e}")));
+        scan_stop.store(true, Ordering::Relaxed);
+        if let Some(scanner) = scanner {
+            let _ = scanner.join();
+        }
         drop(reporter);
         let stats = &walker.stats;
         let summary_counts = [
