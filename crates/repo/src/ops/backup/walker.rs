@@ -571,6 +571,43 @@ fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
         .map(|i| &tree.nodes[i])
 }
 
+/// Counts the files and bytes a backup will see, on its own thread, so progress can show a
+/// percentage and an ETA (as restic's scanner does). Stops early when `stop` is set.
+pub(crate) fn spawn_scanner(
+    paths: Vec<PathBuf>,
+    excludes: Excludes,
+    counters: Arc<Counters>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut stack: Vec<PathBuf> = paths
+            .iter()
+            .filter_map(|p| std::path::absolute(p).ok())
+            .collect();
+        while let Some(path) = stack.pop() {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if excludes.matches_path(&path) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_file() {
+                counters.total_files.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .total_bytes
+                    .fetch_add(meta.len(), Ordering::Relaxed);
+            } else if meta.is_dir() && !excludes.excludes_dir_contents(&path) {
+                if let Ok(entries) = std::fs::read_dir(&path) {
+                    stack.extend(entries.flatten().map(|e| e.path()));
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,41 +645,4 @@ mod tests {
         assert_eq!(clean(Path::new("/a/../..")), PathBuf::from("/"));
         assert!(clean(Path::new("../x")).starts_with(".."));
     }
-}
-
-/// Counts the files and bytes a backup will see, on its own thread, so progress can show a
-/// percentage and an ETA (as restic's scanner does). Stops early when `stop` is set.
-pub(crate) fn spawn_scanner(
-    paths: Vec<PathBuf>,
-    excludes: Excludes,
-    counters: Arc<Counters>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut stack: Vec<PathBuf> = paths
-            .iter()
-            .filter_map(|p| std::path::absolute(p).ok())
-            .collect();
-        while let Some(path) = stack.pop() {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            if excludes.matches_path(&path) {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_file() {
-                counters.total_files.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .total_bytes
-                    .fetch_add(meta.len(), Ordering::Relaxed);
-            } else if meta.is_dir() && !excludes.excludes_dir_contents(&path) {
-                if let Ok(entries) = std::fs::read_dir(&path) {
-                    stack.extend(entries.flatten().map(|e| e.path()));
-                }
-            }
-        }
-    })
 }
