@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId};
 use futures::{StreamExt, TryStreamExt};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
 use crate::error::{RepoError, Result};
 use crate::index::Index;
@@ -67,30 +67,6 @@ struct Item {
     /// Path relative to the target (and, with a leading `/`, the path in the snapshot).
     rel: PathBuf,
     node: Node,
-}
-
-fn compile(patterns: &[String]) -> Result<Option<GlobSet>> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        let trimmed = pattern.trim_end_matches('/');
-        let full = if trimmed.starts_with('/') {
-            trimmed.to_string()
-        } else {
-            format!("**/{trimmed}")
-        };
-        let glob = GlobBuilder::new(&full)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| RepoError::InvalidInput(format!("pattern {pattern:?}: {e}")))?;
-        builder.add(glob);
-    }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|e| RepoError::InvalidInput(format!("patterns: {e}")))
 }
 
 fn matches_self_or_ancestor(set: &GlobSet, rel: &Path) -> bool {
@@ -192,8 +168,8 @@ impl Repository {
         target: &Path,
         options: RestoreOptions,
     ) -> Result<RestoreReport> {
-        let include = compile(&options.include)?;
-        let exclude = compile(&options.exclude)?;
+        let include = crate::ops::patterns::compile(&options.include, "include")?;
+        let exclude = crate::ops::patterns::compile(&options.exclude, "exclude")?;
         let mut items = self.collect_items(&index, &snapshot.tree).await?;
         items.retain(|item| {
             !exclude

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
 use crate::error::{RepoError, Result};
 
@@ -22,41 +22,7 @@ impl Excludes {
     /// any other at any depth (`*.log`, `node_modules`, `build/tmp`). `*` and `?` do not
     /// cross `/`; `**` does.
     pub fn new(patterns: &[String], exclude_caches: bool, if_present: &[String]) -> Result<Self> {
-        let mut set = GlobSetBuilder::new();
-        let mut any = false;
-        for pattern in patterns {
-            let pattern = pattern.trim();
-            if pattern.is_empty() {
-                continue;
-            }
-            if pattern.starts_with('!') {
-                return Err(RepoError::InvalidInput(format!(
-                    "exclude pattern {pattern:?}: negated patterns are not supported"
-                )));
-            }
-            let trimmed = pattern.trim_end_matches('/');
-            let full = if trimmed.starts_with('/') {
-                trimmed.to_string()
-            } else {
-                format!("**/{trimmed}")
-            };
-            let glob = GlobBuilder::new(&full)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| {
-                    RepoError::InvalidInput(format!("exclude pattern {pattern:?}: {e}"))
-                })?;
-            set.add(glob);
-            any = true;
-        }
-        let patterns = if any {
-            Some(
-                set.build()
-                    .map_err(|e| RepoError::InvalidInput(format!("exclude patterns: {e}")))?,
-            )
-        } else {
-            None
-        };
+        let patterns = crate::ops::patterns::compile(patterns, "exclude")?;
         Ok(Excludes {
             patterns,
             exclude_caches,

@@ -103,7 +103,6 @@ struct Prepared {
     uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
     counters: Arc<Counters>,
     start: DateTime<FixedOffset>,
-    started: std::time::Instant,
 }
 
 impl Repository {
@@ -125,7 +124,6 @@ impl Repository {
             uploader,
             counters: Arc::new(Counters::default()),
             start: Local::now().fixed_offset(),
-            started: std::time::Instant::now(),
         })
     }
 
@@ -232,39 +230,32 @@ impl Repository {
         }
         drop(reporter);
         let stats = &walker.stats;
-        let summary_counts = [
-            stats.files_new.load(Ordering::Relaxed),
-            stats.files_changed.load(Ordering::Relaxed),
-            stats.files_unmodified.load(Ordering::Relaxed),
-            stats.dirs_new.load(Ordering::Relaxed),
-            stats.dirs_changed.load(Ordering::Relaxed),
-            stats.dirs_unmodified.load(Ordering::Relaxed),
-            stats.total_files.load(Ordering::Relaxed),
-            stats.total_bytes.load(Ordering::Relaxed),
-        ];
+        let counts = FileCounts {
+            files_new: stats.files_new.load(Ordering::Relaxed),
+            files_changed: stats.files_changed.load(Ordering::Relaxed),
+            files_unmodified: stats.files_unmodified.load(Ordering::Relaxed),
+            dirs_new: stats.dirs_new.load(Ordering::Relaxed),
+            dirs_changed: stats.dirs_changed.load(Ordering::Relaxed),
+            dirs_unmodified: stats.dirs_unmodified.load(Ordering::Relaxed),
+            total_files: stats.total_files.load(Ordering::Relaxed),
+            total_bytes: stats.total_bytes.load(Ordering::Relaxed),
+        };
         let issues = std::mem::take(&mut *walker.issues.lock().expect("issues lock"));
         let notes = std::mem::take(&mut *walker.notes.lock().expect("notes lock"));
-        let root = self
-            .finish_upload(prepared.uploader, &prepared.saver, root.and_then(|r| r))
-            .await?;
-        let mut snapshot = self.new_snapshot(
+        let root = root.and_then(|r| r);
+        let parent = parent.map(|(id, _)| id);
+        self.finish_backup(
+            prepared,
             &options,
             host,
             snapshot_paths,
             root,
-            prepared.start,
-            parent.map(|(id, _)| id),
-        );
-        snapshot.incomplete = !issues.is_empty();
-        snapshot.summary = Some(summary(&prepared.saver, prepared.start, summary_counts));
-        let _ = prepared.started;
-        let snapshot_id = self.write_snapshot(&snapshot).await?;
-        Ok(BackupReport {
-            snapshot_id,
-            snapshot,
+            parent,
+            counts,
             issues,
             notes,
-        })
+        )
+        .await
     }
 
     /// Backs up a byte stream as one file named `filename` at the snapshot's root, in
@@ -353,29 +344,56 @@ impl Repository {
             Ok(Err(e)) => (Err(e), 0),
             Err(e) => (Err(e), 0),
         };
-        let root = self
-            .finish_upload(prepared.uploader, &prepared.saver, root)
-            .await?;
-        let mut snapshot = self.new_snapshot(
+        let counts = FileCounts {
+            files_new: u64::from(parent.is_none()),
+            files_changed: u64::from(parent.is_some()),
+            total_files: 1,
+            total_bytes: size,
+            ..FileCounts::default()
+        };
+        let parent = parent.map(|(id, _)| id);
+        self.finish_backup(
+            prepared,
             &options,
             host,
             snapshot_paths,
             root,
-            prepared.start,
-            parent.map(|(id, _)| id),
-        );
-        let new = u64::from(parent_is_none(&snapshot));
-        snapshot.summary = Some(summary(
-            &prepared.saver,
-            prepared.start,
-            [new, 1 - new, 0, 0, 0, 0, 1, size],
-        ));
+            parent,
+            counts,
+            Vec::new(),
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Waits for the uploads, then writes the snapshot (last, so it only ever refers to
+    /// stored and indexed data).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_backup(
+        &self,
+        prepared: Prepared,
+        options: &BackupOptions,
+        hostname: String,
+        paths: Vec<String>,
+        root: Result<BlobId>,
+        parent: Option<String>,
+        counts: FileCounts,
+        issues: Vec<BackupIssue>,
+        notes: Vec<String>,
+    ) -> Result<BackupReport> {
+        let root = self
+            .finish_upload(prepared.uploader, &prepared.saver, root)
+            .await?;
+        let mut snapshot =
+            self.new_snapshot(options, hostname, paths, root, prepared.start, parent);
+        snapshot.incomplete = !issues.is_empty();
+        snapshot.summary = Some(summary(&prepared.saver, prepared.start, counts));
         let snapshot_id = self.write_snapshot(&snapshot).await?;
         Ok(BackupReport {
             snapshot_id,
             snapshot,
-            issues: Vec::new(),
-            notes: Vec::new(),
+            issues,
+            notes,
         })
     }
 
@@ -432,27 +450,36 @@ impl Repository {
     }
 }
 
-fn parent_is_none(snapshot: &Snapshot) -> bool {
-    snapshot.parent.is_none()
+/// File and directory counts for a summary.
+#[derive(Clone, Copy, Debug, Default)]
+struct FileCounts {
+    files_new: u64,
+    files_changed: u64,
+    files_unmodified: u64,
+    dirs_new: u64,
+    dirs_changed: u64,
+    dirs_unmodified: u64,
+    total_files: u64,
+    total_bytes: u64,
 }
 
-fn summary(saver: &Saver, start: DateTime<FixedOffset>, counts: [u64; 8]) -> SnapshotSummary {
+fn summary(saver: &Saver, start: DateTime<FixedOffset>, counts: FileCounts) -> SnapshotSummary {
     let end = Local::now().fixed_offset();
     let stats = &saver.stats;
     SnapshotSummary {
         backup_start: start.to_rfc3339_opts(SecondsFormat::Nanos, true),
         backup_end: end.to_rfc3339_opts(SecondsFormat::Nanos, true),
-        files_new: counts[0],
-        files_changed: counts[1],
-        files_unmodified: counts[2],
-        dirs_new: counts[3],
-        dirs_changed: counts[4],
-        dirs_unmodified: counts[5],
+        files_new: counts.files_new,
+        files_changed: counts.files_changed,
+        files_unmodified: counts.files_unmodified,
+        dirs_new: counts.dirs_new,
+        dirs_changed: counts.dirs_changed,
+        dirs_unmodified: counts.dirs_unmodified,
         data_blobs: stats.data_blobs.load(Ordering::Relaxed),
         tree_blobs: stats.tree_blobs.load(Ordering::Relaxed),
         data_added: stats.data_added.load(Ordering::Relaxed),
         data_added_packed: stats.data_added_packed.load(Ordering::Relaxed),
-        total_files_processed: counts[6],
-        total_bytes_processed: counts[7],
+        total_files_processed: counts.total_files,
+        total_bytes_processed: counts.total_bytes,
     }
 }
