@@ -54,6 +54,8 @@ enum Command {
     Stats(commands::stats::Args),
     /// Manage the repository's keys (passwords).
     Key(commands::key::Args),
+    /// Check the repository for damage (exit 1 if any).
+    Check(commands::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
             Command::Dump(args) => commands::dump::run(globals, args).await,
             Command::Stats(args) => commands::stats::run(globals, args).await,
             Command::Key(args) => commands::key::run(globals, args).await,
+            Command::Check(args) => commands::check::run(globals, args).await,
         }
     });
     match result {

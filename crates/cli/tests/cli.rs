@@ -143,6 +143,25 @@ fn backup_restore_and_json_shapes() {
         "CREATE TABLE t;\n"
     );
 
+    let check = json_lines(&ok(cairn(&repo).args(["check", "--read-data", "--json"])));
+    let last = check.last().unwrap();
+    assert_eq!(last["ok"], true, "{check:?}");
+    assert!(last["packs_read"].as_u64().unwrap() >= 2);
+    // Damage one pack: check exits 1 and names it.
+    let pack = walk(&repo.join("data")).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[50] ^= 1;
+    std::fs::write(&pack, &bytes).unwrap();
+    let out = run(cairn(&repo).args(["check", "--read-data-subset", "1/1"]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(pack.file_name().unwrap().to_str().unwrap()),
+        "{stderr}"
+    );
+    bytes[50] ^= 1;
+    std::fs::write(&pack, &bytes).unwrap();
+
     let stats: Value = serde_json::from_str(&ok(cairn(&repo).args(["stats", "--json"]))).unwrap();
     assert_eq!(stats["snapshots_count"], 2);
     assert!(stats["total_size"].as_u64().unwrap() >= 300_005);

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod backup;
+pub mod check;
 pub mod dump;
 pub mod init;
 pub mod key;

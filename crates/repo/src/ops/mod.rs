@@ -1,6 +1,7 @@
 //! Operations on a repository.
 
 pub mod backup;
+pub mod check;
 mod patterns;
 pub mod progress;
 pub mod restore;

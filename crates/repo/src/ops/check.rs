@@ -1,0 +1,558 @@
+//! `check`: is every snapshot restorable? Structure always (index files decode, every indexed
+//! pack exists and its header agrees with the index, every snapshot's trees decode and every
+//! blob they reference is indexed); with `read_data`, also every byte (each selected pack
+//! hashes to its name and every blob in it authenticates, decompresses and matches its id).
+//! Findings name the damaged object, the blobs in it, and the snapshots and files they break.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId, PackReader};
+use futures::StreamExt;
+
+use crate::error::{RepoError, Result};
+use crate::index::{Index, IndexFile};
+use crate::object::{check_content_id, open_object, ObjectKind};
+use crate::snapshot::SnapshotEntry;
+use crate::storage::FileType;
+use crate::tree::NodeKind;
+use crate::Repository;
+
+/// Which packs to download and verify byte for byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum ReadData {
+    /// None: structure only.
+    #[default]
+    None,
+    /// Every pack.
+    All,
+    /// Packs whose position in id order is `n - 1` modulo `m` (`--read-data-subset n/m`):
+    /// running 1/m … m/m on successive days covers the repository.
+    Subset {
+        /// Which slice, 1-based.
+        n: u32,
+        /// Number of slices.
+        m: u32,
+    },
+    /// A random share of the packs, in percent.
+    Percent(f64),
+}
+
+impl ReadData {
+    /// Parses restic's `--read-data-subset` forms `n/m` and `x%`.
+    pub fn parse_subset(text: &str) -> Result<ReadData> {
+        let bad = || {
+            RepoError::InvalidInput(format!(
+                "invalid --read-data-subset {text:?}: use n/m (1 ≤ n ≤ m) or x% (0 < x ≤ 100)"
+            ))
+        };
+        if let Some(percent) = text.strip_suffix('%') {
+            let value: f64 = percent.trim().parse().map_err(|_| bad())?;
+            if !(value > 0.0 && value <= 100.0) {
+                return Err(bad());
+            }
+            return Ok(ReadData::Percent(value));
+        }
+        let (n, m) = text.split_once('/').ok_or_else(bad)?;
+        let (n, m): (u32, u32) = (
+            n.trim().parse().map_err(|_| bad())?,
+            m.trim().parse().map_err(|_| bad())?,
+        );
+        if n == 0 || m == 0 || n > m {
+            return Err(bad());
+        }
+        Ok(ReadData::Subset { n, m })
+    }
+
+    fn selects(&self, position: usize, id: &PackId) -> bool {
+        match *self {
+            ReadData::None => false,
+            ReadData::All => true,
+            ReadData::Subset { n, m } => position as u64 % m as u64 == (n - 1) as u64,
+            ReadData::Percent(p) => {
+                // Random per run, but decided per pack from fresh randomness and its id.
+                let mut seed = [0u8; 8];
+                let _ = cairn_pack::random_bytes(&mut seed);
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&seed);
+                hasher.update(id.as_bytes());
+                let draw = u64::from_le_bytes(
+                    hasher.finalize().as_bytes()[..8]
+                        .try_into()
+                        .expect("8 bytes"),
+                );
+                (draw as f64 / u64::MAX as f64) * 100.0 < p
+            }
+        }
+    }
+}
+
+/// One problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// An index file could not be read, authenticated or decoded.
+    IndexFileDamaged {
+        /// Index file id.
+        file: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A pack the index lists does not exist.
+    PackMissing {
+        /// The pack.
+        pack: PackId,
+        /// Blobs the index says it holds.
+        blobs: Vec<BlobId>,
+    },
+    /// A pack's header could not be read or disagrees with the index.
+    PackHeaderDamaged {
+        /// The pack.
+        pack: PackId,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A pack's content does not hash to its name, or its header fails (read-data).
+    PackDamaged {
+        /// The pack.
+        pack: PackId,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A blob failed to authenticate, decompress or match its id (read-data).
+    BlobDamaged {
+        /// The pack holding it.
+        pack: PackId,
+        /// The blob.
+        blob: BlobId,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A pack exists that no index lists (left by an interrupted backup; prune removes it).
+    /// Not an error.
+    PackNotIndexed {
+        /// The pack.
+        pack: PackId,
+    },
+    /// A snapshot could not be read.
+    SnapshotDamaged {
+        /// Snapshot id.
+        snapshot: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A tree could not be read or decoded.
+    TreeDamaged {
+        /// A snapshot using it.
+        snapshot: String,
+        /// Path of the directory in that snapshot.
+        path: String,
+        /// The tree.
+        tree: BlobId,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A file's content blob is missing from the index or damaged.
+    FileDamaged {
+        /// A snapshot containing the file.
+        snapshot: String,
+        /// Path of the file in that snapshot.
+        path: String,
+        /// The blob.
+        blob: BlobId,
+        /// Missing or damaged.
+        reason: String,
+    },
+}
+
+impl Finding {
+    /// False only for findings that lose no data (unindexed packs).
+    pub fn is_error(&self) -> bool {
+        !matches!(self, Finding::PackNotIndexed { .. })
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::IndexFileDamaged { file, reason } => {
+                write!(f, "index file {file} is damaged: {reason}")
+            }
+            Finding::PackMissing { pack, blobs } => {
+                write!(f, "pack {pack} is missing ({} blobs)", blobs.len())
+            }
+            Finding::PackHeaderDamaged { pack, reason } => {
+                write!(f, "pack {pack}: header: {reason}")
+            }
+            Finding::PackDamaged { pack, reason } => write!(f, "pack {pack} is damaged: {reason}"),
+            Finding::BlobDamaged { pack, blob, reason } => {
+                write!(f, "blob {blob} in pack {pack} is damaged: {reason}")
+            }
+            Finding::PackNotIndexed { pack } => {
+                write!(f, "pack {pack} is not in any index (prune removes it)")
+            }
+            Finding::SnapshotDamaged { snapshot, reason } => {
+                write!(f, "snapshot {snapshot} is damaged: {reason}")
+            }
+            Finding::TreeDamaged {
+                snapshot,
+                path,
+                tree,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "snapshot {snapshot}: directory {path} (tree {tree}) is damaged: {reason}"
+                )
+            }
+            Finding::FileDamaged {
+                snapshot,
+                path,
+                blob,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "snapshot {snapshot}: file {path} is broken: blob {blob} {reason}"
+                )
+            }
+        }
+    }
+}
+
+/// What `check` found.
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    /// Every problem, in the order found.
+    pub findings: Vec<Finding>,
+    /// Packs listed by the index.
+    pub packs_indexed: u64,
+    /// Packs downloaded and verified.
+    pub packs_read: u64,
+    /// Snapshots whose trees were walked.
+    pub snapshots_checked: u64,
+    /// Distinct trees decoded.
+    pub trees_checked: u64,
+}
+
+impl CheckReport {
+    /// True when no finding is an error.
+    pub fn is_ok(&self) -> bool {
+        !self.findings.iter().any(Finding::is_error)
+    }
+}
+
+/// Checking options.
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// Which packs to read in full.
+    pub read_data: ReadData,
+}
+
+impl Repository {
+    /// Checks the repository; see the module documentation. Returns a report even when it
+    /// finds damage; errors only when the check itself cannot run (storage unreachable).
+    pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+
+        // 1. Index files, one by one, so a damaged one is reported and the rest still used.
+        let mut files: Vec<IndexFile> = Vec::new();
+        for listed in self.storage.list(FileType::Index).await? {
+            let object = format!("index/{}", listed.name);
+            let decoded = async {
+                let sealed = self.storage.get(FileType::Index, &listed.name).await?;
+                check_content_id(&object, &listed.name, &sealed)?;
+                let plain = open_object(&self.keys, ObjectKind::Index, &object, &sealed)?;
+                IndexFile::decode(&plain, &object)
+            }
+            .await;
+            match decoded {
+                Ok(file) => files.push(file),
+                Err(e @ RepoError::Storage { .. }) => return Err(e),
+                Err(e) => report.findings.push(Finding::IndexFileDamaged {
+                    file: listed.name,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let index = Arc::new(Index::build(files.iter())?);
+        let mut indexed: BTreeMap<PackId, Vec<PackEntry>> = BTreeMap::new();
+        for file in &files {
+            for pack in &file.packs {
+                indexed
+                    .entry(pack.id)
+                    .or_insert_with(|| pack.entries.clone());
+            }
+        }
+        report.packs_indexed = indexed.len() as u64;
+
+        // 2. Packs: existence, headers, and optionally every byte.
+        let stored: HashMap<String, u64> = self
+            .storage
+            .list(FileType::Pack)
+            .await?
+            .into_iter()
+            .map(|l| (l.name, l.size))
+            .collect();
+        let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
+        for (id, entries) in &indexed {
+            if !stored.contains_key(&id.to_hex()) {
+                for entry in entries {
+                    damaged_blobs.insert(entry.id, format!("is in missing pack {id}"));
+                }
+                report.findings.push(Finding::PackMissing {
+                    pack: *id,
+                    blobs: entries.iter().map(|e| e.id).collect(),
+                });
+            }
+        }
+        for name in stored.keys() {
+            if let Ok(id) = name.parse::<PackId>() {
+                if !indexed.contains_key(&id) {
+                    report.findings.push(Finding::PackNotIndexed { pack: id });
+                }
+            }
+        }
+        let present: Vec<(usize, PackId, Vec<PackEntry>, u64)> = indexed
+            .iter()
+            .enumerate()
+            .filter_map(|(position, (id, entries))| {
+                stored
+                    .get(&id.to_hex())
+                    .map(|size| (position, *id, entries.clone(), *size))
+            })
+            .collect();
+        let results: Vec<Result<(Vec<Finding>, bool)>> = futures::stream::iter(present)
+            .map(|(position, id, entries, size)| {
+                let read = options.read_data.selects(position, &id);
+                async move {
+                    self.check_pack(id, &entries, size, read)
+                        .await
+                        .map(|f| (f, read))
+                }
+            })
+            .buffer_unordered(self.storage.transfer_concurrency().max(2))
+            .collect()
+            .await;
+        for result in results {
+            let (findings, read) = result?;
+            report.packs_read += u64::from(read);
+            for finding in findings {
+                match &finding {
+                    Finding::BlobDamaged { blob, reason, .. } => {
+                        damaged_blobs.insert(*blob, format!("is damaged: {reason}"));
+                    }
+                    Finding::PackDamaged { pack, .. } | Finding::PackHeaderDamaged { pack, .. } => {
+                        for entry in indexed.get(pack).into_iter().flatten() {
+                            damaged_blobs
+                                .entry(entry.id)
+                                .or_insert_with(|| format!("is in damaged pack {pack}"));
+                        }
+                    }
+                    _ => {}
+                }
+                report.findings.push(finding);
+            }
+        }
+
+        // 3. Snapshots: every tree decodes, every blob is indexed and undamaged.
+        let mut snapshots = Vec::new();
+        for listed in self.storage.list(FileType::Snapshot).await? {
+            match self.read_snapshot(&listed.name).await {
+                Ok(snapshot) => snapshots.push(SnapshotEntry {
+                    id: listed.name,
+                    snapshot,
+                }),
+                Err(e @ RepoError::Storage { .. }) => return Err(e),
+                Err(e) => report.findings.push(Finding::SnapshotDamaged {
+                    snapshot: listed.name,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let mut seen_trees: HashSet<BlobId> = HashSet::new();
+        for entry in &snapshots {
+            report.snapshots_checked += 1;
+            let mut stack = vec![(String::from("/"), entry.snapshot.tree)];
+            while let Some((path, tree_id)) = stack.pop() {
+                // A tree shared with an earlier snapshot was checked there; damage inside it
+                // is reported once, under the first snapshot that uses it.
+                if !seen_trees.insert(tree_id) {
+                    continue;
+                }
+                report.trees_checked += 1;
+                let tree = match self.read_tree(&index, &tree_id).await {
+                    Ok(tree) => tree,
+                    Err(e @ RepoError::Storage { .. }) => return Err(e),
+                    Err(e) => {
+                        report.findings.push(Finding::TreeDamaged {
+                            snapshot: entry.id.clone(),
+                            path,
+                            tree: tree_id,
+                            reason: damaged_blobs
+                                .get(&tree_id)
+                                .cloned()
+                                .unwrap_or_else(|| e.to_string()),
+                        });
+                        continue;
+                    }
+                };
+                for node in &tree.nodes {
+                    let child = format!(
+                        "{}{}{}",
+                        path,
+                        if path.ends_with('/') { "" } else { "/" },
+                        node.name.display()
+                    );
+                    if let Some(subtree) = node.subtree {
+                        stack.push((child.clone(), subtree));
+                    }
+                    if node.kind != NodeKind::File {
+                        continue;
+                    }
+                    for blob in &node.content {
+                        let reason = match damaged_blobs.get(blob) {
+                            Some(reason) => Some(reason.clone()),
+                            None if !index
+                                .get(blob)
+                                .is_some_and(|l| l.entry.blob_type == BlobType::Data) =>
+                            {
+                                Some("is not in the index".to_string())
+                            }
+                            None => None,
+                        };
+                        if let Some(reason) = reason {
+                            report.findings.push(Finding::FileDamaged {
+                                snapshot: entry.id.clone(),
+                                path: child.clone(),
+                                blob: *blob,
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Checks one present pack: its header against the index, and with `read_data` its hash
+    /// and every blob.
+    async fn check_pack(
+        &self,
+        id: PackId,
+        indexed: &[PackEntry],
+        size: u64,
+        read_data: bool,
+    ) -> Result<Vec<Finding>> {
+        let name = id.to_hex();
+        let mut findings = Vec::new();
+        if read_data {
+            let bytes = self.storage.get(FileType::Pack, &name).await?;
+            if PackId::of(&bytes) != id {
+                findings.push(Finding::PackDamaged {
+                    pack: id,
+                    reason: "content does not hash to its name".into(),
+                });
+            }
+            let keys = Arc::clone(&self.keys);
+            let indexed = indexed.to_vec();
+            let blob_findings = tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                match PackReader::from_bytes(&keys, &bytes) {
+                    Err(e) => out.push(Finding::PackDamaged {
+                        pack: id,
+                        reason: format!("header: {e}"),
+                    }),
+                    Ok(header) if header != indexed => out.push(Finding::PackHeaderDamaged {
+                        pack: id,
+                        reason: "header disagrees with the index".into(),
+                    }),
+                    Ok(_) => {}
+                }
+                // Decode by the index's entries: those are what restores will use.
+                for entry in &indexed {
+                    let result = PackReader::blob_bytes(&bytes, entry)
+                        .and_then(|sealed| decode_blob(&keys, entry, sealed).map(|_| ()));
+                    if let Err(e) = result {
+                        out.push(Finding::BlobDamaged {
+                            pack: id,
+                            blob: entry.id,
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                out
+            })
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("check task failed: {e}")))?;
+            findings.extend(blob_findings);
+            return Ok(findings);
+        }
+        let tail_range = PackReader::tail_range(size);
+        let tail = self
+            .storage
+            .get_range(FileType::Pack, &name, tail_range)
+            .await?;
+        let header = match PackReader::locate_header(size, &tail) {
+            Ok(range) => {
+                let tail_start = size - tail.len() as u64;
+                let sealed = if range.start >= tail_start {
+                    tail.slice(
+                        (range.start - tail_start) as usize..(range.end - tail_start) as usize,
+                    )
+                } else {
+                    self.storage
+                        .get_range(FileType::Pack, &name, range.clone())
+                        .await?
+                };
+                PackReader::parse_header(&self.keys, size, range, &sealed)
+            }
+            Err(e) => Err(e),
+        };
+        match header {
+            Err(e) => findings.push(Finding::PackHeaderDamaged {
+                pack: id,
+                reason: e.to_string(),
+            }),
+            Ok(header) if header != indexed => findings.push(Finding::PackHeaderDamaged {
+                pack: id,
+                reason: "header disagrees with the index".into(),
+            }),
+            Ok(_) => {}
+        }
+        Ok(findings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_parsing_and_selection() {
+        assert_eq!(
+            ReadData::parse_subset("2/5").unwrap(),
+            ReadData::Subset { n: 2, m: 5 }
+        );
+        assert_eq!(
+            ReadData::parse_subset("10%").unwrap(),
+            ReadData::Percent(10.0)
+        );
+        for bad in ["0/5", "6/5", "x", "0%", "101%", "1/0"] {
+            assert!(ReadData::parse_subset(bad).is_err(), "{bad}");
+        }
+        let all: Vec<usize> = (0..10)
+            .filter(|&p| ReadData::Subset { n: 2, m: 5 }.selects(p, &PackId([0; 32])))
+            .collect();
+        assert_eq!(all, vec![1, 6]);
+        // Slices 1..=m cover every pack exactly once.
+        for p in 0..20 {
+            let hits = (1..=4)
+                .filter(|&n| ReadData::Subset { n, m: 4 }.selects(p, &PackId([0; 32])))
+                .count();
+            assert_eq!(hits, 1);
+        }
+        assert!(ReadData::Percent(100.0).selects(0, &PackId([1; 32])));
+    }
+}
