@@ -413,9 +413,9 @@ impl Repository {
                     for blob in &node.content {
                         let reason = match damaged_blobs.get(blob) {
                             Some(reason) => Some(reason.clone()),
-                            None if !index
+                            None if index
                                 .get(blob)
-                                .is_some_and(|l| l.entry.blob_type == BlobType::Data) =>
+                                .is_none_or(|l| l.entry.blob_type != BlobType::Data) =>
                             {
                                 Some("is not in the index".to_string())
                             }
