@@ -29,9 +29,13 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let index = repo.load_index().await.unwrap();
-    repo.backup(index, &[source.clone()], BackupOptions::default())
-        .await
-        .unwrap();
+    repo.backup(
+        index,
+        std::slice::from_ref(&source),
+        BackupOptions::default(),
+    )
+    .await
+    .unwrap();
     Fixture {
         _dir: dir,
         repo_dir,
