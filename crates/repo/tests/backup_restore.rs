@@ -269,3 +269,50 @@ async fn progress_reports_totals_and_finishes() {
         "scanner totals"
     );
 }
+
+/// Restoring over a target that holds symlinks where the snapshot has files or directories
+/// never writes through them.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_never_writes_through_existing_symlinks() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::create_dir(source.path().join("dir")).unwrap();
+    std::fs::write(source.path().join("small"), b"small file").unwrap();
+    std::fs::write(source.path().join("dir/big"), noise(700_000, 3)).unwrap();
+    let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let report = repo
+        .backup(
+            index,
+            &[source.path().to_path_buf()],
+            BackupOptions {
+                parent: ParentSelection::None,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"must not change").unwrap();
+    let root = target.path().join(source.path().strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::symlink(&victim, root.join("small")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("dir")).unwrap();
+    repo.restore(
+        index,
+        &report.snapshot,
+        target.path(),
+        RestoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"must not change");
+    assert!(!outside.path().join("big").exists());
+    assert!(root.join("small").symlink_metadata().unwrap().is_file());
+    assert!(root.join("dir").symlink_metadata().unwrap().is_dir());
+    assert_eq!(std::fs::read(root.join("small")).unwrap(), b"small file");
+}
