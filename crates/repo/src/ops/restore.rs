@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -422,15 +422,28 @@ fn create_entries(
             NodeKind::Dir => {
                 let path = target.join(&item.rel);
                 let io = |e| RepoError::io(&path, e);
-                clear_for(&path, true).map_err(io)?;
-                match std::fs::create_dir(&path) {
+                // Writable while we fill it; the real mode is set at the end.
+                let mut builder = std::fs::DirBuilder::new();
+                builder.mode(0o700);
+                match builder.create(&path) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        // Something is there: keep a directory, replace anything else.
+                        clear_for(&path, true).map_err(io)?;
+                        match builder.create(&path) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                                std::fs::set_permissions(
+                                    &path,
+                                    std::fs::Permissions::from_mode(0o700),
+                                )
+                                .map_err(io)?
+                            }
+                            Err(e) => return Err(io(e)),
+                        }
+                    }
                     Err(e) => return Err(io(e)),
                 }
-                // Writable while we fill it; the real mode is set at the end.
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
-                    .map_err(io)?;
                 dirs += 1;
             }
             NodeKind::File if node.links > 1 && node.inode != 0 => {
@@ -485,7 +498,10 @@ fn create_one(item: &Item, path: &Path) -> Result<Created> {
         // Created, written and finished in one go when its only blob arrives.
         return Ok(Created::File);
     }
-    clear_for(path, false).map_err(io)?;
+    // Regular files clear their way in `create_file`; others only when something is there.
+    if node.kind != NodeKind::File && std::fs::symlink_metadata(path).is_ok() {
+        clear_for(path, false).map_err(io)?;
+    }
     match node.kind {
         NodeKind::File => {
             let file = create_file(path).map_err(io)?;
