@@ -28,14 +28,21 @@ cargo build --release -q -p cairn-cli
 cairn=$PWD/target/release/cairn
 echo "# $(restic version | head -1); cairn $($cairn --version | awk '{print $2}'); $(nproc) cores" >&2
 
+# Dirty page cache from the previous step (a restore writes hundreds of MB; deleting a
+# restored tree queues much more work) slows whichever command comes next several-fold, so
+# every measured command starts from a synced, settled disk.
+settle() { sync; sleep "${SETTLE_SECONDS:-5}"; }
+
 # measure NAME CMD...: appends "NAME seconds peak_kib" to $work/times
 measure() {
   local name=$1; shift
+  settle
   /usr/bin/time -f "%e %M" -o "$work/time.tmp" "$@" >/dev/null 2>"$work/err.tmp" || { echo "FAILED: $name" >&2; cat "$work/err.tmp" >&2; return 1; }
   echo "$name $(cat "$work/time.tmp")" >>"$work/times"
 }
 measure_stdin() {
   local name=$1 input=$2; shift 2
+  settle
   /usr/bin/time -f "%e %M" -o "$work/time.tmp" "$@" <"$input" >/dev/null 2>"$work/err.tmp" || { echo "FAILED: $name" >&2; cat "$work/err.tmp" >&2; return 1; }
   echo "$name $(cat "$work/time.tmp")" >>"$work/times"
 }
