@@ -397,8 +397,7 @@ impl Repository {
         })
     }
 
-    /// Waits for the uploader and picks the most telling error: the saver's first fatal
-    /// error, then the uploader's, then the walk's.
+    /// Waits for the uploader and picks the most telling error.
     async fn finish_upload(
         &self,
         uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
@@ -409,14 +408,14 @@ impl Repository {
             .await
             .map_err(|e| RepoError::InvalidInput(format!("upload task failed: {e}")))
             .and_then(|r| r);
-        if let Some(first) = saver.take_failure() {
-            return Err(first);
-        }
-        match (walk, uploaded) {
-            (Err(RepoError::Cancelled), _) => Err(RepoError::Cancelled),
-            (_, Err(upload_error)) => Err(upload_error),
-            (Err(walk_error), Ok(_)) => Err(walk_error),
-            (Ok(root), Ok(_)) => Ok(root),
+        // A storage failure is the root cause of whatever the pipeline reported after it
+        // ("the uploader stopped"), so it wins; then the first failure inside the pipeline;
+        // then the walk's own error (including cancellation).
+        match (walk, uploaded, saver.take_failure()) {
+            (_, Err(upload_error), _) => Err(upload_error),
+            (_, Ok(_), Some(first)) => Err(first),
+            (Err(walk_error), Ok(_), None) => Err(walk_error),
+            (Ok(root), Ok(_), None) => Ok(root),
         }
     }
 
