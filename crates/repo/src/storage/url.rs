@@ -130,6 +130,25 @@ pub(crate) fn parse(location: &str) -> Result<Location> {
     Ok(Location::Local(location.into()))
 }
 
+/// Applies backend options (object_store config keys, any case) to a cloud store builder.
+fn configure<B, K>(
+    mut builder: B,
+    options: &[(String, String)],
+    set: impl Fn(B, K, &str) -> B,
+) -> Result<B>
+where
+    K: std::str::FromStr<Err = object_store::Error>,
+{
+    for (key, value) in options {
+        let parsed = key
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|e| RepoError::InvalidInput(format!("backend option {key:?}: {e}")))?;
+        builder = set(builder, parsed, value);
+    }
+    Ok(builder)
+}
+
 fn with_prefix(store: impl ObjectStore, prefix: &str) -> Arc<dyn ObjectStore> {
     if prefix.is_empty() {
         Arc::new(store)
@@ -156,9 +175,6 @@ pub(crate) fn open_location(
     create_local: bool,
     options: &[(String, String)],
 ) -> Result<Arc<dyn ObjectStore>> {
-    let bad_option = |key: &str, e: object_store::Error| {
-        RepoError::InvalidInput(format!("backend option {key:?}: {e}"))
-    };
     let backend_error = |e: object_store::Error| RepoError::Storage {
         object: location.to_string(),
         source: e,
@@ -181,15 +197,11 @@ pub(crate) fn open_location(
             prefix,
             endpoint,
         } => {
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            for (key, value) in options {
-                builder = builder.with_config(
-                    key.to_ascii_lowercase()
-                        .parse()
-                        .map_err(|e| bad_option(key, e))?,
-                    value,
-                );
-            }
+            let mut builder = configure(
+                AmazonS3Builder::from_env().with_bucket_name(bucket),
+                options,
+                |b, k, v| b.with_config(k, v),
+            )?;
             if let Some(endpoint) = endpoint {
                 builder = builder.with_endpoint(&endpoint);
                 if endpoint.starts_with("http://") {
@@ -202,30 +214,16 @@ pub(crate) fn open_location(
             ))
         }
         Location::Gcs { bucket, prefix } => {
-            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-            for (key, value) in options {
-                builder = builder.with_config(
-                    key.to_ascii_lowercase()
-                        .parse()
-                        .map_err(|e| bad_option(key, e))?,
-                    value,
-                );
-            }
+            let builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            let builder = configure(builder, options, |b, k, v| b.with_config(k, v))?;
             Ok(with_prefix(
                 builder.build().map_err(backend_error)?,
                 &prefix,
             ))
         }
         Location::Azure { container, prefix } => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
-            for (key, value) in options {
-                builder = builder.with_config(
-                    key.to_ascii_lowercase()
-                        .parse()
-                        .map_err(|e| bad_option(key, e))?,
-                    value,
-                );
-            }
+            let builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
+            let builder = configure(builder, options, |b, k, v| b.with_config(k, v))?;
             Ok(with_prefix(
                 builder.build().map_err(backend_error)?,
                 &prefix,
@@ -312,6 +310,15 @@ mod tests {
             .to_string()
             .contains("unknown scheme"));
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn unknown_backend_option_is_named() {
+        let options = [("no_such_key".to_string(), "x".to_string())];
+        for location in ["s3://bkt/p", "gs://bkt/p", "az://ctr/p"] {
+            let err = open_location(location, false, &options).unwrap_err().to_string();
+            assert!(err.contains("backend option \"no_such_key\""), "{location}: {err}");
+        }
     }
 
     #[test]
