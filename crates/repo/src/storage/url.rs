@@ -316,8 +316,13 @@ mod tests {
     fn unknown_backend_option_is_named() {
         let options = [("no_such_key".to_string(), "x".to_string())];
         for location in ["s3://bkt/p", "gs://bkt/p", "az://ctr/p"] {
-            let err = open_location(location, false, &options).unwrap_err().to_string();
-            assert!(err.contains("backend option \"no_such_key\""), "{location}: {err}");
+            let err = open_location(location, false, &options)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("backend option \"no_such_key\""),
+                "{location}: {err}"
+            );
         }
     }
 
