@@ -155,6 +155,7 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<RepoError>().map(RepoError::kind) {
         Some(ErrorKind::RepositoryNotFound) => 10,
         Some(ErrorKind::WrongPassword) => 12,
+        Some(ErrorKind::Locked) => 11,
         Some(ErrorKind::Cancelled) => 130,
         _ => 1,
     }

@@ -25,6 +25,9 @@ pub enum ErrorKind {
     InvalidInput,
     /// The operation was cancelled (restic exit code 130).
     Cancelled,
+    /// The repository is locked by another maintenance run, or this run lost its lock
+    /// (restic exit code 11).
+    Locked,
 }
 
 /// Errors raised by `cairn-repo`. Each names the object or path concerned.
@@ -106,6 +109,23 @@ pub enum RepoError {
     /// Occurs when an operation is cancelled through its cancel token.
     #[error("operation cancelled")]
     Cancelled,
+    /// Occurs when maintenance finds the repository's maintenance lock held.
+    #[error("repository is already locked: {holder}{hint}")]
+    Locked {
+        /// Who holds it (host, pid, since when).
+        holder: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// Occurs when a lock or backup marker could not be kept fresh (the process stalled past
+    /// the lock expiry, or the lock was removed): continuing could race with maintenance.
+    #[error("lost lock {lock}: {reason}")]
+    LockLost {
+        /// The lock object.
+        lock: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl RepoError {
@@ -123,6 +143,7 @@ impl RepoError {
             RepoError::Io { .. } => ErrorKind::Io,
             RepoError::InvalidInput(_) => ErrorKind::InvalidInput,
             RepoError::Cancelled => ErrorKind::Cancelled,
+            RepoError::Locked { .. } | RepoError::LockLost { .. } => ErrorKind::Locked,
         }
     }
 

@@ -59,7 +59,8 @@ pub fn sealed_object(data: &[u8]) {
         0 => ObjectKind::Config,
         1 => ObjectKind::Index,
         2 => ObjectKind::Snapshot,
-        _ => ObjectKind::Lock,
+        3 => ObjectKind::Lock,
+        _ => ObjectKind::Pending,
     };
     let _ = open_object(&fuzz_keys(), kind, "fuzz object", sealed);
 }

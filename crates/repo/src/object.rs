@@ -27,6 +27,8 @@ pub enum ObjectKind {
     Snapshot = 3,
     /// A lock.
     Lock = 4,
+    /// A pending-deletion record.
+    Pending = 5,
 }
 
 fn ad(kind: ObjectKind) -> [u8; 16] {

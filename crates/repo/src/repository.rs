@@ -24,6 +24,7 @@ pub struct Repository {
     pub(crate) chunker: Chunker,
     pub(crate) encoder: BlobEncoder,
     key_id: String,
+    pub(crate) lock_timings: crate::lock::LockTimings,
 }
 
 impl std::fmt::Debug for Repository {
@@ -194,6 +195,7 @@ impl Repository {
             chunker,
             encoder,
             key_id,
+            lock_timings: crate::lock::LockTimings::default(),
         })
     }
 

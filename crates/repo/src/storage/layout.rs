@@ -2,6 +2,9 @@
 
 use object_store::path::Path as ObjectPath;
 
+/// Name of the exclusive maintenance lock under `locks/` (docs/format.md#locks).
+pub const MAINTENANCE_LOCK: &str = "maintenance";
+
 /// The kinds of repository files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileType {
@@ -15,8 +18,11 @@ pub enum FileType {
     Index,
     /// `snapshots/<id>`: snapshots.
     Snapshot,
-    /// `locks/<id>`: locks.
+    /// `locks/<id>`: backup markers, and `locks/maintenance`.
     Lock,
+    /// `pending/<id>`: packs a prune removed from the index, deleted by a later step once no
+    /// backup that could still use them is running.
+    Pending,
 }
 
 impl FileType {
@@ -29,6 +35,7 @@ impl FileType {
             FileType::Index => "index",
             FileType::Snapshot => "snapshots",
             FileType::Lock => "locks",
+            FileType::Pending => "pending",
         })
     }
 
@@ -44,10 +51,12 @@ impl FileType {
         }
     }
 
-    /// Names of this type are 64 lower-case hex digits (except the config).
+    /// Names of this type are 64 lower-case hex digits (except the config, and the one
+    /// maintenance lock `locks/maintenance`).
     pub fn is_valid_name(self, name: &str) -> bool {
         match self {
             FileType::Config => name == "config",
+            FileType::Lock if name == MAINTENANCE_LOCK => true,
             _ => {
                 name.len() == 64
                     && name

@@ -4,7 +4,7 @@
 mod layout;
 mod url;
 
-pub use layout::FileType;
+pub use layout::{FileType, MAINTENANCE_LOCK};
 pub use url::parse_location;
 
 use std::ops::Range;
@@ -38,6 +38,8 @@ pub struct Listed {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
+    /// When the store last wrote it (the store's clock, not this host's).
+    pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
 impl Storage {
@@ -151,13 +153,22 @@ impl Storage {
 
     /// Size of an object.
     pub async fn size(&self, file_type: FileType, name: &str) -> Result<u64> {
+        Ok(self.head(file_type, name).await?.size)
+    }
+
+    /// Size and modification time of an object.
+    pub async fn head(&self, file_type: FileType, name: &str) -> Result<Listed> {
         let path = file_type.path(name);
         let meta = self
             .store
             .head(&path)
             .await
             .map_err(|e| Self::storage_error(&path, e))?;
-        Ok(meta.size)
+        Ok(Listed {
+            name: name.to_string(),
+            size: meta.size,
+            last_modified: meta.last_modified,
+        })
     }
 
     /// True if the object exists.
@@ -241,6 +252,7 @@ impl Storage {
                 file_type.is_valid_name(&name).then_some(Listed {
                     name,
                     size: meta.size,
+                    last_modified: meta.last_modified,
                 })
             })
             .collect();
@@ -275,13 +287,8 @@ mod tests {
             .await
             .unwrap();
         let listed = storage.list(FileType::Pack).await.unwrap();
-        assert_eq!(
-            listed,
-            vec![Listed {
-                name: id.clone(),
-                size: 1
-            }]
-        );
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].name.as_str(), listed[0].size), (id.as_str(), 1));
         assert_eq!(
             &storage.get_range(FileType::Pack, &id, 0..1).await.unwrap()[..],
             b"p"
