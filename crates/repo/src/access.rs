@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_pack::{decode_blob, BlobId, BlobType};
+use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId, PackReader};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{RepoError, Result};
@@ -132,5 +132,29 @@ impl Repository {
     pub async fn read_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
         let plain = self.read_blob(index, BlobType::Tree, id).await?;
         Tree::decode(&plain, &format!("tree {id}"))
+    }
+
+    /// Reads and authenticates a pack's header (one or two ranged reads) given its size.
+    pub async fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
+        let name = id.to_hex();
+        let object = format!("pack {name}");
+        let tail = self
+            .storage
+            .get_range(FileType::Pack, &name, PackReader::tail_range(size))
+            .await?;
+        let pack_error = |source| RepoError::Pack {
+            object: object.clone(),
+            source,
+        };
+        let range = PackReader::locate_header(size, &tail).map_err(pack_error)?;
+        let tail_start = size - tail.len() as u64;
+        let sealed = if range.start >= tail_start {
+            tail.slice((range.start - tail_start) as usize..(range.end - tail_start) as usize)
+        } else {
+            self.storage
+                .get_range(FileType::Pack, &name, range.clone())
+                .await?
+        };
+        PackReader::parse_header(&self.keys, size, range, &sealed).map_err(pack_error)
     }
 }

@@ -56,27 +56,21 @@ impl BlockingRepository {
         self.handle.block_on(self.repo.load_index())
     }
 
-    /// See [`Repository::backup`]; loads the index first.
+    /// See [`Repository::backup`].
     pub fn backup(&self, paths: &[PathBuf], options: BackupOptions) -> Result<BackupReport> {
-        self.handle.block_on(async {
-            let index = self.repo.load_index().await?;
-            self.repo.backup(index, paths, options).await
-        })
+        self.handle
+            .block_on(async { self.repo.backup(paths, options).await })
     }
 
-    /// See [`Repository::backup_stream`]; loads the index first.
+    /// See [`Repository::backup_stream`].
     pub fn backup_stream<R: Read + Send + 'static>(
         &self,
         reader: R,
         filename: &str,
         options: BackupOptions,
     ) -> Result<BackupReport> {
-        self.handle.block_on(async {
-            let index = self.repo.load_index().await?;
-            self.repo
-                .backup_stream(index, reader, filename, options)
-                .await
-        })
+        self.handle
+            .block_on(async { self.repo.backup_stream(reader, filename, options).await })
     }
 
     /// See [`Repository::list_snapshots`].

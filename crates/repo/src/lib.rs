@@ -17,6 +17,7 @@ pub mod index;
 pub mod lock;
 pub mod object;
 pub mod ops;
+pub mod pending;
 mod repository;
 pub mod snapshot;
 pub mod storage;

@@ -30,6 +30,10 @@ pub struct LockTimings {
     /// A lock not rewritten for this long is stale. Must exceed `refresh` by enough to
     /// absorb a slow store and the clock difference between hosts (default 30 min vs 5).
     pub expiry: Duration,
+    /// Prune leaves alone any pack stored less than this before the oldest running backup
+    /// began (or before the prune began): stores stamp times at one-second resolution, and a
+    /// multipart upload is stamped when it starts. Default 1 min.
+    pub clock_margin: Duration,
 }
 
 impl Default for LockTimings {
@@ -37,6 +41,7 @@ impl Default for LockTimings {
         LockTimings {
             refresh: Duration::from_secs(5 * 60),
             expiry: Duration::from_secs(30 * 60),
+            clock_margin: Duration::from_secs(60),
         }
     }
 }
@@ -49,7 +54,11 @@ impl LockTimings {
                 "lock refresh interval {refresh:?} must be positive and at most half the expiry {expiry:?}"
             )));
         }
-        Ok(LockTimings { refresh, expiry })
+        Ok(LockTimings {
+            refresh,
+            expiry,
+            ..Default::default()
+        })
     }
 
     fn expiry_chrono(&self) -> chrono::Duration {

@@ -29,10 +29,8 @@ async fn stream_backup_and_dump() {
         .await
         .unwrap();
     let data = [noise(700_000, 5), vec![0u8; 900_000], noise(300_000, 6)].concat();
-    let index = repo.load_index().await.unwrap();
     let report = repo
         .backup_stream(
-            index,
             std::io::Cursor::new(data.clone()),
             "db.sql",
             BackupOptions::default(),
@@ -117,11 +115,9 @@ async fn missing_source_marks_snapshot_incomplete() {
     let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let index = repo.load_index().await.unwrap();
     let missing = source.path().join("vanished");
     let report = repo
         .backup(
-            index,
             &[source.path().join("present"), missing.clone()],
             BackupOptions::default(),
         )
@@ -147,7 +143,6 @@ async fn excludes_and_caches() {
     let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let index = repo.load_index().await.unwrap();
     let options = BackupOptions {
         excludes: vec!["*.log".into()],
         exclude_caches: true,
@@ -155,7 +150,7 @@ async fn excludes_and_caches() {
         ..Default::default()
     };
     let report = repo
-        .backup(index, &[source.path().to_path_buf()], options)
+        .backup(&[source.path().to_path_buf()], options)
         .await
         .unwrap();
     let index = repo.load_index().await.unwrap();
@@ -184,7 +179,6 @@ async fn cancelled_backup_leaves_reusable_data() {
     let repo = Repository::init(storage.clone(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let index = repo.load_index().await.unwrap();
     let cancel = CancelToken::new();
     let trigger = cancel.clone();
     let options = BackupOptions {
@@ -200,7 +194,7 @@ async fn cancelled_backup_leaves_reusable_data() {
     // (The progress callback also starts the scanner, which must stop with the backup.)
     options.cancel.cancel();
     let err = repo
-        .backup(index, &[source.path().to_path_buf()], options)
+        .backup(&[source.path().to_path_buf()], options)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
@@ -209,13 +203,8 @@ async fn cancelled_backup_leaves_reusable_data() {
         .await
         .unwrap()
         .is_empty());
-    let index = repo.load_index().await.unwrap();
     let report = repo
-        .backup(
-            index,
-            &[source.path().to_path_buf()],
-            BackupOptions::default(),
-        )
+        .backup(&[source.path().to_path_buf()], BackupOptions::default())
         .await
         .unwrap();
     let index = repo.load_index().await.unwrap();
@@ -247,7 +236,6 @@ async fn progress_reports_totals_and_finishes() {
     let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let index = repo.load_index().await.unwrap();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let options = BackupOptions {
@@ -256,7 +244,7 @@ async fn progress_reports_totals_and_finishes() {
         })),
         ..Default::default()
     };
-    repo.backup(index, &[source.path().to_path_buf()], options)
+    repo.backup(&[source.path().to_path_buf()], options)
         .await
         .unwrap();
     let seen = seen.lock().unwrap();
@@ -281,10 +269,8 @@ async fn restore_never_writes_through_existing_symlinks() {
     let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let index = repo.load_index().await.unwrap();
     let report = repo
         .backup(
-            index,
             &[source.path().to_path_buf()],
             BackupOptions {
                 parent: ParentSelection::None,

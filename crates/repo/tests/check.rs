@@ -28,14 +28,9 @@ async fn fixture() -> Fixture {
     let repo = Repository::init(storage, PASSWORD, fast_init())
         .await
         .unwrap();
-    let index = repo.load_index().await.unwrap();
-    repo.backup(
-        index,
-        std::slice::from_ref(&source),
-        BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    repo.backup(std::slice::from_ref(&source), BackupOptions::default())
+        .await
+        .unwrap();
     Fixture {
         _dir: dir,
         repo_dir,

@@ -119,13 +119,8 @@ async fn storage_failure_mid_backup_is_reported_and_leaves_a_consistent_reposito
     for i in 0..8 {
         std::fs::write(source.path().join(format!("f{i}")), noise(300_000, i)).unwrap();
     }
-    let index = repo.load_index().await.unwrap();
     let err = repo
-        .backup(
-            index,
-            &[source.path().to_path_buf()],
-            BackupOptions::default(),
-        )
+        .backup(&[source.path().to_path_buf()], BackupOptions::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
@@ -144,14 +139,9 @@ async fn storage_failure_mid_backup_is_reported_and_leaves_a_consistent_reposito
 
     // The disk has room again: the next backup completes and restores.
     flaky.allowed.store(usize::MAX, Ordering::SeqCst);
-    let index = repo.load_index().await.unwrap();
-    repo.backup(
-        index,
-        &[source.path().to_path_buf()],
-        BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    repo.backup(&[source.path().to_path_buf()], BackupOptions::default())
+        .await
+        .unwrap();
     let report = repo
         .check(&CheckOptions {
             read_data: cairn_repo::ops::check::ReadData::All,

@@ -106,7 +106,6 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         bail!("nothing to back up: give paths or --stdin");
     }
     let repo = globals.open().await?;
-    let index = repo.load_index().await?;
     let cancel = CancelToken::new();
     {
         let cancel = cancel.clone();
@@ -163,10 +162,10 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     };
     let started = std::time::Instant::now();
     let report = if args.stdin {
-        repo.backup_stream(index, std::io::stdin(), &args.stdin_filename, options)
+        repo.backup_stream(std::io::stdin(), &args.stdin_filename, options)
             .await?
     } else {
-        repo.backup(index, &paths, options).await?
+        repo.backup(&paths, options).await?
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();

@@ -109,6 +109,15 @@ impl Index {
             .map(|i| &bucket[i])
     }
 
+    /// The blob's position in [`Index::iter`] order (dense, `0..len()`), for bitmaps over
+    /// the index.
+    pub fn position(&self, id: &BlobId) -> Option<usize> {
+        self.find(id).map(|slot| {
+            (slot as *const Slot as usize - self.slots.as_ptr() as usize)
+                / std::mem::size_of::<Slot>()
+        })
+    }
+
     /// True if the blob is stored.
     pub fn contains(&self, id: &BlobId) -> bool {
         self.find(id).is_some()

@@ -489,32 +489,14 @@ impl Repository {
             findings.extend(blob_findings);
             return Ok(findings);
         }
-        let tail_range = PackReader::tail_range(size);
-        let tail = self
-            .storage
-            .get_range(FileType::Pack, &name, tail_range)
-            .await?;
-        let header = match PackReader::locate_header(size, &tail) {
-            Ok(range) => {
-                let tail_start = size - tail.len() as u64;
-                let sealed = if range.start >= tail_start {
-                    tail.slice(
-                        (range.start - tail_start) as usize..(range.end - tail_start) as usize,
-                    )
-                } else {
-                    self.storage
-                        .get_range(FileType::Pack, &name, range.clone())
-                        .await?
-                };
-                PackReader::parse_header(&self.keys, size, range, &sealed)
-            }
-            Err(e) => Err(e),
+        let header = match self.read_pack_header(&id, size).await {
+            Err(e @ RepoError::Storage { .. }) => return Err(e),
+            Err(RepoError::Pack { source, .. }) => Err(source.to_string()),
+            Err(e) => Err(e.to_string()),
+            Ok(header) => Ok(header),
         };
         match header {
-            Err(e) => findings.push(Finding::PackHeaderDamaged {
-                pack: id,
-                reason: e.to_string(),
-            }),
+            Err(reason) => findings.push(Finding::PackHeaderDamaged { pack: id, reason }),
             Ok(header) if header != indexed => findings.push(Finding::PackHeaderDamaged {
                 pack: id,
                 reason: "header disagrees with the index".into(),

@@ -4,4 +4,5 @@ pub mod backup;
 pub mod check;
 mod patterns;
 pub mod progress;
+pub mod prune;
 pub mod restore;

@@ -146,13 +146,8 @@ pub async fn roundtrip(storage: Storage) {
     let repo = Repository::init(storage.clone(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let index = repo.load_index().await.unwrap();
     let report = repo
-        .backup(
-            index,
-            &[source.path().to_path_buf()],
-            BackupOptions::default(),
-        )
+        .backup(&[source.path().to_path_buf()], BackupOptions::default())
         .await
         .unwrap();
     assert!(report.issues.is_empty(), "{:?}", report.issues);
@@ -200,11 +195,7 @@ pub async fn roundtrip(storage: Storage) {
 
     // Unchanged second backup: nothing read, nothing added, same root tree.
     let report2 = repo
-        .backup(
-            Arc::clone(&index),
-            &[source.path().to_path_buf()],
-            BackupOptions::default(),
-        )
+        .backup(&[source.path().to_path_buf()], BackupOptions::default())
         .await
         .unwrap();
     let s2 = report2.snapshot.summary.clone().unwrap();
@@ -222,20 +213,14 @@ pub async fn roundtrip(storage: Storage) {
 
     // Change one file: only it is read.
     std::fs::write(source.path().join("dir/sub/text.log"), b"changed").unwrap();
-    let index = repo.load_index().await.unwrap();
     let report3 = repo
-        .backup(
-            Arc::clone(&index),
-            &[source.path().to_path_buf()],
-            BackupOptions::default(),
-        )
+        .backup(&[source.path().to_path_buf()], BackupOptions::default())
         .await
         .unwrap();
     let s3 = report3.snapshot.summary.unwrap();
     assert_eq!((s3.files_changed, s3.files_unmodified), (1, 7), "{s3:?}");
     let forced = repo
         .backup(
-            index,
             &[source.path().to_path_buf()],
             BackupOptions {
                 force: true,

@@ -7,6 +7,7 @@
 
 mod excludes;
 mod metadata;
+mod protect;
 mod saver;
 mod upload;
 mod walker;
@@ -22,9 +23,11 @@ use chrono::{DateTime, FixedOffset, Local, SecondsFormat};
 
 use crate::error::{RepoError, Result};
 use crate::index::Index;
+use crate::lock::LockGuard;
 use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
 use crate::repository::{hostname, username};
 use crate::snapshot::{Snapshot, SnapshotFilter, SnapshotSummary};
+use crate::storage::FileType;
 use crate::tree::{Name, Node, NodeKind, Tree};
 use crate::Repository;
 
@@ -99,6 +102,11 @@ pub struct BackupReport {
 }
 
 struct Prepared {
+    /// This backup's marker: held from before the index is loaded until the snapshot is
+    /// safe from concurrent prunes.
+    marker: LockGuard,
+    /// The index the backup deduplicates against.
+    index: Arc<Index>,
     saver: Arc<Saver>,
     uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
     counters: Arc<Counters>,
@@ -106,7 +114,11 @@ struct Prepared {
 }
 
 impl Repository {
-    fn prepare(&self, index: &Arc<Index>, options: &BackupOptions) -> Result<Prepared> {
+    async fn prepare(&self, options: &BackupOptions) -> Result<Prepared> {
+        // The marker goes first: a prune that does not see it has already rewritten the
+        // index this backup loads next (docs/format.md#locks-and-concurrency).
+        let marker = self.lock_backup().await?;
+        let index = self.load_index().await?;
         // One finished pack may wait while others upload: memory for packs stays at the two
         // being filled, one queued and the uploads in flight.
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
@@ -114,12 +126,14 @@ impl Repository {
         let saver = Saver::new(
             Arc::clone(&self.keys),
             self.encoder,
-            Arc::clone(index),
+            Arc::clone(&index),
             self.config.pack_size as usize,
             sender,
             options.cancel.clone(),
         )?;
         Ok(Prepared {
+            marker,
+            index,
             saver,
             uploader,
             counters: Arc::new(Counters::default()),
@@ -163,12 +177,7 @@ impl Repository {
     ///
     /// # Errors
     /// Storage failures, repository damage, cancellation, invalid paths or patterns.
-    pub async fn backup(
-        &self,
-        index: Arc<Index>,
-        paths: &[PathBuf],
-        options: BackupOptions,
-    ) -> Result<BackupReport> {
+    pub async fn backup(&self, paths: &[PathBuf], options: BackupOptions) -> Result<BackupReport> {
         let (target, snapshot_paths) = arrange_targets(paths)?;
         let mut patterns = options.excludes.clone();
         patterns.extend(Excludes::read_pattern_files(&options.exclude_files)?);
@@ -186,11 +195,11 @@ impl Repository {
         let parent = self
             .resolve_parent(&options, &host, &snapshot_paths)
             .await?;
-        let prepared = self.prepare(&index, &options)?;
+        let prepared = self.prepare(&options).await?;
         let walker = Arc::new(Walker::new(
             Arc::clone(&prepared.saver),
             self.clone(),
-            Arc::clone(&index),
+            Arc::clone(&prepared.index),
             tokio::runtime::Handle::current(),
             Arc::clone(&prepared.counters),
             excludes,
@@ -262,7 +271,6 @@ impl Repository {
     /// constant memory (`pg_dump db | cairn backup --stdin --stdin-filename db.sql`).
     pub async fn backup_stream<R: Read + Send + 'static>(
         &self,
-        index: Arc<Index>,
         reader: R,
         filename: &str,
         options: BackupOptions,
@@ -283,7 +291,7 @@ impl Repository {
         let parent = self
             .resolve_parent(&options, &host, &snapshot_paths)
             .await?;
-        let prepared = self.prepare(&index, &options)?;
+        let prepared = self.prepare(&options).await?;
         let reporter = Reporter::start(
             options.progress.clone(),
             Arc::clone(&prepared.counters),
@@ -388,7 +396,20 @@ impl Repository {
             self.new_snapshot(options, hostname, paths, root, prepared.start, parent);
         snapshot.incomplete = !issues.is_empty();
         snapshot.summary = Some(summary(&prepared.saver, prepared.start, counts));
+        // A backup stalled past its marker's expiry may dedup against packs a prune has
+        // since deleted: it must not write a snapshot.
+        prepared.marker.check()?;
         let snapshot_id = self.write_snapshot(&snapshot).await?;
+        let protected = self
+            .protect_snapshot(prepared.marker.name(), &prepared.index, &snapshot)
+            .await
+            .and_then(|()| prepared.marker.check());
+        if let Err(e) = protected {
+            // Withdraw rather than leave a snapshot that may lack data.
+            let _ = self.storage.delete(FileType::Snapshot, &snapshot_id).await;
+            return Err(e);
+        }
+        prepared.marker.release().await?;
         Ok(BackupReport {
             snapshot_id,
             snapshot,

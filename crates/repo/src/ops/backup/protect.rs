@@ -1,0 +1,76 @@
+//! The backup's half of the prune protocol: after its snapshot is written, a backup that a
+//! prune saw running re-indexes every pack that prune set aside and the snapshot needs, so
+//! the pending deletion (which waits for this backup's marker to go) never removes them.
+
+use std::collections::HashSet;
+
+use cairn_pack::{BlobId, PackId};
+
+use crate::error::{RepoError, Result};
+use crate::index::Index;
+use crate::snapshot::Snapshot;
+use crate::Repository;
+
+impl Repository {
+    /// Makes `snapshot` safe from pending deletions that name `marker`. `start` is the index
+    /// the backup deduplicated against. Costs one list of `pending/` unless a prune ran
+    /// during the backup; then a walk of the snapshot's trees.
+    pub(super) async fn protect_snapshot(
+        &self,
+        marker: &str,
+        start: &Index,
+        snapshot: &Snapshot,
+    ) -> Result<()> {
+        let condemned: HashSet<PackId> = self
+            .read_pending()
+            .await?
+            .into_iter()
+            .filter(|(_, record)| record.backups.iter().any(|b| b == marker))
+            .flat_map(|(_, record)| record.packs)
+            .collect();
+        if condemned.is_empty() {
+            return Ok(());
+        }
+        let current = self.load_index().await?;
+        let mut needed: HashSet<PackId> = HashSet::new();
+        let mut seen_trees: HashSet<BlobId> = HashSet::new();
+        let note = |id: &BlobId, needed: &mut HashSet<PackId>| -> Result<()> {
+            if current.contains(id) {
+                return Ok(());
+            }
+            match start.get(id) {
+                Some(location) if condemned.contains(&location.pack) => {
+                    needed.insert(location.pack);
+                    Ok(())
+                }
+                _ => Err(RepoError::corrupt(
+                    format!("blob {id}"),
+                    "the new snapshot references it, but no index or pending deletion has it",
+                )),
+            }
+        };
+        let mut stack = vec![snapshot.tree];
+        while let Some(tree_id) = stack.pop() {
+            if !seen_trees.insert(tree_id) {
+                continue;
+            }
+            note(&tree_id, &mut needed)?;
+            let index = if current.contains(&tree_id) {
+                &*current
+            } else {
+                start
+            };
+            let tree = self.read_tree(index, &tree_id).await?;
+            for node in &tree.nodes {
+                stack.extend(node.subtree);
+                for blob in &node.content {
+                    note(blob, &mut needed)?;
+                }
+            }
+        }
+        for pack in needed {
+            self.reindex_pack(&pack).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! Reachability: which indexed blobs some snapshot uses. One bit per index slot, so memory is
+//! an eighth of a byte per blob, and each tree is read once however many snapshots share it.
+
+use std::collections::HashSet;
+
+use cairn_pack::BlobId;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::Result;
+use crate::index::Index;
+use crate::Repository;
+
+/// Trees read at once.
+const TREE_READS: usize = 16;
+
+/// Blobs reachable from a set of snapshots.
+pub(crate) struct Marks {
+    used: Vec<u64>,
+    /// Referenced but not in the index.
+    pub missing: HashSet<BlobId>,
+}
+
+impl Marks {
+    /// True if the blob at index position `position` is used.
+    pub fn is_used(&self, position: usize) -> bool {
+        self.used[position / 64] & (1 << (position % 64)) != 0
+    }
+
+    /// Marks `id`; true if it is indexed and was not marked before.
+    fn mark(&mut self, index: &Index, id: &BlobId) -> bool {
+        match index.position(id) {
+            Some(p) => {
+                let (word, bit) = (p / 64, 1u64 << (p % 64));
+                let fresh = self.used[word] & bit == 0;
+                self.used[word] |= bit;
+                fresh
+            }
+            None => {
+                self.missing.insert(*id);
+                false
+            }
+        }
+    }
+}
+
+impl Repository {
+    /// Marks every blob reachable from `roots` (snapshot root trees). Trees missing from the
+    /// index are recorded in [`Marks::missing`] and not descended into; a tree that is
+    /// indexed but unreadable is an error (prune must not guess).
+    pub(crate) async fn mark_reachable(
+        &self,
+        index: &Index,
+        roots: impl IntoIterator<Item = BlobId>,
+    ) -> Result<Marks> {
+        let mut marks = Marks {
+            used: vec![0; index.len().div_ceil(64)],
+            missing: HashSet::new(),
+        };
+        let mut frontier: Vec<BlobId> = roots
+            .into_iter()
+            .filter(|root| marks.mark(index, root))
+            .collect();
+        while !frontier.is_empty() {
+            let trees: Vec<_> = futures::stream::iter(std::mem::take(&mut frontier))
+                .map(|id| async move { self.read_tree(index, &id).await })
+                .buffer_unordered(TREE_READS)
+                .try_collect()
+                .await?;
+            for tree in trees {
+                for node in &tree.nodes {
+                    if let Some(subtree) = node.subtree {
+                        if marks.mark(index, &subtree) {
+                            frontier.push(subtree);
+                        }
+                    }
+                    for blob in &node.content {
+                        marks.mark(index, blob);
+                    }
+                }
+            }
+        }
+        Ok(marks)
+    }
+}

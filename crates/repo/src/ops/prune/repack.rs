@@ -1,0 +1,146 @@
+//! Repacking: copy the used blobs of mostly-unused packs into new packs. Blobs are copied
+//! sealed (a blob's encryption does not depend on its pack), after authenticating each one,
+//! so damage is never propagated and nothing is re-compressed.
+
+use std::sync::Arc;
+
+use cairn_pack::{decode_blob, EncodedBlob, PackId, PackReader, PackWriter};
+use futures::StreamExt;
+use object_store::PutPayload;
+
+use super::{Marks, PruneReport};
+use crate::error::{RepoError, Result};
+use crate::index::{Index, IndexPack};
+use crate::storage::FileType;
+use crate::Repository;
+
+impl Repository {
+    /// Copies the used blobs of `packs` into new packs and stores them; returns their index
+    /// entries. Calls `check_lock` before each upload.
+    pub(super) async fn repack(
+        &self,
+        index: &Index,
+        marks: &Marks,
+        packs: &[PackId],
+        lock: Option<&crate::lock::LockGuard>,
+        report: &mut PruneReport,
+    ) -> Result<Vec<IndexPack>> {
+        if packs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The used entries of each pack, in pack order.
+        let wanted: std::collections::HashSet<PackId> = packs.iter().copied().collect();
+        let mut entries: std::collections::HashMap<PackId, Vec<cairn_pack::PackEntry>> =
+            std::collections::HashMap::new();
+        for (position, location) in index.iter().enumerate() {
+            if wanted.contains(&location.pack) && marks.is_used(position) {
+                entries
+                    .entry(location.pack)
+                    .or_default()
+                    .push(location.entry);
+            }
+        }
+        let mut writer =
+            PackWriter::new(self.config.pack_size as usize).map_err(|source| RepoError::Pack {
+                object: "new pack".into(),
+                source,
+            })?;
+        let mut written = Vec::new();
+        let concurrency = self.storage.transfer_concurrency().max(2);
+        let jobs: Vec<(PackId, Vec<cairn_pack::PackEntry>)> = packs
+            .iter()
+            .map(|pack| {
+                let mut pack_entries = entries.remove(pack).unwrap_or_default();
+                pack_entries.sort_by_key(|e| e.offset);
+                (*pack, pack_entries)
+            })
+            .collect();
+        // Futures built up front: a closure inside the stream makes the whole prune future
+        // fail rustc's `Send` proof (higher-ranked lifetimes).
+        let reads: Vec<_> = jobs
+            .into_iter()
+            .map(|(pack, pack_entries)| read_used_blobs(self.clone(), pack, pack_entries))
+            .collect();
+        let mut reads = futures::stream::iter(reads).buffered(concurrency);
+        while let Some(blobs) = reads.next().await {
+            for blob in blobs? {
+                writer.add(blob).map_err(|source| RepoError::Pack {
+                    object: "new pack".into(),
+                    source,
+                })?;
+                if writer.is_full() {
+                    let full = std::mem::replace(
+                        &mut writer,
+                        PackWriter::new(self.config.pack_size as usize).map_err(|source| {
+                            RepoError::Pack {
+                                object: "new pack".into(),
+                                source,
+                            }
+                        })?,
+                    );
+                    super::check_lock(lock)?;
+                    written.push(self.store_pack(full, report).await?);
+                }
+            }
+        }
+        if !writer.is_empty() {
+            super::check_lock(lock)?;
+            written.push(self.store_pack(writer, report).await?);
+        }
+        Ok(written)
+    }
+
+    async fn store_pack(&self, writer: PackWriter, report: &mut PruneReport) -> Result<IndexPack> {
+        let finished = writer
+            .finish(&self.keys)
+            .map_err(|source| RepoError::Pack {
+                object: "new pack".into(),
+                source,
+            })?;
+        let name = finished.id.to_hex();
+        let payload: PutPayload = finished.parts.into_iter().collect();
+        self.storage
+            .put_content(FileType::Pack, &name, payload)
+            .await?;
+        report.packs_written += 1;
+        report.bytes_written += finished.len;
+        Ok(IndexPack {
+            id: finished.id,
+            entries: finished.entries,
+        })
+    }
+}
+
+/// Downloads a pack and returns its `entries` as sealed blobs, each authenticated. Owns its
+/// repository handle so the future is `'static` (see the note in `repack`).
+async fn read_used_blobs(
+    repo: Repository,
+    pack: PackId,
+    entries: Vec<cairn_pack::PackEntry>,
+) -> Result<Vec<EncodedBlob>> {
+    let bytes = repo.storage.get(FileType::Pack, &pack.to_hex()).await?;
+    let keys = Arc::clone(&repo.keys);
+    tokio::task::spawn_blocking(move || {
+        entries
+            .into_iter()
+            .map(|entry| {
+                let len = PackReader::blob_bytes(&bytes, &entry)
+                    .and_then(|s| decode_blob(&keys, &entry, s).map(|_| s.len()))
+                    .map_err(|source| RepoError::Pack {
+                        object: format!("blob {} in pack {pack}", entry.id),
+                        source,
+                    })?;
+                let start = entry.offset as usize;
+                Ok(EncodedBlob {
+                    blob_type: entry.blob_type,
+                    id: entry.id,
+                    compression: entry.compression,
+                    plain_len: entry.plain_len,
+                    sealed: bytes.slice(start..start + len),
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| RepoError::InvalidInput(format!("repack task failed: {e}")))?
+}

@@ -1,0 +1,249 @@
+//! `prune`: frees what no snapshot uses, keeps everything snapshots need, changes nothing in a
+//! dry run, and leaves a consistent repository however far it got before failing.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_repo::ops::backup::BackupOptions;
+use cairn_repo::ops::check::{CheckOptions, ReadData};
+use cairn_repo::ops::prune::PruneOptions;
+use cairn_repo::ops::restore::RestoreOptions;
+use cairn_repo::{FileType, LockTimings, Repository, SnapshotFilter, Storage};
+use common::*;
+
+/// Timings for tests: no clock margin, so packs written a moment ago may be pruned.
+pub fn test_timings() -> LockTimings {
+    LockTimings {
+        clock_margin: Duration::ZERO,
+        ..LockTimings::default()
+    }
+}
+
+async fn open(storage: Storage) -> Repository {
+    let mut repo = Repository::open(storage, PASSWORD).await.unwrap();
+    repo.set_lock_timings(test_timings());
+    repo
+}
+
+fn write_files(dir: &Path, seeds: &[u64]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for seed in seeds {
+        std::fs::write(dir.join(format!("f{seed}.bin")), noise(300_000, *seed)).unwrap();
+    }
+}
+
+async fn assert_healthy(repo: &Repository) {
+    let report = repo
+        .check(&CheckOptions {
+            read_data: ReadData::All,
+        })
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{:#?}", report.findings);
+}
+
+/// Restores every snapshot and compares it with the source state it was taken of.
+async fn assert_restores(repo: &Repository, expected: &[(String, Vec<u64>)]) {
+    let index = repo.load_index().await.unwrap();
+    for (id, seeds) in expected {
+        let entry = repo
+            .find_snapshot(id, &SnapshotFilter::default())
+            .await
+            .unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let report = repo
+            .restore(
+                Arc::clone(&index),
+                &entry.snapshot,
+                target.path(),
+                RestoreOptions {
+                    verify: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let root = target
+            .path()
+            .join(entry.snapshot.paths[0].trim_start_matches('/'));
+        for seed in seeds {
+            let got = std::fs::read(root.join(format!("f{seed}.bin"))).unwrap();
+            assert!(
+                got == noise(300_000, *seed),
+                "snapshot {id}: f{seed}.bin differs"
+            );
+        }
+    }
+}
+
+async fn total_pack_bytes(repo: &Repository) -> u64 {
+    repo.storage()
+        .list(FileType::Pack)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.size)
+        .sum()
+}
+
+/// Three snapshots over changing files; returns the repository, and (id, seeds) for each.
+async fn history(storage: Storage, source: &Path) -> (Repository, Vec<(String, Vec<u64>)>) {
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let repo = open(storage).await;
+    let mut out = Vec::new();
+    for seeds in [vec![1, 2, 3], vec![2, 3, 4], vec![4, 5]] {
+        write_files(source, &seeds);
+        let report = repo
+            .backup(&[source.to_path_buf()], BackupOptions::default())
+            .await
+            .unwrap();
+        out.push((report.snapshot_id, seeds));
+    }
+    (repo, out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_frees_unused_data_and_keeps_every_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    let storage = Storage::open_or_create(dir.path().join("repo").to_str().unwrap()).unwrap();
+    let (repo, mut snaps) = history(storage, &source).await;
+    // Forget the first snapshot: f1 becomes garbage.
+    let (first, _) = snaps.remove(0);
+    repo.storage()
+        .delete(FileType::Snapshot, &first)
+        .await
+        .unwrap();
+    let before = total_pack_bytes(&repo).await;
+
+    let dry = repo
+        .prune(&PruneOptions {
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(dry.dry_run);
+    assert!(dry.blobs_unused > 0, "{dry:?}");
+    assert!(dry.bytes_removed > 250_000, "{dry:?}");
+    assert_eq!(
+        total_pack_bytes(&repo).await,
+        before,
+        "dry run changed nothing"
+    );
+    assert_eq!(dry.packs_deleted, 0);
+
+    let report = repo.prune(&PruneOptions::default()).await.unwrap();
+    assert_eq!(report.snapshots, 2);
+    assert_eq!(
+        (report.packs_unused + report.packs_repacked),
+        (dry.packs_unused + dry.packs_repacked),
+        "the dry run predicted the plan: {dry:?} vs {report:?}"
+    );
+    assert!(report.packs_deleted > 0, "{report:?}");
+    assert_eq!(report.packs_awaiting_backups, 0);
+    let after = total_pack_bytes(&repo).await;
+    assert!(
+        before - after > 250_000,
+        "freed {} of {before} bytes: {report:?}",
+        before - after
+    );
+    assert!(repo.list_locks().await.unwrap().is_empty(), "lock released");
+    assert!(repo.read_pending().await.unwrap().is_empty());
+    assert_healthy(&repo).await;
+    assert_restores(&repo, &snaps).await;
+
+    // A second prune finds nothing more to do.
+    let again = repo.prune(&PruneOptions::default()).await.unwrap();
+    assert_eq!(again.blobs_unused, 0, "{again:?}");
+    assert_eq!(again.packs_deleted, 0, "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_refuses_while_another_holds_the_lock_and_when_data_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = history(Storage::in_memory(), &dir.path().join("src")).await;
+    let held = repo.lock_maintenance().await.unwrap();
+    let err = repo.prune(&PruneOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), cairn_repo::ErrorKind::Locked, "{err}");
+    held.release().await.unwrap();
+
+    // Damage: an indexed pack disappears. Prune must not make it worse.
+    let pack = repo.storage().list(FileType::Pack).await.unwrap()[0]
+        .name
+        .clone();
+    repo.storage().delete(FileType::Pack, &pack).await.unwrap();
+    let before = repo.storage().list(FileType::Pack).await.unwrap().len();
+    let err = repo.prune(&PruneOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(
+        repo.storage().list(FileType::Pack).await.unwrap().len(),
+        before
+    );
+    assert!(
+        repo.list_locks().await.unwrap().is_empty(),
+        "lock released on error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repack_respects_threshold_and_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, mut snaps) = history(Storage::in_memory(), &dir.path().join("src")).await;
+    let (first, _) = snaps.remove(0);
+    repo.storage()
+        .delete(FileType::Snapshot, &first)
+        .await
+        .unwrap();
+    // Nothing may be repacked with a zero budget; whole-unused packs still go.
+    let report = repo
+        .prune(&PruneOptions {
+            max_repack_bytes: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.packs_repacked, 0, "{report:?}");
+    assert_healthy(&repo).await;
+    assert_restores(&repo, &snaps).await;
+    // Threshold 100 %: never repack.
+    let report = repo
+        .prune(&PruneOptions {
+            max_unused: 1.0,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.packs_repacked, 0);
+    // Threshold 0: every pack with any unused blob is repacked, leaving none unused.
+    let report = repo
+        .prune(&PruneOptions {
+            max_unused: 0.0,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let final_report = repo.prune(&PruneOptions::default()).await.unwrap();
+    assert_eq!(
+        final_report.blobs_unused, 0,
+        "{report:?} then {final_report:?}"
+    );
+    assert_healthy(&repo).await;
+    assert_restores(&repo, &snaps).await;
+    assert!(repo
+        .prune(&PruneOptions {
+            max_unused: 1.5,
+            ..Default::default()
+        })
+        .await
+        .is_err());
+}
