@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod forget;
 mod patterns;
 pub mod progress;
 pub mod prune;
