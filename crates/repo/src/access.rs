@@ -26,7 +26,21 @@ impl Repository {
     }
 
     /// Reads every index file with its id.
+    ///
+    /// A prune replaces index files by writing the new ones before deleting the old, so an
+    /// index file that vanishes between listing and reading means the listing is outdated:
+    /// list again (a few times; a prune compacts the index once per run).
     pub async fn read_index_files(&self) -> Result<Vec<(String, IndexFile)>> {
+        let mut attempts = 0;
+        loop {
+            match self.read_index_files_once().await {
+                Err(RepoError::MissingObject { .. }) if attempts < 5 => attempts += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn read_index_files_once(&self) -> Result<Vec<(String, IndexFile)>> {
         let listed = self.storage.list(FileType::Index).await?;
         futures::stream::iter(listed)
             .map(|listed| async move {
@@ -70,18 +84,23 @@ impl Repository {
         Snapshot::decode(&plain, &object)
     }
 
-    /// Every snapshot passing `filter`, oldest first.
+    /// Every snapshot passing `filter`, oldest first. A snapshot removed between listing and
+    /// reading (by a concurrent `forget`) is left out.
     pub async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotEntry>> {
         let listed = self.storage.list(FileType::Snapshot).await?;
         let mut all: Vec<SnapshotEntry> = futures::stream::iter(listed)
             .map(|listed| async move {
-                let snapshot = self.read_snapshot(&listed.name).await?;
-                Ok::<_, RepoError>(SnapshotEntry {
-                    id: listed.name,
-                    snapshot,
-                })
+                match self.read_snapshot(&listed.name).await {
+                    Ok(snapshot) => Ok(Some(SnapshotEntry {
+                        id: listed.name,
+                        snapshot,
+                    })),
+                    Err(RepoError::MissingObject { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
             })
             .buffer_unordered(READ_CONCURRENCY)
+            .try_filter_map(|entry| async move { Ok::<_, RepoError>(entry) })
             .try_collect()
             .await?;
         all.retain(|s| filter.matches(&s.snapshot));

@@ -4,101 +4,18 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use cairn_repo::ops::backup::BackupOptions;
-use cairn_repo::ops::check::{CheckOptions, ReadData};
 use cairn_repo::ops::prune::PruneOptions;
-use cairn_repo::ops::restore::RestoreOptions;
-use cairn_repo::{FileType, LockTimings, Repository, SnapshotFilter, Storage};
+use cairn_repo::{FileType, Repository, Storage};
 use common::*;
-
-/// Timings for tests: no clock margin, so packs written a moment ago may be pruned.
-pub fn test_timings() -> LockTimings {
-    LockTimings {
-        clock_margin: Duration::ZERO,
-        ..LockTimings::default()
-    }
-}
-
-async fn open(storage: Storage) -> Repository {
-    let mut repo = Repository::open(storage, PASSWORD).await.unwrap();
-    repo.set_lock_timings(test_timings());
-    repo
-}
-
-fn write_files(dir: &Path, seeds: &[u64]) {
-    std::fs::create_dir_all(dir).unwrap();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        std::fs::remove_file(entry.unwrap().path()).unwrap();
-    }
-    for seed in seeds {
-        std::fs::write(dir.join(format!("f{seed}.bin")), noise(300_000, *seed)).unwrap();
-    }
-}
-
-async fn assert_healthy(repo: &Repository) {
-    let report = repo
-        .check(&CheckOptions {
-            read_data: ReadData::All,
-        })
-        .await
-        .unwrap();
-    assert!(report.is_ok(), "{:#?}", report.findings);
-}
-
-/// Restores every snapshot and compares it with the source state it was taken of.
-async fn assert_restores(repo: &Repository, expected: &[(String, Vec<u64>)]) {
-    let index = repo.load_index().await.unwrap();
-    for (id, seeds) in expected {
-        let entry = repo
-            .find_snapshot(id, &SnapshotFilter::default())
-            .await
-            .unwrap();
-        let target = tempfile::tempdir().unwrap();
-        let report = repo
-            .restore(
-                Arc::clone(&index),
-                &entry.snapshot,
-                target.path(),
-                RestoreOptions {
-                    verify: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-        let root = target
-            .path()
-            .join(entry.snapshot.paths[0].trim_start_matches('/'));
-        for seed in seeds {
-            let got = std::fs::read(root.join(format!("f{seed}.bin"))).unwrap();
-            assert!(
-                got == noise(300_000, *seed),
-                "snapshot {id}: f{seed}.bin differs"
-            );
-        }
-    }
-}
-
-async fn total_pack_bytes(repo: &Repository) -> u64 {
-    repo.storage()
-        .list(FileType::Pack)
-        .await
-        .unwrap()
-        .iter()
-        .map(|l| l.size)
-        .sum()
-}
 
 /// Three snapshots over changing files; returns the repository, and (id, seeds) for each.
 async fn history(storage: Storage, source: &Path) -> (Repository, Vec<(String, Vec<u64>)>) {
     Repository::init(storage.clone(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let repo = open(storage).await;
+    let repo = open_for_prune(storage).await;
     let mut out = Vec::new();
     for seeds in [vec![1, 2, 3], vec![2, 3, 4], vec![4, 5]] {
         write_files(source, &seeds);

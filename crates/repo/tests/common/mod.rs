@@ -10,7 +10,10 @@ use std::sync::Arc;
 use cairn_chunker::ChunkerParams;
 use cairn_repo::ops::backup::BackupOptions;
 use cairn_repo::ops::restore::RestoreOptions;
-use cairn_repo::{InitOptions, KdfParams};
+use std::time::Duration;
+
+use cairn_repo::ops::check::{CheckOptions, ReadData};
+use cairn_repo::{FileType, InitOptions, KdfParams, LockTimings};
 use cairn_repo::{Repository, SnapshotFilter, Storage};
 
 pub const PASSWORD: &[u8] = b"correct horse battery staple";
@@ -231,6 +234,88 @@ pub async fn roundtrip(storage: Storage) {
         .unwrap();
     assert_eq!(forced.snapshot.summary.unwrap().files_new, 8);
     assert!(forced.snapshot.parent.is_none());
+}
+
+/// Timings for tests: no clock margin, so packs written a moment ago may be pruned.
+pub fn test_timings() -> LockTimings {
+    LockTimings {
+        clock_margin: Duration::ZERO,
+        ..LockTimings::default()
+    }
+}
+
+pub async fn open_for_prune(storage: Storage) -> Repository {
+    let mut repo = Repository::open(storage, PASSWORD).await.unwrap();
+    repo.set_lock_timings(test_timings());
+    repo
+}
+
+/// Replaces the files in `dir` with `f<seed>.bin` of 300 kB noise each.
+pub fn write_files(dir: &Path, seeds: &[u64]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for seed in seeds {
+        std::fs::write(dir.join(format!("f{seed}.bin")), noise(300_000, *seed)).unwrap();
+    }
+}
+
+/// `check --read-data` finds nothing.
+pub async fn assert_healthy(repo: &Repository) {
+    let report = repo
+        .check(&CheckOptions {
+            read_data: ReadData::All,
+        })
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{:#?}", report.findings);
+}
+
+/// Restores every snapshot and compares it with the source state it was taken of.
+pub async fn assert_restores(repo: &Repository, expected: &[(String, Vec<u64>)]) {
+    let index = repo.load_index().await.unwrap();
+    for (id, seeds) in expected {
+        let entry = repo
+            .find_snapshot(id, &SnapshotFilter::default())
+            .await
+            .unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let report = repo
+            .restore(
+                Arc::clone(&index),
+                &entry.snapshot,
+                target.path(),
+                RestoreOptions {
+                    verify: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let root = target
+            .path()
+            .join(entry.snapshot.paths[0].trim_start_matches('/'));
+        for seed in seeds {
+            let got = std::fs::read(root.join(format!("f{seed}.bin"))).unwrap();
+            assert!(
+                got == noise(300_000, *seed),
+                "snapshot {id}: f{seed}.bin differs"
+            );
+        }
+    }
+}
+
+/// Bytes of all packs in storage.
+pub async fn total_pack_bytes(repo: &Repository) -> u64 {
+    repo.storage()
+        .list(FileType::Pack)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.size)
+        .sum()
 }
 
 /// A moto S3 server on loopback for this test binary's lifetime; killed on drop.

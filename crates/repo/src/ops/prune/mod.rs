@@ -149,9 +149,17 @@ impl Repository {
         }
     }
 
+    /// Backup markers that are not stale. Listed twice and merged: a local directory
+    /// listing taken while a marker is being rewritten (renamed over) can miss it, and a
+    /// missed marker is the one mistake this protocol cannot absorb.
     async fn live_backups(&self, lock: Option<&LockGuard>) -> Result<Vec<LockStatus>> {
         let now = self.store_now(lock).await?;
         let mut locks = self.list_locks_at(now).await?;
+        for again in self.list_locks_at(now).await? {
+            if !locks.iter().any(|l| l.name == again.name) {
+                locks.push(again);
+            }
+        }
         locks.retain(|l| !l.is_maintenance() && !l.stale);
         Ok(locks)
     }
@@ -202,17 +210,36 @@ impl Repository {
 
         // 3. Earlier prunes' pending deletions whose backups are gone: keep what snapshots
         //    turned out to need, delete the rest.
-        let stored: HashMap<PackId, (u64, DateTime<Utc>)> = self
+        let mut stored: HashMap<PackId, (u64, DateTime<Utc>)> = self
             .storage
             .list(FileType::Pack)
             .await?
             .into_iter()
             .filter_map(|l| Some((l.name.parse().ok()?, (l.size, l.last_modified))))
             .collect();
+        // A local directory listing taken while other processes write may miss entries;
+        // ask for indexed packs it did not show before calling them missing.
+        for pack in index.packs() {
+            if !stored.contains_key(pack) {
+                match self.storage.head(FileType::Pack, &pack.to_hex()).await {
+                    Ok(found) => {
+                        stored.insert(*pack, (found.size, found.last_modified));
+                    }
+                    Err(RepoError::MissingObject { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let indexed: HashSet<PackId> = index.packs().iter().copied().collect();
         let mut ready_delete: Vec<PackId> = Vec::new();
         let mut restored = false;
-        for (_, record) in &ready {
+        // Records still waiting for backups are searched too: a backup that is still
+        // running may already have written its snapshot and not yet re-indexed what it uses.
+        let records = ready
+            .iter()
+            .map(|r| (r, true))
+            .chain(waiting.iter().map(|r| (r, false)));
+        for ((_, record), is_ready) in records {
             for pack in &record.packs {
                 if indexed.contains(pack) {
                     continue; // re-indexed by a backup
@@ -234,10 +261,13 @@ impl Repository {
                         continue;
                     }
                 }
-                ready_delete.push(*pack);
+                if is_ready {
+                    ready_delete.push(*pack);
+                }
             }
         }
-        if restored {
+        // An index file written meanwhile, or missed by a listing, may hold what is missing.
+        if restored || !marks.missing.is_empty() {
             index_files = self.read_index_files().await?;
             index = Index::build(index_files.iter().map(|(_, f)| f))?;
             marks = self.mark_reachable(&index, roots.iter().copied()).await?;
@@ -461,12 +491,25 @@ impl Repository {
         Ok(lacking)
     }
 
+    /// Deletes packs, except any that a freshly read index lists: a second, independent
+    /// listing guards against an index file that an earlier listing missed.
     async fn delete_packs(
         &self,
         packs: &[PackId],
         stored: &HashMap<PackId, (u64, DateTime<Utc>)>,
         report: &mut PruneReport,
     ) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        let current = self.load_index().await?;
+        let listed: HashSet<PackId> = current.packs().iter().copied().collect();
+        let packs: Vec<PackId> = packs
+            .iter()
+            .filter(|p| !listed.contains(p))
+            .copied()
+            .collect();
+        let packs = &packs[..];
         use futures::StreamExt;
         let deletes: Vec<_> = packs
             .iter()
