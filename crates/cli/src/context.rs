@@ -15,7 +15,7 @@ Environment:
   AWS_*, GOOGLE_*, AZURE_*                     object storage credentials and endpoints
 
 Exit codes: 0 ok, 1 error, 3 snapshot written but some source data unreadable,
-10 repository does not exist, 12 wrong password, 130 interrupted.";
+10 repository does not exist, 11 repository locked, 12 wrong password, 130 interrupted.";
 
 /// Flags every command accepts.
 #[derive(clap::Args, Debug, Clone)]

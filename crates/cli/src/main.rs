@@ -56,6 +56,14 @@ enum Command {
     Key(commands::key::Args),
     /// Check the repository for damage (exit 1 if any).
     Check(commands::check::Args),
+    /// Remove snapshots by retention policy or by id (exit 3 if some could not be removed).
+    Forget(commands::forget::Args),
+    /// Remove data no snapshot uses (exit 11 if another maintenance run holds the lock).
+    Prune(commands::prune::Args),
+    /// Remove stale locks (every lock with --remove-all).
+    Unlock(commands::unlock::Args),
+    /// List the ids of the repository's snapshots, index files, packs, keys, locks or blobs.
+    List(commands::list::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +92,10 @@ fn main() -> ExitCode {
             Command::Stats(args) => commands::stats::run(globals, args).await,
             Command::Key(args) => commands::key::run(globals, args).await,
             Command::Check(args) => commands::check::run(globals, args).await,
+            Command::Forget(args) => commands::forget::run(globals, args).await,
+            Command::Prune(args) => commands::prune::run(globals, args).await,
+            Command::Unlock(args) => commands::unlock::run(globals, args).await,
+            Command::List(args) => commands::list::run(globals, args).await,
         }
     });
     match result {

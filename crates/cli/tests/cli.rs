@@ -321,3 +321,308 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `n` bytes no chunk of which deduplicates against another `seed`'s.
+fn random_bytes(seed: &str, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    blake3::Hasher::new_derive_key(seed)
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+/// Total size of the files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    walk(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+/// Dates every file under `dir` two hours back. Prune leaves alone packs stored less than a
+/// minute before it starts (a running backup may have just written them), so packs a test
+/// wrote moments ago must look older to be collected.
+fn age(dir: &Path) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    for path in walk(dir) {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+    }
+}
+
+/// Three daily snapshots of one source on host h1, oldest first; returns their ids.
+fn three_daily_snapshots(repo: &Path, source: &Path) -> Vec<String> {
+    std::fs::create_dir_all(source).unwrap();
+    (1..=3)
+        .map(|day| {
+            std::fs::write(source.join("f.txt"), format!("day {day}")).unwrap();
+            let lines = json_lines(&ok(cairn(repo)
+                .args(["backup", "--json", "--host", "h1", "--tag", "t1", "--time"])
+                .arg(format!("2024-01-0{day} 10:00:00"))
+                .arg(source)));
+            let summary = lines.last().unwrap();
+            summary["snapshot_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn snapshot_ids(repo: &Path) -> Vec<String> {
+    let list: Value = serde_json::from_str(&ok(cairn(repo).args(["snapshots", "--json"]))).unwrap();
+    let mut ids: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn forget_json_follows_restic_and_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let source = dir.path().join("src");
+    fast_init(&repo);
+    let ids = three_daily_snapshots(&repo, &source);
+    let policy = ["--keep-last", "1", "--keep-daily", "2"];
+
+    // Dry run: restic's shape, nothing removed.
+    let out = ok(cairn(&repo)
+        .args(["forget", "--dry-run", "--json"])
+        .args(policy));
+    assert_eq!(out.lines().count(), 1, "one JSON document: {out}");
+    let groups: Value = serde_json::from_str(&out).unwrap();
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    let group = &groups[0];
+    assert_eq!(group["host"], "h1");
+    assert_eq!(group["paths"][0], source.to_str().unwrap());
+    assert!(group["tags"].is_null(), "not grouped by tags: {group}");
+    let keep = group["keep"].as_array().unwrap();
+    let remove = group["remove"].as_array().unwrap();
+    let reasons = group["reasons"].as_array().unwrap();
+    assert_eq!(keep.len(), 2);
+    assert_eq!(remove.len(), 1);
+    assert_eq!(remove[0]["id"], ids[0].as_str(), "the oldest goes");
+    assert_eq!(reasons.len(), 2);
+    for snapshot in keep.iter().chain(remove) {
+        for field in [
+            "id", "short_id", "time", "tree", "paths", "hostname", "tags",
+        ] {
+            assert!(snapshot.get(field).is_some(), "{field} missing: {snapshot}");
+        }
+    }
+    for reason in reasons {
+        assert!(keep.contains(&reason["snapshot"]), "{reason}");
+        assert!(
+            !reason["matches"].as_array().unwrap().is_empty(),
+            "{reason}"
+        );
+    }
+    let newest = reasons
+        .iter()
+        .find(|r| r["snapshot"]["id"] == ids[2].as_str())
+        .unwrap();
+    assert_eq!(
+        newest["matches"],
+        serde_json::json!(["last snapshot", "daily snapshot"])
+    );
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(snapshot_ids(&repo), all, "a dry run removes nothing");
+
+    // No grouping: host "" and paths null, as restic prints them; remove null when empty.
+    let out = ok(cairn(&repo).args([
+        "forget",
+        "-n",
+        "--json",
+        "--group-by",
+        "",
+        "--keep-last",
+        "unlimited",
+    ]));
+    let groups: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(groups[0]["host"], "");
+    assert!(groups[0]["paths"].is_null());
+    assert!(groups[0]["remove"].is_null());
+
+    // Text: the policy, the tables and what would go.
+    let text = ok(cairn(&repo).args(["forget", "-n"]).args(policy));
+    assert!(
+        text.contains("Applying Policy: keep 1 latest, 2 daily snapshots"),
+        "{text}"
+    );
+    assert!(text.contains("keep 2 snapshots:"), "{text}");
+    assert!(text.contains("remove 1 snapshots:"), "{text}");
+    assert!(text.contains(&ids[0][..8]), "{text}");
+
+    // For real: `snapshots` agrees with what forget kept.
+    let groups: Value =
+        serde_json::from_str(&ok(cairn(&repo).args(["forget", "--json"]).args(policy))).unwrap();
+    let mut kept: Vec<String> = groups[0]["keep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    kept.sort();
+    assert_eq!(snapshot_ids(&repo), kept);
+
+    // By id: removed, and no JSON (restic prints none for ids).
+    let out = ok(cairn(&repo).args(["forget", "--json", &ids[1][..8]]));
+    assert!(out.trim().is_empty(), "{out}");
+    assert_eq!(snapshot_ids(&repo), vec![ids[2].clone()]);
+}
+
+#[test]
+fn forget_without_policy_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    fast_init(&repo);
+    let ids = three_daily_snapshots(&repo, &dir.path().join("src"));
+    let out = run(cairn(&repo).arg("forget"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("no policy was specified, no snapshots will be removed"));
+    assert_eq!(snapshot_ids(&repo).len(), ids.len());
+    let out = run(cairn(&repo).args(["forget", "--keep-last", "x"]));
+    assert_eq!(out.status.code(), Some(2), "clap rejects a bad count");
+    let out = run(cairn(&repo).args(["forget", "--keep-last", "1", "--group-by", "colour"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(snapshot_ids(&repo).len(), ids.len());
+}
+
+#[test]
+fn forget_prune_frees_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    fast_init(&repo);
+    for seed in ["first", "second"] {
+        let mut child = cairn(&repo)
+            .args(["backup", "--stdin", "--stdin-filename", "data.bin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&random_bytes(seed, 3 << 20))
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    age(&repo.join("data"));
+    let before = dir_size(&repo);
+
+    let lines = json_lines(&ok(cairn(&repo).args([
+        "forget",
+        "--keep-last",
+        "1",
+        "--prune",
+        "--json",
+    ])));
+    assert_eq!(lines.len(), 2, "the forget array, then prune's summary");
+    assert_eq!(lines[0][0]["remove"].as_array().unwrap().len(), 1);
+    let summary = &lines[1];
+    assert_eq!(summary["message_type"], "summary");
+    assert_eq!(summary["dry_run"], false);
+    assert!(summary["packs_deleted"].as_u64().unwrap() >= 1, "{summary}");
+    let after = dir_size(&repo);
+    assert!(
+        after + (2 << 20) < before,
+        "prune freed too little: {before} -> {after}"
+    );
+    let dumped = run(cairn(&repo).args(["dump", "latest", "data.bin"]));
+    assert!(dumped.status.success());
+    assert!(
+        dumped.stdout == random_bytes("second", 3 << 20),
+        "the kept snapshot's data differs"
+    );
+    let check = json_lines(&ok(cairn(&repo).args(["check", "--json"])));
+    assert_eq!(check.last().unwrap()["ok"], true, "{check:?}");
+    assert_eq!(
+        ok(cairn(&repo).args(["list", "locks", "--json", "--no-lock"])),
+        "",
+        "prune leaves no lock behind"
+    );
+}
+
+#[test]
+fn prune_dry_run_json_and_lock_handling() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    fast_init(&repo);
+    three_daily_snapshots(&repo, &dir.path().join("src"));
+
+    let lines = json_lines(&ok(cairn(&repo).args(["prune", "--dry-run", "--json"])));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let summary = &lines[0];
+    assert_eq!(summary["message_type"], "summary");
+    assert_eq!(summary["dry_run"], true);
+    assert_eq!(summary["snapshots"], 3);
+    for field in [
+        "blobs_used",
+        "packs_total",
+        "bytes_removed",
+        "packs_awaiting_backups",
+    ] {
+        assert!(summary.get(field).is_some(), "{field} missing: {summary}");
+    }
+    let out = run(cairn(&repo).args(["prune", "--max-unused", "1G"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-unused"));
+
+    // Another process holds the maintenance lock: prune exits 11 and names it; `unlock`
+    // leaves a live lock alone, `unlock --remove-all` does not.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let held = runtime.block_on(async {
+        let storage = cairn_repo::Storage::open(repo.to_str().unwrap()).unwrap();
+        let repo = cairn_repo::Repository::open(storage, b"test password")
+            .await
+            .unwrap();
+        repo.lock_maintenance().await.unwrap()
+    });
+    let out = run(cairn(&repo).arg("prune"));
+    assert_eq!(out.status.code(), Some(11), "locked");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("maintenance lock by"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ok(cairn(&repo).args(["list", "locks"])), "maintenance\n");
+    assert_eq!(ok(cairn(&repo).arg("unlock")), "", "a live lock stays");
+    assert_eq!(
+        ok(cairn(&repo).args(["unlock", "--remove-all"])),
+        "successfully removed 1 locks\n"
+    );
+    assert_eq!(ok(cairn(&repo).args(["list", "locks"])), "");
+    runtime.block_on(held.release()).unwrap();
+
+    // A lock left by a dead process goes stale and plain `unlock` removes it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let storage = cairn_repo::Storage::open(repo.to_str().unwrap()).unwrap();
+        let repo = cairn_repo::Repository::open(storage, b"test password")
+            .await
+            .unwrap();
+        std::mem::forget(repo.lock_backup().await.unwrap());
+    });
+    drop(runtime);
+    age(&repo.join("locks"));
+    assert_eq!(
+        ok(cairn(&repo).arg("unlock")),
+        "successfully removed 1 locks\n"
+    );
+    assert_eq!(ok(cairn(&repo).args(["list", "locks"])), "");
+    ok(cairn(&repo).arg("prune"));
+    assert_eq!(
+        ok(cairn(&repo).args(["list", "snapshots"])).lines().count(),
+        3
+    );
+}

@@ -494,8 +494,10 @@ mod tests {
     use crate::InitOptions;
 
     async fn repo() -> Repository {
-        let mut options = InitOptions::default();
-        options.kdf = cairn_pack::KdfParams::new(8 * 1024, 1, 1).unwrap();
+        let options = InitOptions {
+            kdf: cairn_pack::KdfParams::new(8 * 1024, 1, 1).unwrap(),
+            ..Default::default()
+        };
         Repository::init(Storage::in_memory(), b"pw", options)
             .await
             .unwrap()

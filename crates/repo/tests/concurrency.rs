@@ -21,6 +21,9 @@ fn seeds(w: u64, i: u64) -> Vec<u64> {
     vec![(i + w) % 4, 10 + i, 100 * (w + 1) + i]
 }
 
+/// Snapshots taken: id and the seeds of the files they hold.
+type Taken = Vec<(String, Vec<u64>)>;
+
 async fn forget_all_but_last(repo: &Repository) {
     repo.forget(&ForgetOptions {
         policy: KeepPolicy {
@@ -39,7 +42,7 @@ async fn backups_race_prunes(storage: Storage, writers: u64, rounds: u64) {
         .unwrap();
     let repo = open_for_prune(storage).await;
     let dir = tempfile::tempdir().unwrap();
-    let taken: Arc<Mutex<Vec<(String, Vec<u64>)>>> = Arc::default();
+    let taken: Arc<Mutex<Taken>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
 
     let pruner = {
