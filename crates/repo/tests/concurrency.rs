@@ -130,10 +130,6 @@ async fn backups_race_prunes(storage: Storage, writers: u64, rounds: u64) {
     assert_restores(&repo, &expected).await;
 }
 
-// Known failure, under investigation: on the local store a prune occasionally finds an
-// index file listing a pack that an earlier prune deleted (it then refuses to run, so no
-// snapshot loses data in that run, but the index is inconsistent). Run with --ignored.
-#[ignore]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backups_race_prunes_on_the_local_store() {
     let dir = tempfile::tempdir().unwrap();

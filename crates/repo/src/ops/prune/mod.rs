@@ -149,17 +149,10 @@ impl Repository {
         }
     }
 
-    /// Backup markers that are not stale. Listed twice and merged: a local directory
-    /// listing taken while a marker is being rewritten (renamed over) can miss it, and a
-    /// missed marker is the one mistake this protocol cannot absorb.
+    /// Backup markers that are not stale.
     async fn live_backups(&self, lock: Option<&LockGuard>) -> Result<Vec<LockStatus>> {
         let now = self.store_now(lock).await?;
         let mut locks = self.list_locks_at(now).await?;
-        for again in self.list_locks_at(now).await? {
-            if !locks.iter().any(|l| l.name == again.name) {
-                locks.push(again);
-            }
-        }
         locks.retain(|l| !l.is_maintenance() && !l.stale);
         Ok(locks)
     }
@@ -217,19 +210,6 @@ impl Repository {
             .into_iter()
             .filter_map(|l| Some((l.name.parse().ok()?, (l.size, l.last_modified))))
             .collect();
-        // A local directory listing taken while other processes write may miss entries;
-        // ask for indexed packs it did not show before calling them missing.
-        for pack in index.packs() {
-            if !stored.contains_key(pack) {
-                match self.storage.head(FileType::Pack, &pack.to_hex()).await {
-                    Ok(found) => {
-                        stored.insert(*pack, (found.size, found.last_modified));
-                    }
-                    Err(RepoError::MissingObject { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
         let indexed: HashSet<PackId> = index.packs().iter().copied().collect();
         let mut ready_delete: Vec<PackId> = Vec::new();
         let mut restored = false;
@@ -292,7 +272,18 @@ impl Repository {
             }
         }
 
-        // 4. Plan.
+        // 4. Plan. Index files re-read above may list packs stored after the listing.
+        for pack in index.packs() {
+            if !stored.contains_key(pack) {
+                match self.storage.head(FileType::Pack, &pack.to_hex()).await {
+                    Ok(found) => {
+                        stored.insert(*pack, (found.size, found.last_modified));
+                    }
+                    Err(RepoError::MissingObject { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let mut usage: HashMap<PackId, PackUse> = HashMap::new();
         for (position, location) in index.iter().enumerate() {
             let pack_use = usage.entry(location.pack).or_default();
@@ -491,8 +482,8 @@ impl Repository {
         Ok(lacking)
     }
 
-    /// Deletes packs, except any that a freshly read index lists: a second, independent
-    /// listing guards against an index file that an earlier listing missed.
+    /// Deletes packs, except any that a freshly read index lists (a backup re-indexed it
+    /// since the plan): the last look before data goes.
     async fn delete_packs(
         &self,
         packs: &[PackId],
