@@ -36,6 +36,14 @@ impl MasterKeys {
         Ok(keys)
     }
 
+    /// Fresh random data and blob-id keys with a given chunker secret, for a repository that
+    /// must cut chunks exactly where another does (so copies between them deduplicate).
+    pub fn generate_sharing_chunker(chunker: &[u8; 32]) -> Result<Self, PackError> {
+        let mut keys = Self::generate()?;
+        keys.chunker.copy_from_slice(chunker);
+        Ok(keys)
+    }
+
     /// Builds a key set from explicit bytes (tests, benches, fuzzing).
     pub fn from_parts(data: [u8; 32], blob_id: [u8; 32], chunker: [u8; 32]) -> Self {
         MasterKeys {

@@ -134,6 +134,26 @@ impl Repository {
         Self::assemble(storage, keys, config, key_id)
     }
 
+    /// Creates a repository that chunks exactly as `like` does: its chunk sizes and chunker
+    /// secret, with fresh data and blob-id keys. Copies between the two then move chunks one
+    /// to one and deduplicate with each other (`init --copy-chunker-params-from`).
+    pub async fn init_chunking_like(
+        storage: Storage,
+        password: &[u8],
+        mut options: InitOptions,
+        like: &Repository,
+    ) -> Result<Repository> {
+        let keys =
+            MasterKeys::generate_sharing_chunker(like.keys.chunker_secret()).map_err(|source| {
+                RepoError::Pack {
+                    object: "new keys".into(),
+                    source,
+                }
+            })?;
+        options.chunker = like.config.chunker_params()?;
+        Self::init_with_keys(storage, password, options, keys).await
+    }
+
     /// Opens a repository with a password: tries every key file.
     ///
     /// # Errors

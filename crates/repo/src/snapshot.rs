@@ -78,6 +78,9 @@ pub struct Snapshot {
     /// True when some source data could not be read (the snapshot lacks those items).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+    /// For a copy: the id of the snapshot it was copied from (restic's field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 impl Snapshot {
@@ -194,6 +197,7 @@ mod tests {
                 program_version: String::new(),
                 summary: None,
                 incomplete: false,
+                original: None,
             },
         }
     }

@@ -5,6 +5,7 @@
 //! pack it needs is stored and indexed. An interrupted backup leaves packs and index files
 //! that later backups reuse, and no snapshot.
 
+pub mod copy;
 mod excludes;
 mod metadata;
 mod protect;
@@ -466,6 +467,7 @@ impl Repository {
             program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
             summary: None,
             incomplete: false,
+            original: None,
         }
     }
 }

@@ -1,0 +1,290 @@
+//! `copy`: snapshots from one repository into another with its own keys, possibly on
+//! another backend (a DR bucket in another region).
+//!
+//! Blob ids are keyed per repository, so every blob's id is recomputed with the destination's
+//! key and every tree is rewritten with the new ids; blobs the destination already holds are
+//! not stored again. When both repositories chunk alike (same sizes and chunker secret, see
+//! `init --copy-chunker-params-from`), chunks are copied one to one; otherwise each file is
+//! re-chunked with the destination's chunker so it deduplicates with the destination's own
+//! backups. The destination side runs as a backup does: it announces itself with a marker,
+//! writes packs and index files first and each snapshot last.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_pack::{BlobId, BlobType};
+use serde::Serialize;
+
+use super::BackupOptions;
+use crate::error::{RepoError, Result};
+use crate::index::Index;
+use crate::ops::progress::CancelToken;
+use crate::snapshot::{resolve, SnapshotEntry, SnapshotFilter};
+use crate::tree::{NodeKind, Tree};
+use crate::Repository;
+
+/// Which snapshots to copy.
+#[derive(Clone, Debug, Default)]
+pub struct CopyOptions {
+    /// Only snapshots passing this filter (when `ids` is empty).
+    pub filter: SnapshotFilter,
+    /// These snapshots (ids, prefixes or `latest`).
+    pub ids: Vec<String>,
+    /// Cancellation.
+    pub cancel: CancelToken,
+}
+
+/// What copy did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CopyReport {
+    /// (source id, destination id) of each snapshot copied.
+    pub copied: Vec<(String, String)>,
+    /// Source snapshots skipped because the destination already has a copy.
+    pub skipped: Vec<String>,
+    /// True when files were re-chunked (the repositories chunk differently).
+    pub rechunked: bool,
+    /// Blobs read from the source.
+    pub blobs_read: u64,
+    /// Blobs stored in the destination.
+    pub blobs_added: u64,
+    /// Plaintext bytes stored in the destination.
+    pub data_added: u64,
+}
+
+impl Repository {
+    /// Copies snapshots of this repository into `dest`; see the module documentation.
+    /// A snapshot is skipped when `dest` has one whose `original` (or id) is its id.
+    pub async fn copy_snapshots(
+        &self,
+        dest: &Repository,
+        options: &CopyOptions,
+    ) -> Result<CopyReport> {
+        let mut report = CopyReport::default();
+        let sources: Vec<SnapshotEntry> = if options.ids.is_empty() {
+            self.list_snapshots(&options.filter).await?
+        } else {
+            let all = self.list_snapshots(&SnapshotFilter::default()).await?;
+            let mut chosen: Vec<SnapshotEntry> = Vec::new();
+            for spec in &options.ids {
+                let entry = resolve(&all, spec)?;
+                if !chosen.iter().any(|c| c.id == entry.id) {
+                    chosen.push(entry.clone());
+                }
+            }
+            chosen
+        };
+        let present: Vec<String> = dest
+            .list_snapshots(&SnapshotFilter::default())
+            .await?
+            .into_iter()
+            .map(|s| s.snapshot.original.unwrap_or(s.id))
+            .collect();
+        let (skip, todo): (Vec<_>, Vec<_>) =
+            sources.into_iter().partition(|s| present.contains(&s.id));
+        report.skipped = skip.into_iter().map(|s| s.id).collect();
+        if todo.is_empty() {
+            return Ok(report);
+        }
+        report.rechunked = self.config.chunker != dest.config.chunker
+            || self.keys.chunker_secret() != dest.keys.chunker_secret();
+        let source_index = self.load_index().await?;
+        let prepared = dest
+            .prepare(&BackupOptions {
+                cancel: options.cancel.clone(),
+                ..Default::default()
+            })
+            .await?;
+        let copier = Copier {
+            source: self.clone(),
+            index: source_index,
+            saver: Arc::clone(&prepared.saver),
+            dest_chunker: dest.chunker.clone(),
+            rechunk: report.rechunked,
+            handle: tokio::runtime::Handle::current(),
+        };
+        let roots = {
+            let todo = todo.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut memo = Memo::default();
+                let result = todo
+                    .iter()
+                    .map(|s| copier.tree(&s.snapshot.tree, &mut memo))
+                    .collect::<Result<Vec<BlobId>>>();
+                copier.saver.wait_idle();
+                let closed = copier.saver.close();
+                result.and_then(|roots| closed.map(|_| (roots, memo.blobs_read)))
+            })
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("copy task failed: {e}")))?
+        };
+        // The uploader's outcome and the copy's own are reported together, the most telling
+        // first (as for a backup).
+        let (walk, done) = match roots {
+            Ok(done) => (Ok(BlobId([0; 32])), Some(done)),
+            Err(e) => (Err(e), None),
+        };
+        dest.finish_upload(prepared.uploader, &prepared.saver, walk)
+            .await?;
+        let (roots, blobs_read) = done.expect("a failed copy returned above");
+        report.blobs_read = blobs_read;
+        let stats = &prepared.saver.stats;
+        report.blobs_added = stats.data_blobs.load(std::sync::atomic::Ordering::Relaxed)
+            + stats.tree_blobs.load(std::sync::atomic::Ordering::Relaxed);
+        report.data_added = stats.data_added.load(std::sync::atomic::Ordering::Relaxed);
+        for (source, root) in todo.iter().zip(roots) {
+            let mut snapshot = source.snapshot.clone();
+            snapshot.tree = root;
+            snapshot.parent = None;
+            snapshot.original = Some(
+                source
+                    .snapshot
+                    .original
+                    .clone()
+                    .unwrap_or_else(|| source.id.clone()),
+            );
+            prepared.marker.check()?;
+            let id = dest.write_snapshot(&snapshot).await?;
+            if let Err(e) = dest
+                .protect_snapshot(prepared.marker.name(), &prepared.index, &snapshot)
+                .await
+                .and_then(|()| prepared.marker.check())
+            {
+                let _ = dest
+                    .storage
+                    .delete(crate::storage::FileType::Snapshot, &id)
+                    .await;
+                return Err(e);
+            }
+            report.copied.push((source.id.clone(), id));
+        }
+        prepared.marker.release().await?;
+        Ok(report)
+    }
+}
+
+/// Source id → destination id of what was copied in this run, so shared subtrees and
+/// repeated chunks are read once.
+#[derive(Default)]
+struct Memo {
+    trees: HashMap<BlobId, BlobId>,
+    data: HashMap<BlobId, BlobId>,
+    blobs_read: u64,
+}
+
+struct Copier {
+    source: Repository,
+    index: Arc<Index>,
+    saver: Arc<super::Saver>,
+    dest_chunker: cairn_chunker::Chunker,
+    rechunk: bool,
+    handle: tokio::runtime::Handle,
+}
+
+impl Copier {
+    fn read(&self, blob_type: BlobType, id: &BlobId, memo: &mut Memo) -> Result<Vec<u8>> {
+        memo.blobs_read += 1;
+        self.handle
+            .block_on(self.source.read_blob(&self.index, blob_type, id))
+    }
+
+    /// Copies a tree and everything below it; returns its id in the destination.
+    fn tree(&self, id: &BlobId, memo: &mut Memo) -> Result<BlobId> {
+        if let Some(done) = memo.trees.get(id) {
+            return Ok(*done);
+        }
+        self.saver.check()?;
+        let plain = self.read(BlobType::Tree, id, memo)?;
+        let mut tree = Tree::decode(&plain, &format!("tree {id}"))?;
+        for node in &mut tree.nodes {
+            if let Some(subtree) = node.subtree {
+                node.subtree = Some(self.tree(&subtree, memo)?);
+            }
+            if node.kind == NodeKind::File && !node.content.is_empty() {
+                node.content = if self.rechunk {
+                    self.rechunk_file(&node.content, memo)?
+                } else {
+                    node.content
+                        .iter()
+                        .map(|blob| self.data(blob, memo))
+                        .collect::<Result<_>>()?
+                };
+            }
+        }
+        let copied = self.saver.save_now(BlobType::Tree, &tree.encode()?)?;
+        memo.trees.insert(*id, copied);
+        Ok(copied)
+    }
+
+    fn data(&self, id: &BlobId, memo: &mut Memo) -> Result<BlobId> {
+        if let Some(done) = memo.data.get(id) {
+            return Ok(*done);
+        }
+        let plain = self.read(BlobType::Data, id, memo)?;
+        let copied = self.saver.save_chunk(Bytes::from(plain))?;
+        memo.data.insert(*id, copied);
+        Ok(copied)
+    }
+
+    fn rechunk_file(&self, content: &[BlobId], memo: &mut Memo) -> Result<Vec<BlobId>> {
+        let failure = std::cell::RefCell::new(None);
+        let reader = ContentReader {
+            copier: self,
+            ids: content.iter(),
+            current: Vec::new(),
+            offset: 0,
+            error: &failure,
+        };
+        let mut ids = Vec::new();
+        for chunk in self.dest_chunker.stream(reader) {
+            let chunk = chunk.map_err(|e| {
+                failure.borrow_mut().take().unwrap_or_else(|| {
+                    RepoError::io("copy source", std::io::Error::other(e.to_string()))
+                })
+            })?;
+            ids.push(self.saver.save_chunk(chunk.data)?);
+        }
+        memo.blobs_read += content.len() as u64;
+        Ok(ids)
+    }
+}
+
+/// A file's content read blob by blob from the source.
+struct ContentReader<'a> {
+    copier: &'a Copier,
+    ids: std::slice::Iter<'a, BlobId>,
+    current: Vec<u8>,
+    offset: usize,
+    /// The source's error, handed back through the chunker (which sees only io errors).
+    error: &'a std::cell::RefCell<Option<RepoError>>,
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.offset == self.current.len() {
+            let Some(id) = self.ids.next() else {
+                return Ok(0);
+            };
+            match self.copier.handle.block_on(self.copier.source.read_blob(
+                &self.copier.index,
+                BlobType::Data,
+                id,
+            )) {
+                Ok(plain) => {
+                    self.current = plain;
+                    self.offset = 0;
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    *self.error.borrow_mut() = Some(e);
+                    return Err(std::io::Error::other(message));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.offset);
+        buf[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
+}
