@@ -120,6 +120,80 @@ impl Globals {
     }
 }
 
+/// The source repository of `copy` and `init --copy-chunker-params` (restic's `--from-*`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FromRepo {
+    /// Source repository (or CAIRN_FROM_REPOSITORY / RESTIC_FROM_REPOSITORY).
+    #[arg(id = "from_repo", long = "from-repo")]
+    pub repo: Option<String>,
+    /// File holding the source repository location.
+    #[arg(id = "from_repository_file", long = "from-repository-file")]
+    pub repository_file: Option<PathBuf>,
+    /// File holding the source repository's password.
+    #[arg(id = "from_password_file", long = "from-password-file")]
+    pub password_file: Option<PathBuf>,
+    /// Command printing the source repository's password.
+    #[arg(id = "from_password_command", long = "from-password-command")]
+    pub password_command: Option<String>,
+}
+
+impl FromRepo {
+    /// The source location from flags, then `CAIRN_FROM_*`, then `RESTIC_FROM_*`.
+    pub fn location(&self) -> anyhow::Result<String> {
+        if let Some(repo) = &self.repo {
+            return Ok(repo.clone());
+        }
+        if let Some(file) = &self.repository_file {
+            return read_first_line(file);
+        }
+        if let Some((_, value)) = env_first(&["CAIRN_FROM_REPOSITORY", "RESTIC_FROM_REPOSITORY"]) {
+            return Ok(value);
+        }
+        if let Some((_, file)) =
+            env_first(&["CAIRN_FROM_REPOSITORY_FILE", "RESTIC_FROM_REPOSITORY_FILE"])
+        {
+            return read_first_line(file.as_ref());
+        }
+        bail!("no source repository given: use --from-repo or set CAIRN_FROM_REPOSITORY")
+    }
+
+    fn password(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(file) = &self.password_file {
+            return read_first_line(file).map(String::into_bytes);
+        }
+        if let Some(command) = &self.password_command {
+            return run_password_command(command);
+        }
+        if let Some((_, value)) = env_first(&["CAIRN_FROM_PASSWORD", "RESTIC_FROM_PASSWORD"]) {
+            return Ok(value.into_bytes());
+        }
+        if let Some((_, file)) =
+            env_first(&["CAIRN_FROM_PASSWORD_FILE", "RESTIC_FROM_PASSWORD_FILE"])
+        {
+            return read_first_line(file.as_ref()).map(String::into_bytes);
+        }
+        if let Some((_, command)) = env_first(&[
+            "CAIRN_FROM_PASSWORD_COMMAND",
+            "RESTIC_FROM_PASSWORD_COMMAND",
+        ]) {
+            return run_password_command(&command);
+        }
+        if std::io::stdin().is_terminal() {
+            let password =
+                rpassword::prompt_password("enter password for the source repository: ")?;
+            return Ok(password.into_bytes());
+        }
+        bail!("no source password given: set CAIRN_FROM_PASSWORD or --from-password-file")
+    }
+
+    /// Opens the source repository.
+    pub async fn open(&self) -> anyhow::Result<Repository> {
+        let storage = Storage::open(&self.location()?)?;
+        let password = self.password()?;
+        Ok(Repository::open(storage, &password).await?)
+    }
+}
+
 fn read_first_line(path: &std::path::Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

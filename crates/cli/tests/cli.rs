@@ -626,3 +626,51 @@ fn prune_dry_run_json_and_lock_handling() {
         3
     );
 }
+
+#[test]
+fn copy_to_a_second_repository_with_shared_chunking() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src_repo, dst_repo) = (dir.path().join("src-repo"), dir.path().join("dr-repo"));
+    let source = dir.path().join("data");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("db.dump"), random_bytes("copy", 2_000_000)).unwrap();
+    fast_init(&src_repo);
+    ok(cairn(&src_repo).args(["backup", "-q"]).arg(&source));
+    // The DR repository: its own password, the source's chunking (restic's env names).
+    let from = |cmd: &mut Command| {
+        cmd.env("RESTIC_FROM_REPOSITORY", &src_repo)
+            .env("RESTIC_FROM_PASSWORD", "test password")
+            .env("CAIRN_PASSWORD", "dr password");
+    };
+    let mut init = cairn(&dst_repo);
+    from(&mut init);
+    ok(init
+        .args(["init", "--from-repo"])
+        .arg(&src_repo)
+        .arg("--copy-chunker-params"));
+    let mut copy = cairn(&dst_repo);
+    from(&mut copy);
+    let summary = json_lines(&ok(copy.args(["copy", "--json"])));
+    assert_eq!(summary[0]["message_type"], "summary");
+    assert_eq!(summary[0]["copied"].as_array().unwrap().len(), 1);
+    assert_eq!(summary[0]["rechunked"], false);
+    // Again: skipped.
+    let mut again = cairn(&dst_repo);
+    from(&mut again);
+    let summary = json_lines(&ok(again.args(["copy", "--json"])));
+    assert_eq!(summary[0]["skipped"].as_array().unwrap().len(), 1);
+    // The copy restores the same bytes, with the DR password.
+    let mut dump = cairn(&dst_repo);
+    dump.env("CAIRN_PASSWORD", "dr password");
+    let path = source.join("db.dump");
+    let out = run(dump.args(["dump", "latest"]).arg(&path));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == random_bytes("copy", 2_000_000));
+    let mut check = cairn(&dst_repo);
+    check.env("CAIRN_PASSWORD", "dr password");
+    ok(check.args(["check", "--read-data"]));
+}

@@ -3,7 +3,7 @@
 use cairn_repo::{InitOptions, Repository};
 use serde_json::json;
 
-use crate::context::Globals;
+use crate::context::{FromRepo, Globals};
 use crate::output::json_line;
 
 #[derive(clap::Args, Debug)]
@@ -14,6 +14,15 @@ pub struct Args {
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16)]
     pack_size: usize,
+    /// Chunk exactly like this repository (its chunk sizes and chunker secret), so `copy`
+    /// between the two moves chunks one to one and they deduplicate with each other.
+    #[arg(long, value_name = "REPO")]
+    copy_chunker_params_from: Option<String>,
+    /// restic's spelling: take the chunker parameters from `--from-repo`.
+    #[arg(long)]
+    copy_chunker_params: bool,
+    #[command(flatten)]
+    from: FromRepo,
 }
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
@@ -34,7 +43,16 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     let storage = globals.storage(true)?;
     let location = storage.location().to_string();
     let password = globals.password()?;
-    let repo = Repository::init(storage, &password, options).await?;
+    let mut from = args.from.clone();
+    if let Some(location) = &args.copy_chunker_params_from {
+        from.repo = Some(location.clone());
+    }
+    let repo = if args.copy_chunker_params || args.copy_chunker_params_from.is_some() {
+        let like = from.open().await?;
+        Repository::init_chunking_like(storage, &password, options, &like).await?
+    } else {
+        Repository::init(storage, &password, options).await?
+    };
     if globals.json {
         json_line(
             &json!({"message_type": "initialized", "id": repo.config().id, "repository": location}),

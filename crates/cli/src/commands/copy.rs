@@ -1,0 +1,71 @@
+//! `cairn copy --from-repo SRC [SNAPSHOT...]`: copies snapshots from SRC into the repository
+//! given by `-r` (restic's direction), skipping those already copied.
+
+use cairn_repo::ops::backup::copy::CopyOptions;
+use cairn_repo::SnapshotFilter;
+use serde_json::json;
+
+use crate::context::{FromRepo, Globals};
+use crate::output::json_line;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Snapshots to copy (ids, prefixes, `latest`); all when none is given.
+    snapshots: Vec<String>,
+    #[command(flatten)]
+    from: FromRepo,
+    /// Only snapshots of this host (repeatable).
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// Only snapshots with this tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Only snapshots including this path (repeatable).
+    #[arg(long = "path")]
+    paths: Vec<String>,
+}
+
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+    let source = args.from.open().await?;
+    let dest = globals.open().await?;
+    let options = CopyOptions {
+        ids: args.snapshots,
+        filter: SnapshotFilter {
+            hosts: args.hosts,
+            tags: args.tags,
+            paths: args.paths,
+        },
+        ..Default::default()
+    };
+    let report = source.copy_snapshots(&dest, &options).await?;
+    if globals.json {
+        json_line(&json!({
+            "message_type": "summary",
+            "copied": report.copied.iter().map(|(from, to)| json!({"source": from, "snapshot_id": to})).collect::<Vec<_>>(),
+            "skipped": report.skipped,
+            "rechunked": report.rechunked,
+            "blobs_read": report.blobs_read,
+            "blobs_added": report.blobs_added,
+            "data_added": report.data_added,
+        }));
+    } else if !globals.quiet {
+        for id in &report.skipped {
+            println!("skipping snapshot {}: already in the destination", &id[..8]);
+        }
+        for (from, to) in &report.copied {
+            println!("snapshot {} copied as {}", &from[..8], &to[..8]);
+        }
+        println!(
+            "copied {} snapshots ({} blobs, {} bytes added{})",
+            report.copied.len(),
+            report.blobs_added,
+            report.data_added,
+            if report.rechunked {
+                "; re-chunked: the repositories chunk differently"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(0)
+}
