@@ -14,7 +14,8 @@ use crate::Repository;
 impl Repository {
     /// Makes `snapshot` safe from pending deletions that name `marker`. `start` is the index
     /// the backup deduplicated against. Costs one list of `pending/` unless a prune ran
-    /// during the backup; then a walk of the snapshot's trees.
+    /// during the backup; then a walk of the snapshot's trees, re-indexing (from its own
+    /// header) every pack holding a blob the snapshot uses that the current index lacks.
     pub(super) async fn protect_snapshot(
         &self,
         marker: &str,
@@ -38,14 +39,16 @@ impl Repository {
             if current.contains(id) {
                 return Ok(());
             }
+            // The pack is set aside by this prune or by one whose record this backup has not
+            // seen yet; either way it waits for this backup's marker, so it still exists.
             match start.get(id) {
-                Some(location) if condemned.contains(&location.pack) => {
+                Some(location) => {
                     needed.insert(location.pack);
                     Ok(())
                 }
-                _ => Err(RepoError::corrupt(
+                None => Err(RepoError::corrupt(
                     format!("blob {id}"),
-                    "the new snapshot references it, but no index or pending deletion has it",
+                    "the new snapshot references it, but no index has it",
                 )),
             }
         };

@@ -411,12 +411,9 @@ impl Repository {
             backups: backups.iter().cloned().collect(),
         };
         let record_id = self.write_pending(&record).await?;
-        if !live_now.is_empty() {
-            report.packs_awaiting_backups = (awaiting.len() + removed.len()) as u64;
-            return Ok(report);
-        }
-        // Backups that started and ended while this prune ran wrote snapshots that may use
-        // what was set aside: re-index any such pack before deleting the rest.
+        // Backups that ended while this prune ran, or that are still running but have written
+        // their snapshot, may use what was set aside: re-index any such pack. (A snapshot
+        // written after this listing is covered by its backup: it sees the record.)
         let known: HashSet<&str> = snapshots.iter().map(|s| s.id.as_str()).collect();
         let fresh: Vec<BlobId> = self
             .list_snapshots(&SnapshotFilter::default())
@@ -428,8 +425,8 @@ impl Repository {
         let mut delete_now = removed;
         if !fresh.is_empty() {
             let current = self.load_index().await?;
-            let fresh_marks = self.mark_reachable_across(&current, &index, fresh).await?;
-            let restore: HashSet<PackId> = fresh_marks
+            let lacking = self.mark_reachable_across(&current, &index, fresh).await?;
+            let restore: HashSet<PackId> = lacking
                 .iter()
                 .filter_map(|blob| index.get(blob).map(|l| l.pack))
                 .collect();
@@ -440,6 +437,10 @@ impl Repository {
                 }
             }
             delete_now.retain(|p| !restore.contains(p));
+        }
+        if !live_now.is_empty() {
+            report.packs_awaiting_backups = (awaiting.len() + delete_now.len()) as u64;
+            return Ok(report);
         }
         check_lock(lock)?;
         self.delete_packs(&delete_now, &stored, &mut report).await?;
