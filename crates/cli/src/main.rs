@@ -62,6 +62,8 @@ enum Command {
     Prune(commands::prune::Args),
     /// Remove stale locks (every lock with --remove-all).
     Unlock(commands::unlock::Args),
+    /// Rebuild the index from the packs, or rewrite snapshots around lost data.
+    Repair(commands::repair::Args),
     /// Copy snapshots from another repository (--from-repo) into this one.
     Copy(commands::copy::Args),
     /// List the ids of the repository's snapshots, index files, packs, keys, locks or blobs.
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
             Command::Key(args) => commands::key::run(globals, args).await,
             Command::Check(args) => commands::check::run(globals, args).await,
             Command::Copy(args) => commands::copy::run(globals, args).await,
+            Command::Repair(args) => commands::repair::run(globals, args).await,
             Command::Forget(args) => commands::forget::run(globals, args).await,
             Command::Prune(args) => commands::prune::run(globals, args).await,
             Command::Unlock(args) => commands::unlock::run(globals, args).await,

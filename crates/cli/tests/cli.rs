@@ -674,3 +674,23 @@ fn copy_to_a_second_repository_with_shared_chunking() {
     check.env("CAIRN_PASSWORD", "dr password");
     ok(check.args(["check", "--read-data"]));
 }
+
+#[test]
+fn repair_index_after_losing_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let source = dir.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("f"), random_bytes("repair", 500_000)).unwrap();
+    fast_init(&repo);
+    ok(cairn(&repo).args(["backup", "-q"]).arg(&source));
+    for entry in std::fs::read_dir(repo.join("index")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    assert_eq!(run(cairn(&repo).arg("check")).status.code(), Some(1));
+    let summary = json_lines(&ok(cairn(&repo).args(["repair", "index", "--json"])));
+    assert!(summary[0]["report"]["packs_indexed"].as_u64().unwrap() >= 1);
+    ok(cairn(&repo).args(["check", "--read-data"]));
+    let none = ok(cairn(&repo).args(["repair", "snapshots", "--dry-run"]));
+    assert!(none.contains("no snapshot needs repair"), "{none}");
+}

@@ -181,3 +181,128 @@ async fn damaged_index_file_is_reported_not_fatal() {
         .any(|x| matches!(x, Finding::IndexFileDamaged { .. })));
     assert!(!report.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repair_index_rebuilds_a_lost_index_from_the_packs() {
+    let f = fixture().await;
+    for entry in std::fs::read_dir(f.repo_dir.join("index")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    assert!(!f
+        .repo
+        .check(&CheckOptions::default())
+        .await
+        .unwrap()
+        .is_ok());
+    let report = f.repo.repair_index().await.unwrap();
+    assert!(report.packs_indexed >= 2, "{report:?}");
+    assert!(report.packs_unreadable.is_empty());
+    let check = f
+        .repo
+        .check(&CheckOptions {
+            read_data: ReadData::All,
+        })
+        .await
+        .unwrap();
+    assert!(check.is_ok(), "{:?}", check.findings);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repair_snapshots_cuts_lost_data_and_says_so() {
+    use cairn_repo::ops::backup::repair::RepairSnapshotsOptions;
+    use cairn_repo::ops::restore::RestoreOptions;
+    use cairn_repo::SnapshotFilter;
+
+    let f = fixture().await;
+    // Lose the pack holding the first data blob of one.bin or two.bin.
+    let (pack, _) = data_pack_of(&f).await;
+    std::fs::remove_file(pack_path(&f.repo_dir, &pack)).unwrap();
+    f.repo.repair_index().await.unwrap();
+
+    let dry = f
+        .repo
+        .repair_snapshots(
+            &SnapshotFilter::default(),
+            &RepairSnapshotsOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.len(), 1);
+    assert!(dry[0].repaired.is_none());
+    assert!(
+        dry[0].damage.iter().any(|d| d.contains("truncated")),
+        "{dry:?}"
+    );
+
+    let done = f
+        .repo
+        .repair_snapshots(
+            &SnapshotFilter::default(),
+            &RepairSnapshotsOptions {
+                forget: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done[0].damage, dry[0].damage);
+    let snapshots = f
+        .repo
+        .list_snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(snapshots.len(), 1, "the damaged original was forgotten");
+    let repaired = &snapshots[0];
+    assert_eq!(Some(&repaired.id), done[0].repaired.as_ref());
+    assert!(repaired.snapshot.tags.contains(&"repaired".to_string()));
+    assert_eq!(
+        repaired.snapshot.original.as_deref(),
+        Some(done[0].original.as_str())
+    );
+    let check = f
+        .repo
+        .check(&CheckOptions {
+            read_data: ReadData::All,
+        })
+        .await
+        .unwrap();
+    assert!(check.is_ok(), "{:?}", check.findings);
+    // What survived restores: an intact file whole, the damaged one truncated.
+    let target = tempfile::tempdir().unwrap();
+    let index = f.repo.load_index().await.unwrap();
+    let restored = f
+        .repo
+        .restore(
+            index,
+            &repaired.snapshot,
+            target.path(),
+            RestoreOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(restored.errors.is_empty(), "{:?}", restored.errors);
+    let root = target.path().join(f.source.strip_prefix("/").unwrap());
+    // Each file is the original or a prefix of it, and each cut file is named in the damage.
+    for (name, seed) in [("one.bin", 1), ("two.bin", 2)] {
+        let got = std::fs::read(root.join(name)).unwrap();
+        let original = noise(400_000, seed);
+        assert!(
+            original.starts_with(&got),
+            "{name} is not a prefix of the original"
+        );
+        if got.len() < original.len() {
+            assert!(
+                done[0]
+                    .damage
+                    .iter()
+                    .any(|d| d.contains(name) && d.contains(&format!("to {} bytes", got.len()))),
+                "{name} cut to {} without saying so: {:?}",
+                got.len(),
+                done[0].damage
+            );
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod copy;
 mod excludes;
 mod metadata;
 mod protect;
+pub mod repair;
 mod saver;
 mod upload;
 mod walker;

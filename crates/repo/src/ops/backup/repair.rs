@@ -1,0 +1,313 @@
+//! `repair`: rebuild the index from the packs themselves, and rewrite snapshots whose data
+//! is partly lost so the rest stays restorable, saying exactly what was cut.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cairn_pack::{BlobId, BlobType, PackId};
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::BackupOptions;
+use crate::error::{RepoError, Result};
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::snapshot::{SnapshotEntry, SnapshotFilter};
+use crate::storage::FileType;
+use crate::tree::{NodeKind, Tree};
+use crate::Repository;
+
+/// Index entries per rebuilt index file.
+const ENTRIES_PER_INDEX_FILE: usize = 100_000;
+
+/// What `repair index` did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairIndexReport {
+    /// Packs whose header was read and indexed.
+    pub packs_indexed: u64,
+    /// Packs whose header could not be read (their blobs are not indexed), with why.
+    pub packs_unreadable: Vec<(String, String)>,
+    /// Index files written.
+    pub index_files_written: u64,
+    /// Index files replaced.
+    pub index_files_removed: u64,
+}
+
+/// What `repair snapshots` did for one damaged snapshot.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RepairedSnapshot {
+    /// The damaged snapshot.
+    pub original: String,
+    /// The repaired snapshot written in its place (none in a dry run).
+    pub repaired: Option<String>,
+    /// Every cut, as "path: what was done".
+    pub damage: Vec<String>,
+}
+
+/// How to repair snapshots.
+#[derive(Clone, Debug, Default)]
+pub struct RepairSnapshotsOptions {
+    /// Only report.
+    pub dry_run: bool,
+    /// Remove the damaged originals once their repaired versions are written.
+    pub forget: bool,
+}
+
+impl Repository {
+    /// Rebuilds the index from every pack's own header, under the maintenance lock, and
+    /// replaces the index files that existed before. Packs being written by running backups
+    /// are indexed by those backups; nothing is deleted but old index files.
+    pub async fn repair_index(&self) -> Result<RepairIndexReport> {
+        let lock = self.lock_maintenance().await?;
+        let result = self.repair_index_locked(&lock).await;
+        lock.release().await?;
+        result
+    }
+
+    async fn repair_index_locked(
+        &self,
+        lock: &crate::lock::LockGuard,
+    ) -> Result<RepairIndexReport> {
+        let mut report = RepairIndexReport::default();
+        let old_files = self.storage.list(FileType::Index).await?;
+        let packs = self.storage.list(FileType::Pack).await?;
+        let reads: Vec<_> = packs
+            .into_iter()
+            .map(|listed| {
+                let repo = self.clone();
+                async move {
+                    let id: std::result::Result<PackId, _> = listed.name.parse();
+                    let Ok(id) = id else {
+                        return (listed.name, Err("not a pack id".to_string()));
+                    };
+                    let header = match repo.read_pack_header(&id, listed.size).await {
+                        Ok(entries) => Ok((id, entries)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (listed.name, header)
+                }
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(reads)
+            .buffer_unordered(self.storage.transfer_concurrency().max(4))
+            .collect()
+            .await;
+        let mut file = IndexFile::default();
+        let mut entries = 0;
+        for (name, result) in results {
+            match result {
+                Ok((id, pack_entries)) => {
+                    report.packs_indexed += 1;
+                    entries += pack_entries.len();
+                    file.packs.push(IndexPack {
+                        id,
+                        entries: pack_entries,
+                    });
+                    if entries >= ENTRIES_PER_INDEX_FILE {
+                        self.write_index_file(&std::mem::take(&mut file)).await?;
+                        report.index_files_written += 1;
+                        entries = 0;
+                    }
+                }
+                Err(reason) => report.packs_unreadable.push((name, reason)),
+            }
+        }
+        if !file.packs.is_empty() {
+            self.write_index_file(&file).await?;
+            report.index_files_written += 1;
+        }
+        lock.check()?;
+        for old in old_files {
+            self.storage.delete(FileType::Index, &old.name).await?;
+            report.index_files_removed += 1;
+        }
+        Ok(report)
+    }
+
+    /// Rewrites every snapshot (passing `filter`) that references data the index lacks: a
+    /// file whose content is partly missing is truncated before its first missing blob, a
+    /// directory that cannot be read becomes empty. The new snapshot gets the tag `repaired`,
+    /// its `original` names the damaged one, and the report lists every cut. Undamaged
+    /// snapshots are left alone.
+    pub async fn repair_snapshots(
+        &self,
+        filter: &SnapshotFilter,
+        options: &RepairSnapshotsOptions,
+    ) -> Result<Vec<RepairedSnapshot>> {
+        let snapshots = self.list_snapshots(filter).await?;
+        let prepared = self.prepare(&BackupOptions::default()).await?;
+        let repairer = Repairer {
+            repo: self.clone(),
+            index: Arc::clone(&prepared.index),
+            saver: Arc::clone(&prepared.saver),
+            handle: tokio::runtime::Handle::current(),
+            dry_run: options.dry_run,
+        };
+        let work = {
+            let snapshots = snapshots.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut memo = HashMap::new();
+                let result = snapshots
+                    .iter()
+                    .map(|s| {
+                        let mut damage = Vec::new();
+                        repairer
+                            .tree(&s.snapshot.tree, "/", &mut damage, &mut memo)
+                            .map(|root| (root, damage))
+                    })
+                    .collect::<Result<Vec<_>>>();
+                repairer.saver.wait_idle();
+                let closed = repairer.saver.close();
+                result.and_then(|r| closed.map(|_| r))
+            })
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("repair task failed: {e}")))?
+        };
+        let (walk, done) = match work {
+            Ok(done) => (Ok(BlobId([0; 32])), Some(done)),
+            Err(e) => (Err(e), None),
+        };
+        self.finish_upload(prepared.uploader, &prepared.saver, walk)
+            .await?;
+        let done = done.expect("a failed repair returned above");
+        let mut out = Vec::new();
+        for (entry, (root, damage)) in snapshots.iter().zip(done) {
+            if damage.is_empty() {
+                continue;
+            }
+            let mut repaired = RepairedSnapshot {
+                original: entry.id.clone(),
+                repaired: None,
+                damage,
+            };
+            if !options.dry_run {
+                repaired.repaired = Some(
+                    self.write_repaired(&prepared.marker, &prepared.index, entry, root)
+                        .await?,
+                );
+                if options.forget {
+                    self.storage.delete(FileType::Snapshot, &entry.id).await?;
+                }
+            }
+            out.push(repaired);
+        }
+        prepared.marker.release().await?;
+        Ok(out)
+    }
+
+    async fn write_repaired(
+        &self,
+        marker: &crate::lock::LockGuard,
+        start: &Index,
+        entry: &SnapshotEntry,
+        root: BlobId,
+    ) -> Result<String> {
+        let mut snapshot = entry.snapshot.clone();
+        snapshot.tree = root;
+        snapshot.original = Some(entry.id.clone());
+        if !snapshot.tags.iter().any(|t| t == "repaired") {
+            snapshot.tags.push("repaired".into());
+        }
+        marker.check()?;
+        let id = self.write_snapshot(&snapshot).await?;
+        self.protect_snapshot(marker.name(), start, &snapshot)
+            .await?;
+        Ok(id)
+    }
+}
+
+struct Repairer {
+    repo: Repository,
+    index: Arc<Index>,
+    saver: Arc<super::Saver>,
+    handle: tokio::runtime::Handle,
+    dry_run: bool,
+}
+
+impl Repairer {
+    fn has(&self, id: &BlobId, blob_type: BlobType) -> bool {
+        self.index
+            .get(id)
+            .is_some_and(|l| l.entry.blob_type == blob_type)
+    }
+
+    /// The repaired id of tree `id` at `path`; appends what was cut to `damage`. Trees that
+    /// need no change keep their id and are not rewritten.
+    fn tree(
+        &self,
+        id: &BlobId,
+        path: &str,
+        damage: &mut Vec<String>,
+        memo: &mut HashMap<BlobId, (BlobId, Vec<String>)>,
+    ) -> Result<BlobId> {
+        if let Some((done, cuts)) = memo.get(id) {
+            // The same subtree elsewhere: same cuts, reported under this path too.
+            damage.extend(cuts.iter().map(|c| format!("{path}{c}")));
+            return Ok(*done);
+        }
+        let tree = if self.has(id, BlobType::Tree) {
+            self.handle
+                .block_on(self.repo.read_tree(&self.index, id))
+                .map_err(|e| e.to_string())
+        } else {
+            Err("is not in the index".to_string())
+        };
+        let mut cuts = Vec::new();
+        let repaired = match tree {
+            Err(reason) => {
+                cuts.push(format!(
+                    ": directory {reason}; replaced by an empty directory"
+                ));
+                self.save(Tree { nodes: Vec::new() })?
+            }
+            Ok(mut tree) => {
+                let mut changed = false;
+                for node in &mut tree.nodes {
+                    let name = node.name.display().to_string();
+                    if let Some(subtree) = node.subtree {
+                        let mut below = Vec::new();
+                        let new = self.tree(&subtree, &format!("{name}/"), &mut below, memo)?;
+                        changed |= new != subtree;
+                        node.subtree = Some(new);
+                        cuts.extend(below);
+                    }
+                    if node.kind == NodeKind::File {
+                        if let Some(first_missing) = node
+                            .content
+                            .iter()
+                            .position(|b| !self.has(b, BlobType::Data))
+                        {
+                            let kept: u64 = node.content[..first_missing]
+                                .iter()
+                                .filter_map(|b| self.index.get(b))
+                                .map(|l| u64::from(l.entry.plain_len))
+                                .sum();
+                            cuts.push(format!(
+                                "{name}: blob {} is missing; truncated from {} to {kept} bytes",
+                                node.content[first_missing], node.size
+                            ));
+                            node.content.truncate(first_missing);
+                            node.size = kept;
+                            changed = true;
+                        }
+                    }
+                }
+                if changed {
+                    self.save(tree)?
+                } else {
+                    *id
+                }
+            }
+        };
+        damage.extend(cuts.iter().map(|c| format!("{path}{c}")));
+        memo.insert(*id, (repaired, cuts));
+        Ok(repaired)
+    }
+
+    fn save(&self, tree: Tree) -> Result<BlobId> {
+        let bytes = tree.encode()?;
+        if self.dry_run {
+            return Ok(self.repo.keys.blob_id(&bytes));
+        }
+        self.saver.save_now(BlobType::Tree, &bytes)
+    }
+}
