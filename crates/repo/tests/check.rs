@@ -306,3 +306,23 @@ async fn repair_snapshots_cuts_lost_data_and_says_so() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_key_file_is_found() {
+    let f = fixture().await;
+    let id = f
+        .repo
+        .add_key(b"second", cairn_repo::KdfParams::new(64, 1, 1).unwrap())
+        .await
+        .unwrap();
+    let path = f.repo_dir.join("keys").join(&id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[3] ^= 0x10;
+    std::fs::write(&path, bytes).unwrap();
+    let report = f.repo.check(&CheckOptions::default()).await.unwrap();
+    assert!(!report.is_ok());
+    assert!(report
+        .findings
+        .iter()
+        .any(|x| matches!(x, Finding::KeyFileDamaged { file, .. } if *file == id)));
+}

@@ -13,7 +13,11 @@ pub struct Args {
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     let repo = globals.open().await?;
     let removed = repo.unlock(args.remove_all).await?;
-    if !globals.json && !globals.quiet {
+    if globals.json {
+        crate::output::json_line(
+            &serde_json::json!({"message_type": "summary", "removed": removed}),
+        );
+    } else if !globals.quiet {
         if globals.verbose > 0 {
             for name in &removed {
                 println!("removed locks/{name}");

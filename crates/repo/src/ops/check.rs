@@ -91,6 +91,14 @@ impl ReadData {
 /// One problem found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
+    /// A key file is not well-formed or does not hash to its name (the passwords it
+    /// protects no longer open the repository).
+    KeyFileDamaged {
+        /// The key file's name.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An index file could not be read, authenticated or decoded.
     IndexFileDamaged {
         /// Index file id.
@@ -175,6 +183,9 @@ impl Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Finding::KeyFileDamaged { file, reason } => {
+                write!(f, "key file {file} is damaged: {reason}")
+            }
             Finding::IndexFileDamaged { file, reason } => {
                 write!(f, "index file {file} is damaged: {reason}")
             }
@@ -254,6 +265,24 @@ impl Repository {
     /// finds damage; errors only when the check itself cannot run (storage unreachable).
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
         let mut report = CheckReport::default();
+
+        // 0. Key files: well-formed and named by their hash (the config was authenticated
+        //    when the repository was opened).
+        for listed in self.storage.list(FileType::Key).await? {
+            let bytes = self.storage.get(FileType::Key, &listed.name).await?;
+            let object = format!("keys/{}", listed.name);
+            let verdict = check_content_id(&object, &listed.name, &bytes).and_then(|()| {
+                cairn_pack::KeyFile::parse(&bytes)
+                    .map(|_| ())
+                    .map_err(|source| RepoError::Pack { object, source })
+            });
+            if let Err(e) = verdict {
+                report.findings.push(Finding::KeyFileDamaged {
+                    file: listed.name,
+                    reason: e.to_string(),
+                });
+            }
+        }
 
         // 1. Index files, one by one, so a damaged one is reported and the rest still used.
         let mut files: Vec<IndexFile> = Vec::new();
