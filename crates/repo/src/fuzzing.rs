@@ -7,6 +7,7 @@ use cairn_pack::MasterKeys;
 use crate::config::RepoConfig;
 use crate::index::IndexFile;
 use crate::object::{open_object, ObjectKind};
+use crate::pending::PendingDeletion;
 use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 
@@ -40,6 +41,28 @@ pub fn snapshot(data: &[u8]) {
     }
 }
 
+/// A lock's plaintext; a decoded lock must encode back to an equal one.
+pub fn lock(data: &[u8]) {
+    if let Ok(info) = crate::lock::parse_lock_info(data, "fuzz lock") {
+        let again = serde_json::to_vec(&info).expect("lock info serializes");
+        assert_eq!(
+            crate::lock::parse_lock_info(&again, "re-encoded").expect("re-encoded lock parses"),
+            info
+        );
+    }
+}
+
+/// A pending-deletion record's plaintext; a decoded one must round-trip.
+pub fn pending(data: &[u8]) {
+    if let Ok(record) = PendingDeletion::decode(data, "fuzz pending") {
+        let again = serde_json::to_vec(&record).expect("record serializes");
+        assert_eq!(
+            PendingDeletion::decode(&again, "re-encoded").expect("re-encoded record parses"),
+            record
+        );
+    }
+}
+
 /// A config's plaintext.
 pub fn config(data: &[u8]) {
     if let Ok(config) = serde_json::from_slice::<RepoConfig>(data) {
@@ -55,7 +78,7 @@ pub fn sealed_object(data: &[u8]) {
     let Some((&kind, sealed)) = data.split_first() else {
         return;
     };
-    let kind = match kind % 4 {
+    let kind = match kind % 5 {
         0 => ObjectKind::Config,
         1 => ObjectKind::Index,
         2 => ObjectKind::Snapshot,
@@ -123,5 +146,13 @@ mod seeds {
         sealed
             .extend_from_slice(&seal_object(&fuzz_keys(), ObjectKind::Snapshot, snapshot).unwrap());
         write("sealed_object", "seed-snapshot", &sealed);
+        let lock = br#"{"kind":"backup","hostname":"node-1","username":"velero","pid":4242,"time":"2026-11-29T19:00:00+00:00","created":"2026-11-29T19:00:00.123Z","token":"00112233445566778899aabbccddeeff"}"#;
+        write("lock", "seed-backup-marker", lock);
+        let pending = format!(
+            r#"{{"time":"2026-11-29T19:00:00+00:00","packs":["{}"],"backups":["{}"]}}"#,
+            "01".repeat(32),
+            "ab".repeat(32)
+        );
+        write("pending", "seed-one-pack", pending.as_bytes());
     }
 }

@@ -31,8 +31,9 @@ pub struct LockTimings {
     /// absorb a slow store and the clock difference between hosts (default 30 min vs 5).
     pub expiry: Duration,
     /// Prune leaves alone any pack stored less than this before the oldest running backup
-    /// began (or before the prune began): stores stamp times at one-second resolution, and a
-    /// multipart upload is stamped when it starts. Default 1 min.
+    /// began (or before the prune began). Every time compared is the store's, and a pack
+    /// of a running backup is stamped after its marker, so this only absorbs differences
+    /// between the clocks of a store's own front-end servers. Default 10 s.
     pub clock_margin: Duration,
 }
 
@@ -41,7 +42,7 @@ impl Default for LockTimings {
         LockTimings {
             refresh: Duration::from_secs(5 * 60),
             expiry: Duration::from_secs(30 * 60),
-            clock_margin: Duration::from_secs(60),
+            clock_margin: Duration::from_secs(10),
         }
     }
 }
@@ -309,7 +310,12 @@ fn encode_lock(info: &LockInfo) -> Vec<u8> {
 
 fn decode_lock(keys: &cairn_pack::MasterKeys, object: &str, sealed: &[u8]) -> Result<LockInfo> {
     let plain = open_object(keys, ObjectKind::Lock, object, sealed)?;
-    serde_json::from_slice(&plain)
+    parse_lock_info(&plain, object)
+}
+
+/// Parses a lock's plaintext (after authentication).
+pub(crate) fn parse_lock_info(plain: &[u8], object: &str) -> Result<LockInfo> {
+    serde_json::from_slice(plain)
         .map_err(|e| RepoError::corrupt(object, format!("invalid lock JSON: {e}")))
 }
 
@@ -587,6 +593,21 @@ mod tests {
         held.check().unwrap();
         assert!(LockTimings::new(Duration::from_secs(40), Duration::from_secs(60)).is_err());
         assert!(LockTimings::new(Duration::ZERO, Duration::from_secs(60)).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lock_json_round_trips_and_never_panics(
+            host in ".{0,20}", pid in proptest::prelude::any::<u32>(),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let mut info = new_info(LockKind::Maintenance);
+            info.hostname = host;
+            info.pid = pid;
+            let text = encode_lock(&info);
+            proptest::prop_assert_eq!(parse_lock_info(&text, "l").unwrap(), info);
+            let _ = parse_lock_info(&bytes, "l");
+        }
     }
 
     #[test]

@@ -81,3 +81,76 @@ impl Repository {
         .map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn records_round_trip(
+            packs in proptest::collection::vec(any::<[u8; 32]>(), 0..20),
+            backups in proptest::collection::vec("[0-9a-f]{64}", 0..5),
+        ) {
+            let record = PendingDeletion {
+                time: "2026-11-29T19:00:00+00:00".into(),
+                packs: packs.into_iter().map(PackId).collect(),
+                backups,
+            };
+            let text = serde_json::to_vec(&record).unwrap();
+            prop_assert_eq!(PendingDeletion::decode(&text, "r").unwrap(), record);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = PendingDeletion::decode(&bytes, "r");
+        }
+    }
+
+    #[test]
+    fn malformed_records_are_rejected_with_the_object_named() {
+        for text in [
+            &br#"{"time":"t","packs":["zz"],"backups":[]}"#[..],
+            br#"{"time":"t","packs":"x","backups":[]}"#,
+            b"[]",
+        ] {
+            let err = PendingDeletion::decode(text, "pending/abc").unwrap_err();
+            assert!(err.to_string().contains("pending/abc"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn stored_records_are_authenticated() {
+        let options = crate::InitOptions {
+            kdf: cairn_pack::KdfParams::new(8 * 1024, 1, 1).unwrap(),
+            ..Default::default()
+        };
+        let repo = Repository::init(crate::Storage::in_memory(), b"pw", options)
+            .await
+            .unwrap();
+        let record = PendingDeletion {
+            time: "t".into(),
+            packs: vec![PackId([7; 32])],
+            backups: vec!["ab".repeat(32)],
+        };
+        let id = repo.write_pending(&record).await.unwrap();
+        assert_eq!(
+            repo.read_pending().await.unwrap(),
+            vec![(id.clone(), record)]
+        );
+        // A flipped byte: the content no longer hashes to its name.
+        let mut sealed = repo
+            .storage
+            .get(FileType::Pending, &id)
+            .await
+            .unwrap()
+            .to_vec();
+        sealed[30] ^= 1;
+        repo.storage
+            .overwrite(FileType::Pending, &id, bytes::Bytes::from(sealed).into())
+            .await
+            .unwrap();
+        assert!(repo.read_pending().await.is_err());
+    }
+}

@@ -39,3 +39,13 @@ fn config_corpus() {
 fn sealed_object_corpus() {
     replay("sealed_object", cairn_repo::fuzzing::sealed_object);
 }
+
+#[test]
+fn lock_corpus() {
+    replay("lock", cairn_repo::fuzzing::lock);
+}
+
+#[test]
+fn pending_corpus() {
+    replay("pending", cairn_repo::fuzzing::pending);
+}
