@@ -1,1 +1,51 @@
-//! placeholder
+//! cairn's C ABI: the whole engine behind opaque handles, for backup tools and node-agent
+//! sidecars written in C, Go (cgo) or Python (ctypes). The header `include/cairn.h` is
+//! generated from this crate by cbindgen (a test fails when it is out of date).
+//!
+//! Conventions, for every function:
+//! - The return value is a [`CairnStatus`]; on failure `cairn_last_error()` describes it
+//!   (thread-local, valid until this thread's next cairn call).
+//! - No panic crosses the boundary: a panic becomes `CAIRN_STATUS_INTERNAL`.
+//! - Null pointers where a value is required, and strings that are not UTF-8, are
+//!   `CAIRN_STATUS_INVALID_ARGUMENT`, never a crash.
+//! - Strings returned through `char **out` parameters belong to the caller, who frees them
+//!   with `cairn_string_free`. Options and results are JSON, so new fields never change a
+//!   function's signature.
+//! - A `cairn_repo` may be used from several threads at once; it must not be used during or
+//!   after `cairn_repo_close`. Callbacks run on library threads and must be thread-safe.
+
+#![allow(clippy::missing_safety_doc)] // Each function's safety contract is in its doc comment.
+
+mod callbacks;
+mod handle;
+mod operations;
+mod options;
+mod status;
+
+pub use callbacks::{CairnCancel, CairnProgressFn, CairnReadFn, CairnWriteFn};
+pub use handle::CairnRepo;
+pub use status::CairnStatus;
+
+use std::ffi::{c_char, CStr};
+
+/// ABI version: bumped whenever a change could break a program built against an earlier
+/// header (a signature, a status value, a removed function or JSON field). Adding functions,
+/// status values or JSON fields does not bump it.
+pub const CAIRN_ABI_VERSION: u32 = 1;
+
+/// The ABI version this library implements ([`CAIRN_ABI_VERSION`]); check it at startup.
+#[no_mangle]
+pub extern "C" fn cairn_abi_version() -> u32 {
+    CAIRN_ABI_VERSION
+}
+
+/// The library's version, e.g. "0.1.0". Static: never free it.
+#[no_mangle]
+pub extern "C" fn cairn_version() -> *const c_char {
+    static VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => c"unknown",
+        };
+    VERSION.as_ptr()
+}

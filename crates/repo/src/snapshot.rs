@@ -120,6 +120,17 @@ pub struct SnapshotEntry {
 }
 
 impl SnapshotEntry {
+    /// The snapshot as restic's `snapshots --json` prints it: its fields plus `id` and
+    /// `short_id`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(&self.snapshot).expect("snapshots serialize");
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("id".into(), self.id.clone().into());
+            map.insert("short_id".into(), self.short_id().into());
+        }
+        value
+    }
+
     /// First 8 hex digits.
     pub fn short_id(&self) -> &str {
         &self.id[..8.min(self.id.len())]

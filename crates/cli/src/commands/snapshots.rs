@@ -46,12 +46,7 @@ pub struct Args {
 
 /// A snapshot as restic's `snapshots --json` prints it.
 pub fn snapshot_json(entry: &SnapshotEntry) -> Value {
-    let mut value = serde_json::to_value(&entry.snapshot).expect("snapshots serialize");
-    if let Value::Object(map) = &mut value {
-        map.insert("id".into(), Value::from(entry.id.clone()));
-        map.insert("short_id".into(), Value::from(entry.short_id()));
-    }
-    value
+    entry.to_json()
 }
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {

@@ -1,0 +1,508 @@
+//! The operations: backup, snapshots, restore, dump, forget, prune, check, copy and keys.
+//! Each parses its JSON options, runs on the handle's runtime and returns a JSON result.
+
+use std::ffi::{c_char, c_void};
+use std::path::PathBuf;
+
+use cairn_repo::ops::backup::BackupReport;
+use cairn_repo::{KdfParams, SnapshotFilter};
+use serde_json::{json, Value};
+
+use crate::callbacks::{
+    progress, token, CairnCancel, CairnProgressFn, CairnReadFn, CairnWriteFn, CallbackReader,
+    CallbackWriter, UserData,
+};
+use crate::handle::{handle, CairnRepo};
+use crate::options::{
+    parse, BackupJson, CheckJson, CopyJson, FilterJson, ForgetJson, PruneJson, RestoreJson,
+};
+use crate::status::{give_string, guard, optional_str, required_str, CairnStatus, Failure};
+
+fn backup_result(report: &BackupReport) -> (CairnStatus, String) {
+    let value = json!({
+        "snapshot_id": report.snapshot_id,
+        "snapshot": cairn_repo::SnapshotEntry {
+            id: report.snapshot_id.clone(),
+            snapshot: report.snapshot.clone(),
+        }.to_json(),
+        "issues": report.issues.iter().map(|i| json!({
+            "item": i.path.display().to_string(),
+            "during": i.during,
+            "message": i.message,
+        })).collect::<Vec<_>>(),
+    });
+    let status = if report.issues.is_empty() {
+        CairnStatus::Ok
+    } else {
+        CairnStatus::Incomplete
+    };
+    (status, value.to_string())
+}
+
+/// Backs up `paths` (`count` NUL-terminated strings) into a new snapshot. Returns
+/// `CAIRN_STATUS_INCOMPLETE` when some items could not be read (the snapshot is written and
+/// lists them). `*out_json` (if `out_json` is not null) receives `{"snapshot_id",
+/// "snapshot", "issues": [{"item", "during", "message"}]}`.
+///
+/// `options_json`: null or `{"host", "tags": [], "excludes": [], "exclude_files": [],
+/// "exclude_caches", "exclude_if_present": [], "one_file_system", "force", "parent":
+/// "latest" | "none" | id, "time": RFC 3339}`. `progress` (may be null) is called with
+/// `user`; `cancel` may be null.
+///
+/// # Safety
+/// `repo` is a live handle; `paths` points to `count` valid strings; other pointers are null
+/// or valid as described.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_backup_paths(
+    repo: *const CairnRepo,
+    paths: *const *const c_char,
+    count: usize,
+    options_json: *const c_char,
+    progress_fn: CairnProgressFn,
+    user: *mut c_void,
+    cancel: *const CairnCancel,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        if paths.is_null() || count == 0 {
+            return Err(Failure::invalid("no paths given"));
+        }
+        let mut list = Vec::with_capacity(count);
+        for i in 0..count {
+            // SAFETY: `paths` has `count` entries.
+            let path = unsafe { required_str(*paths.add(i), "path") }?;
+            list.push(PathBuf::from(path));
+        }
+        let json: BackupJson = parse(unsafe { optional_str(options_json, "options") }?, "backup")?;
+        let mut options = json.options()?;
+        options.progress = progress(progress_fn, user);
+        options.cancel = unsafe { token(cancel) };
+        let report = handle.run(handle.repo.backup(&list, options))?;
+        let (status, text) = backup_result(&report);
+        unsafe { give_string(out_json, text) }?;
+        Ok(status)
+    })
+}
+
+/// Backs up everything read from `read(read_user, ...)` as one file named `filename` at the
+/// snapshot's root (a database dump piped in). Options, progress, cancel and result as for
+/// `cairn_backup_paths`.
+///
+/// # Safety
+/// `read` is a valid function (see `CairnReadFn`); other pointers as for
+/// `cairn_backup_paths`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_backup_reader(
+    repo: *const CairnRepo,
+    read: CairnReadFn,
+    read_user: *mut c_void,
+    filename: *const c_char,
+    options_json: *const c_char,
+    progress_fn: CairnProgressFn,
+    user: *mut c_void,
+    cancel: *const CairnCancel,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        let read = read.ok_or_else(|| Failure::invalid("read callback is null"))?;
+        let reader = CallbackReader {
+            read,
+            user: UserData(read_user),
+        };
+        // SAFETY: per the contract above.
+        unsafe {
+            backup_stream(
+                repo,
+                reader,
+                filename,
+                options_json,
+                progress_fn,
+                user,
+                cancel,
+                out_json,
+            )
+        }
+    })
+}
+
+/// Like `cairn_backup_reader`, reading file descriptor `fd` to its end (a pipe, a socket, a
+/// file). The descriptor stays the caller's: it is neither closed nor moved.
+///
+/// # Safety
+/// `fd` is open for reading for the whole call; other pointers as for `cairn_backup_paths`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_backup_fd(
+    repo: *const CairnRepo,
+    fd: i32,
+    filename: *const c_char,
+    options_json: *const c_char,
+    progress_fn: CairnProgressFn,
+    user: *mut c_void,
+    cancel: *const CairnCancel,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        if fd < 0 {
+            return Err(Failure::invalid(format!("invalid file descriptor {fd}")));
+        }
+        // Read through a duplicate, so closing ours leaves the caller's descriptor open.
+        let duplicate = nix::unistd::dup(
+            // SAFETY: the caller keeps `fd` open for the call.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        )
+        .map_err(|e| Failure::invalid(format!("file descriptor {fd}: {e}")))?;
+        let file = std::fs::File::from(duplicate);
+        // SAFETY: per the contract above.
+        unsafe {
+            backup_stream(
+                repo,
+                file,
+                filename,
+                options_json,
+                progress_fn,
+                user,
+                cancel,
+                out_json,
+            )
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn backup_stream<R: std::io::Read + Send + 'static>(
+    repo: *const CairnRepo,
+    reader: R,
+    filename: *const c_char,
+    options_json: *const c_char,
+    progress_fn: CairnProgressFn,
+    user: *mut c_void,
+    cancel: *const CairnCancel,
+    out_json: *mut *mut c_char,
+) -> Result<CairnStatus, Failure> {
+    // SAFETY: forwarded contract.
+    let handle = unsafe { handle(repo) }?;
+    let filename = unsafe { required_str(filename, "filename") }?;
+    let json: BackupJson = parse(unsafe { optional_str(options_json, "options") }?, "backup")?;
+    let mut options = json.options()?;
+    options.progress = progress(progress_fn, user);
+    options.cancel = unsafe { token(cancel) };
+    let report = handle.run(handle.repo.backup_stream(reader, filename, options))?;
+    let (status, text) = backup_result(&report);
+    unsafe { give_string(out_json, text) }?;
+    Ok(status)
+}
+
+/// Lists snapshots as restic's `snapshots --json` does (a JSON array, oldest first).
+/// `filter_json`: null or `{"hosts": [], "tags": [], "paths": []}`.
+///
+/// # Safety
+/// `repo` is a live handle; `out_json` is writable; `filter_json` is null or a string.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_snapshots(
+    repo: *const CairnRepo,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let filter: FilterJson = parse(unsafe { optional_str(filter_json, "filter") }?, "filter")?;
+        let list = handle.run(handle.repo.list_snapshots(&filter.filter()))?;
+        let value = Value::Array(list.iter().map(|s| s.to_json()).collect());
+        unsafe { give_string(out_json, value.to_string()) }?;
+        Ok(CairnStatus::Ok)
+    })
+}
+
+/// Restores snapshot `snapshot` (id, unique prefix or "latest") into directory `target`,
+/// where each backed-up path is recreated under its full original path. `options_json`: null
+/// or `{"include": [], "exclude": [], "verify": false}`. `*out_json` receives
+/// `{"files_restored", "dirs_restored", "bytes_restored", "files_verified", "errors":
+/// [{"path", "message"}]}`; errors for single items give `CAIRN_STATUS_INCOMPLETE`.
+///
+/// # Safety
+/// As for `cairn_backup_paths`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_restore(
+    repo: *const CairnRepo,
+    snapshot: *const c_char,
+    target: *const c_char,
+    options_json: *const c_char,
+    progress_fn: CairnProgressFn,
+    user: *mut c_void,
+    cancel: *const CairnCancel,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let spec = unsafe { required_str(snapshot, "snapshot") }?;
+        let target = PathBuf::from(unsafe { required_str(target, "target") }?);
+        let json: RestoreJson =
+            parse(unsafe { optional_str(options_json, "options") }?, "restore")?;
+        let mut options = json.options();
+        options.progress = progress(progress_fn, user);
+        options.cancel = unsafe { token(cancel) };
+        let report = handle.run(async {
+            let entry = handle
+                .repo
+                .find_snapshot(spec, &SnapshotFilter::default())
+                .await?;
+            let index = handle.repo.load_index().await?;
+            handle
+                .repo
+                .restore(index, &entry.snapshot, &target, options)
+                .await
+        })?;
+        let value = json!({
+            "files_restored": report.files_restored,
+            "dirs_restored": report.dirs_restored,
+            "bytes_restored": report.bytes_restored,
+            "files_verified": report.files_verified,
+            "errors": report.errors.iter().map(|(p, m)| json!({
+                "path": p.display().to_string(),
+                "message": m,
+            })).collect::<Vec<_>>(),
+        });
+        unsafe { give_string(out_json, value.to_string()) }?;
+        Ok(if report.errors.is_empty() {
+            CairnStatus::Ok
+        } else {
+            CairnStatus::Incomplete
+        })
+    })
+}
+
+/// Writes the content of file `path` in `snapshot` through `write(write_user, ...)`, in
+/// order, and stores the byte count in `*out_bytes` (if not null).
+///
+/// # Safety
+/// `write` is a valid function (see `CairnWriteFn`); strings as for `cairn_restore`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_dump(
+    repo: *const CairnRepo,
+    snapshot: *const c_char,
+    path: *const c_char,
+    write: CairnWriteFn,
+    write_user: *mut c_void,
+    out_bytes: *mut u64,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let spec = unsafe { required_str(snapshot, "snapshot") }?;
+        let path = unsafe { required_str(path, "path") }?;
+        let write = write.ok_or_else(|| Failure::invalid("write callback is null"))?;
+        let writer = CallbackWriter {
+            write,
+            user: UserData(write_user),
+        };
+        let bytes = handle.run(async {
+            let entry = handle
+                .repo
+                .find_snapshot(spec, &SnapshotFilter::default())
+                .await?;
+            let index = handle.repo.load_index().await?;
+            let node = handle.repo.find_node(&index, &entry.snapshot, path).await?;
+            handle.repo.dump(&index, &node, writer).await
+        })?;
+        // SAFETY: null or writable.
+        if let Some(out) = unsafe { out_bytes.as_mut() } {
+            *out = bytes;
+        }
+        Ok(CairnStatus::Ok)
+    })
+}
+
+/// Removes snapshots by policy or id. `policy_json`: `{"ids": [], "keep_last",
+/// "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly" (counts, -1 =
+/// unlimited), "keep_within", "keep_within_hourly", ... (durations like "1y2m3d4h"),
+/// "keep_tags": ["a,b"], "group_by": "host,paths", "allow_remove_latest", "dry_run",
+/// "hosts", "tags", "paths"}`. `*out_json` receives `{"removed": [ids], "failed": [{"id",
+/// "message"}], "groups": [{"key", "keep": [{"id", "reasons"}], "remove": [ids]}]}`.
+///
+/// # Safety
+/// `repo` is a live handle; `policy_json` a string; `out_json` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_forget(
+    repo: *const CairnRepo,
+    policy_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let json: ForgetJson = parse(
+            Some(unsafe { required_str(policy_json, "policy") }?),
+            "forget",
+        )?;
+        let options = json.options()?;
+        let report = handle.run(handle.repo.forget(&options))?;
+        let value = json!({
+            "removed": report.removed,
+            "failed": report.failed.iter().map(|(id, m)| json!({"id": id, "message": m})).collect::<Vec<_>>(),
+            "groups": report.groups.iter().map(|g| json!({
+                "key": g.key,
+                "keep": g.keep.iter().map(|d| json!({"id": d.entry.id, "reasons": d.reasons})).collect::<Vec<_>>(),
+                "remove": g.remove.iter().map(|d| d.entry.id.clone()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        unsafe { give_string(out_json, value.to_string()) }?;
+        Ok(if report.failed.is_empty() {
+            CairnStatus::Ok
+        } else {
+            CairnStatus::Incomplete
+        })
+    })
+}
+
+/// Removes data no snapshot uses, safely while backups run (see docs/format.md).
+/// `options_json`: null or `{"max_unused": 0.05, "max_repack_bytes", "dry_run"}`.
+/// `*out_json` receives the prune report. `CAIRN_STATUS_LOCKED` if another prune runs.
+///
+/// # Safety
+/// `repo` is a live handle; strings null or valid; `out_json` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_prune(
+    repo: *const CairnRepo,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let json: PruneJson = parse(unsafe { optional_str(options_json, "options") }?, "prune")?;
+        let report = handle.run(handle.repo.prune(&json.options()))?;
+        let text = serde_json::to_string(&report).map_err(|e| Failure::invalid(e.to_string()))?;
+        unsafe { give_string(out_json, text) }?;
+        Ok(CairnStatus::Ok)
+    })
+}
+
+/// Checks the repository. `options_json`: null or `{"read_data": false,
+/// "read_data_subset": "n/m" | "x%"}`. `*out_json` receives `{"ok", "errors": [messages],
+/// "warnings": [messages], "packs_read", "snapshots_checked"}`; damage gives
+/// `CAIRN_STATUS_CORRUPT`.
+///
+/// # Safety
+/// As for `cairn_prune`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_check(
+    repo: *const CairnRepo,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let json: CheckJson = parse(unsafe { optional_str(options_json, "options") }?, "check")?;
+        let report = handle.run(handle.repo.check(&json.options()?))?;
+        let (errors, warnings): (Vec<_>, Vec<_>) =
+            report.findings.iter().partition(|f| f.is_error());
+        let value = json!({
+            "ok": report.is_ok(),
+            "errors": errors.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            "warnings": warnings.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            "packs_read": report.packs_read,
+            "snapshots_checked": report.snapshots_checked,
+        });
+        unsafe { give_string(out_json, value.to_string()) }?;
+        Ok(if report.is_ok() {
+            CairnStatus::Ok
+        } else {
+            CairnStatus::Corrupt
+        })
+    })
+}
+
+/// Copies snapshots from `source` into `dest` (see docs/cli.md, `copy`). `options_json`:
+/// null or `{"ids": [], "hosts": [], "tags": [], "paths": []}`. `*out_json` receives the
+/// copy report.
+///
+/// # Safety
+/// Both handles are live (they may be the same only if you mean it); strings null or valid.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_copy(
+    source: *const CairnRepo,
+    dest: *const CairnRepo,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let source = unsafe { handle(source) }?;
+        let dest = unsafe { handle(dest) }?;
+        let json: CopyJson = parse(unsafe { optional_str(options_json, "options") }?, "copy")?;
+        let report = source.run(source.repo.copy_snapshots(&dest.repo, &json.options()))?;
+        let text = serde_json::to_string(&report).map_err(|e| Failure::invalid(e.to_string()))?;
+        unsafe { give_string(out_json, text) }?;
+        Ok(CairnStatus::Ok)
+    })
+}
+
+/// Adds a key (password) to the repository; `*out_id` receives the new key's id.
+///
+/// # Safety
+/// `repo` is a live handle; `password` a string; `out_id` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_key_add(
+    repo: *const CairnRepo,
+    password: *const c_char,
+    out_id: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let password = unsafe { required_str(password, "password") }?;
+        let id = handle.run(handle.repo.add_key(password.as_bytes(), KdfParams::DEFAULT))?;
+        unsafe { give_string(out_id, id) }?;
+        Ok(CairnStatus::Ok)
+    })
+}
+
+/// Lists keys as a JSON array of `{"id", "created", "hostname", "username", "current"}`.
+///
+/// # Safety
+/// `repo` is a live handle; `out_json` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_key_list(
+    repo: *const CairnRepo,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let keys = handle.run(handle.repo.list_keys())?;
+        let value = Value::Array(
+            keys.iter()
+                .map(|k| {
+                    json!({"id": k.id, "created": k.created, "hostname": k.hostname,
+                           "username": k.username, "current": k.current})
+                })
+                .collect(),
+        );
+        unsafe { give_string(out_json, value.to_string()) }?;
+        Ok(CairnStatus::Ok)
+    })
+}
+
+/// Removes the key `id` (or unique prefix). The key this handle was opened with cannot be
+/// removed.
+///
+/// # Safety
+/// `repo` is a live handle; `id` a string.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_key_remove(
+    repo: *const CairnRepo,
+    id: *const c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let id = unsafe { required_str(id, "id") }?;
+        handle.run(handle.repo.remove_key(id))?;
+        Ok(CairnStatus::Ok)
+    })
+}

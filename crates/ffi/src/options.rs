@@ -1,0 +1,327 @@
+//! The JSON options each function takes, mapped onto the library's option types. Unknown
+//! fields are rejected, so a misspelt option is an error rather than silently ignored.
+
+use cairn_repo::ops::backup::copy::CopyOptions;
+use cairn_repo::ops::backup::{BackupOptions, ParentSelection};
+use cairn_repo::ops::check::{CheckOptions, ReadData};
+use cairn_repo::ops::forget::{ForgetOptions, GroupBy, KeepPolicy, TagSet, Within};
+use cairn_repo::ops::prune::PruneOptions;
+use cairn_repo::ops::restore::RestoreOptions;
+use cairn_repo::{InitOptions, KdfParams, SnapshotFilter};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::status::Failure;
+
+/// Parses optional JSON (null or empty = all defaults).
+pub(crate) fn parse<T: DeserializeOwned + Default>(
+    json: Option<&str>,
+    what: &str,
+) -> Result<T, Failure> {
+    match json.map(str::trim) {
+        None | Some("") => Ok(T::default()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| Failure::invalid(format!("invalid {what} options: {e}"))),
+    }
+}
+
+/// Options of `cairn_repo_init` and `cairn_repo_open`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RepoJson {
+    /// Backend settings (object_store keys such as `aws_endpoint`), over the environment.
+    #[serde(default)]
+    pub backend: std::collections::BTreeMap<String, String>,
+    /// zstd level for new blobs, or null for none (init only).
+    #[serde(default = "default_compression")]
+    pub compression: Option<i32>,
+    /// Target pack size in MiB (init only).
+    pub pack_size_mib: Option<usize>,
+    /// Argon2id cost of the first key (init only): memory in KiB, passes, lanes.
+    pub kdf_memory_kib: Option<u32>,
+    pub kdf_time_cost: Option<u32>,
+    pub kdf_parallelism: Option<u32>,
+}
+
+fn default_compression() -> Option<i32> {
+    Some(3)
+}
+
+impl RepoJson {
+    pub fn init_options(&self) -> Result<InitOptions, Failure> {
+        let mut options = InitOptions {
+            compression: self.compression,
+            ..Default::default()
+        };
+        if let Some(mib) = self.pack_size_mib {
+            options.pack_size = mib.saturating_mul(1 << 20);
+        }
+        options.kdf = self.kdf()?;
+        Ok(options)
+    }
+
+    pub fn kdf(&self) -> Result<KdfParams, Failure> {
+        let default = KdfParams::DEFAULT;
+        KdfParams::new(
+            self.kdf_memory_kib.unwrap_or(default.memory_kib()),
+            self.kdf_time_cost.unwrap_or(default.time_cost()),
+            self.kdf_parallelism.unwrap_or(default.parallelism()),
+        )
+        .map_err(|e| Failure::invalid(e.to_string()))
+    }
+
+    pub fn backend(&self) -> Vec<(String, String)> {
+        self.backend
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// Snapshot selection shared by several functions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilterJson {
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl FilterJson {
+    pub fn filter(self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.hosts,
+            tags: self.tags,
+            paths: self.paths,
+        }
+    }
+}
+
+/// Options of the backup functions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackupJson {
+    pub host: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    #[serde(default)]
+    pub exclude_files: Vec<String>,
+    #[serde(default)]
+    pub exclude_caches: bool,
+    #[serde(default)]
+    pub exclude_if_present: Vec<String>,
+    #[serde(default)]
+    pub one_file_system: bool,
+    #[serde(default)]
+    pub force: bool,
+    /// A snapshot id, "latest" (default) or "none".
+    pub parent: Option<String>,
+    /// RFC 3339 time to record instead of now.
+    pub time: Option<String>,
+}
+
+impl BackupJson {
+    pub fn options(self) -> Result<BackupOptions, Failure> {
+        let time = match &self.time {
+            None => None,
+            Some(text) => Some(
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .map_err(|e| Failure::invalid(format!("invalid time {text:?}: {e}")))?,
+            ),
+        };
+        Ok(BackupOptions {
+            hostname: self.host,
+            tags: self.tags,
+            time,
+            parent: match self.parent.as_deref() {
+                None | Some("latest") => ParentSelection::Latest,
+                Some("none") => ParentSelection::None,
+                Some(id) => ParentSelection::Id(id.to_string()),
+            },
+            force: self.force,
+            excludes: self.excludes,
+            exclude_files: self.exclude_files.into_iter().map(Into::into).collect(),
+            exclude_caches: self.exclude_caches,
+            exclude_if_present: self.exclude_if_present,
+            one_file_system: self.one_file_system,
+            ..Default::default()
+        })
+    }
+}
+
+/// Options of `cairn_restore`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RestoreJson {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub verify: bool,
+}
+
+impl RestoreJson {
+    pub fn options(self) -> RestoreOptions {
+        RestoreOptions {
+            include: self.include,
+            exclude: self.exclude,
+            verify: self.verify,
+            ..Default::default()
+        }
+    }
+}
+
+/// Options of `cairn_forget` (restic's `--keep-*` names without the prefix).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForgetJson {
+    #[serde(default)]
+    pub ids: Vec<String>,
+    pub keep_last: Option<i64>,
+    pub keep_hourly: Option<i64>,
+    pub keep_daily: Option<i64>,
+    pub keep_weekly: Option<i64>,
+    pub keep_monthly: Option<i64>,
+    pub keep_yearly: Option<i64>,
+    pub keep_within: Option<String>,
+    pub keep_within_hourly: Option<String>,
+    pub keep_within_daily: Option<String>,
+    pub keep_within_weekly: Option<String>,
+    pub keep_within_monthly: Option<String>,
+    pub keep_within_yearly: Option<String>,
+    #[serde(default)]
+    pub keep_tags: Vec<String>,
+    /// "host,paths" (default), any subset of host, paths, tags, or "" for one group.
+    pub group_by: Option<String>,
+    #[serde(default)]
+    pub allow_remove_latest: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+fn within(text: &Option<String>) -> Result<Option<Within>, Failure> {
+    text.as_deref()
+        .map(Within::parse)
+        .transpose()
+        .map_err(Failure::from)
+}
+
+impl ForgetJson {
+    pub fn options(self) -> Result<ForgetOptions, Failure> {
+        let policy = KeepPolicy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+            within: within(&self.keep_within)?,
+            within_hourly: within(&self.keep_within_hourly)?,
+            within_daily: within(&self.keep_within_daily)?,
+            within_weekly: within(&self.keep_within_weekly)?,
+            within_monthly: within(&self.keep_within_monthly)?,
+            within_yearly: within(&self.keep_within_yearly)?,
+            tags: self.keep_tags.iter().map(|t| TagSet::parse(t)).collect(),
+            allow_remove_latest: self.allow_remove_latest,
+            utc_offset: None,
+        };
+        let group_by = match self.group_by.as_deref() {
+            None => GroupBy::default(),
+            Some(text) => GroupBy::parse(text)?,
+        };
+        Ok(ForgetOptions {
+            ids: self.ids,
+            policy,
+            group_by,
+            filter: SnapshotFilter {
+                hosts: self.hosts,
+                tags: self.tags,
+                paths: self.paths,
+            },
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+/// Options of `cairn_prune`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PruneJson {
+    /// Share of a pack's bytes that may be unused before it is repacked (0..=1, default 0.05).
+    pub max_unused: Option<f64>,
+    pub max_repack_bytes: Option<u64>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl PruneJson {
+    pub fn options(self) -> PruneOptions {
+        let default = PruneOptions::default();
+        PruneOptions {
+            max_unused: self.max_unused.unwrap_or(default.max_unused),
+            max_repack_bytes: self.max_repack_bytes,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+/// Options of `cairn_check`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckJson {
+    #[serde(default)]
+    pub read_data: bool,
+    /// "n/m" or "x%".
+    pub read_data_subset: Option<String>,
+}
+
+impl CheckJson {
+    pub fn options(self) -> Result<CheckOptions, Failure> {
+        let read_data = match (self.read_data_subset, self.read_data) {
+            (Some(subset), _) => ReadData::parse_subset(&subset)?,
+            (None, true) => ReadData::All,
+            (None, false) => ReadData::None,
+        };
+        Ok(CheckOptions { read_data })
+    }
+}
+
+/// Options of `cairn_copy`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CopyJson {
+    #[serde(default)]
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl CopyJson {
+    pub fn options(self) -> CopyOptions {
+        CopyOptions {
+            ids: self.ids,
+            filter: SnapshotFilter {
+                hosts: self.hosts,
+                tags: self.tags,
+                paths: self.paths,
+            },
+            ..Default::default()
+        }
+    }
+}

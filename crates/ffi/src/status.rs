@@ -1,0 +1,171 @@
+//! Status codes, the thread-local last error, and the guard that turns every failure (and
+//! every panic) into a status.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use cairn_repo::{ErrorKind, RepoError};
+
+/// What a call did. Values are stable (see `CAIRN_ABI_VERSION`); codes shared with the CLI
+/// are restic's exit codes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CairnStatus {
+    /// Success.
+    Ok = 0,
+    /// Anything not listed below.
+    Failed = 1,
+    /// A backup was written but some source data could not be read (snapshot incomplete).
+    Incomplete = 3,
+    /// No repository at the location.
+    RepositoryNotFound = 10,
+    /// The repository is locked by another maintenance run.
+    Locked = 11,
+    /// No key opens with the password.
+    WrongPassword = 12,
+    /// A required pointer was null, a string not UTF-8, or an option invalid.
+    InvalidArgument = 20,
+    /// A repository already exists at the location.
+    AlreadyInitialized = 21,
+    /// Repository data is damaged, missing or hostile.
+    Corrupt = 22,
+    /// The storage backend failed.
+    Storage = 23,
+    /// A local file could not be read or written.
+    Io = 24,
+    /// A bug in cairn (a caught panic); the message says where.
+    Internal = 99,
+    /// The operation was cancelled.
+    Cancelled = 130,
+}
+
+impl From<&RepoError> for CairnStatus {
+    fn from(error: &RepoError) -> Self {
+        match error.kind() {
+            ErrorKind::RepositoryNotFound => CairnStatus::RepositoryNotFound,
+            ErrorKind::AlreadyInitialized => CairnStatus::AlreadyInitialized,
+            ErrorKind::WrongPassword => CairnStatus::WrongPassword,
+            ErrorKind::Corrupt => CairnStatus::Corrupt,
+            ErrorKind::Storage => CairnStatus::Storage,
+            ErrorKind::Io => CairnStatus::Io,
+            ErrorKind::InvalidInput => CairnStatus::InvalidArgument,
+            ErrorKind::Cancelled => CairnStatus::Cancelled,
+            ErrorKind::Locked => CairnStatus::Locked,
+            _ => CairnStatus::Failed,
+        }
+    }
+}
+
+/// A failure on its way to the caller.
+pub(crate) struct Failure {
+    pub status: CairnStatus,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Failure {
+            status: CairnStatus::InvalidArgument,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<RepoError> for Failure {
+    fn from(error: RepoError) -> Self {
+        Failure {
+            status: CairnStatus::from(&error),
+            message: error.to_string(),
+        }
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+fn set_last_error(message: &str) {
+    // Interior NULs would truncate the message; replace them rather than lose it.
+    let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = Some(text));
+}
+
+/// Runs `body`, converting its error or panic into a status and the last error.
+pub(crate) fn guard(body: impl FnOnce() -> Result<CairnStatus, Failure>) -> CairnStatus {
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = None);
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(status)) => status,
+        Ok(Err(failure)) => {
+            set_last_error(&failure.message);
+            failure.status
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error (please report): {what}"));
+            CairnStatus::Internal
+        }
+    }
+}
+
+/// Borrows a required C string as UTF-8.
+pub(crate) unsafe fn required_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("{what} is null")));
+    }
+    // SAFETY: the caller passes a NUL-terminated string that outlives this call.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
+}
+
+/// Borrows an optional C string (null = absent).
+pub(crate) unsafe fn optional_str<'a>(
+    ptr: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: as for `required_str`.
+        unsafe { required_str(ptr, what) }.map(Some)
+    }
+}
+
+/// Hands a string to the caller through `out` (which may be null: then it is dropped).
+pub(crate) unsafe fn give_string(out: *mut *mut c_char, text: String) -> Result<(), Failure> {
+    if out.is_null() {
+        return Ok(());
+    }
+    let text = CString::new(text).map_err(|_| Failure::invalid("result contains a NUL byte"))?;
+    // SAFETY: `out` is non-null and points to writable storage for one pointer.
+    unsafe { *out = text.into_raw() };
+    Ok(())
+}
+
+/// The message of this thread's last failed call, or null if it succeeded. Owned by the
+/// library: valid until this thread's next cairn call; do not free.
+#[no_mangle]
+pub extern "C" fn cairn_last_error() -> *const c_char {
+    LAST_ERROR.with(|slot| {
+        slot.borrow()
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// Frees a string cairn returned through an out parameter. Null is ignored.
+///
+/// # Safety
+/// `text` must come from cairn and not have been freed.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_string_free(text: *mut c_char) {
+    if !text.is_null() {
+        // SAFETY: it came from `CString::into_raw` in `give_string`.
+        drop(unsafe { CString::from_raw(text) });
+    }
+}
