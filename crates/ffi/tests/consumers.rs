@@ -157,3 +157,42 @@ fn python_ctypes_script() {
         .arg(&stream));
     assert!(out.contains("all steps passed"), "{out}");
 }
+
+#[test]
+fn go_node_agent_via_cgo() {
+    if !have("go") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (source, _) = fixture(dir.path());
+    let exe = dir.path().join("cairn-go");
+    run(Command::new("go")
+        .current_dir(root().join("examples/go"))
+        .env("CGO_ENABLED", "1")
+        .env(
+            "CGO_CFLAGS",
+            format!("-I{}", root().join("crates/ffi/include").display()),
+        )
+        .env(
+            "CGO_LDFLAGS",
+            format!("-L{} -lcairn_ffi", lib_dir().display()),
+        )
+        .env("GOCACHE", dir.path().join("gocache"))
+        .env("GOPATH", dir.path().join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg("."));
+    let target = dir.path().join("restore");
+    let out = run(Command::new(&exe)
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .arg(dir.path().join("repo"))
+        .arg(&source)
+        .arg(&target));
+    assert!(out.contains("all steps passed"), "{out}");
+    let restored = target.join(source.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(restored.join("sub/b.bin")).unwrap(),
+        std::fs::read(source.join("sub/b.bin")).unwrap()
+    );
+}

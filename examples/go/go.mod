@@ -1,0 +1,3 @@
+module cairn.example/nodeagent
+
+go 1.19
