@@ -41,6 +41,10 @@ class Cairn:
         lib.cairn_check.argtypes = [handle, s, out]
         lib.cairn_forget.argtypes = [handle, s, out]
         lib.cairn_prune.argtypes = [handle, s, out]
+        lib.cairn_key_add.argtypes = [handle, s, out]
+        lib.cairn_key_list.argtypes = [handle, out]
+        lib.cairn_key_remove.argtypes = [handle, s]
+        lib.cairn_key_passwd.argtypes = [handle, s, out]
 
     def error(self):
         message = self.lib.cairn_last_error()
@@ -127,13 +131,27 @@ def main():
     c.call("cairn_prune", repo, None, ctypes.byref(out))
     assert json.loads(c.take_string(out))["snapshots"] == 1
 
+    # Keys: add one, change this handle's password, remove the added one.
+    c.call("cairn_key_add", repo, b"second password", ctypes.byref(out))
+    second = c.take_string(out)
+    c.call("cairn_key_passwd", repo, b"new py password", ctypes.byref(out))
+    new_id = c.take_string(out)
+    c.call("cairn_key_list", repo, ctypes.byref(out))
+    keys = json.loads(c.take_string(out))
+    assert sorted(k["id"] for k in keys) == sorted([second, new_id]), keys
+    assert [k["id"] for k in keys if k["current"]] == [new_id], keys
+    c.call("cairn_key_remove", repo, second.encode())
+
     # Misuse: errors, not crashes.
     c.call("cairn_snapshots", None, None, ctypes.byref(out), expect=INVALID_ARGUMENT)
     c.call("cairn_prune", repo, b'{"max_unused": "lots"}', None, expect=INVALID_ARGUMENT)
     assert "prune options" in c.error()
     c.lib.cairn_repo_close(repo)
     wrong = ctypes.c_void_p()
-    c.call("cairn_repo_open", repo_dir.encode(), b"nope", None, ctypes.byref(wrong), expect=WRONG_PASSWORD)
+    c.call("cairn_repo_open", repo_dir.encode(), b"py password", None, ctypes.byref(wrong), expect=WRONG_PASSWORD)
+    reopened = ctypes.c_void_p()
+    c.call("cairn_repo_open", repo_dir.encode(), b"new py password", None, ctypes.byref(reopened))
+    c.lib.cairn_repo_close(reopened)
     print("cairn Python demo: all steps passed")
 
 

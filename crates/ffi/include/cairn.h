@@ -300,6 +300,15 @@ cairn_status cairn_copy(const cairn_repo *source, const cairn_repo *dest, const 
 cairn_status cairn_key_add(const cairn_repo *repo, const char *password, char **out_id);
 
 /*
+ Changes the password of the key this handle was opened with: adds a key for
+ `new_password`, then removes the old one. `*out_id` receives the new key's id.
+
+ # Safety
+ `repo` is a live handle; `new_password` a string; `out_id` null or writable.
+ */
+cairn_status cairn_key_passwd(const cairn_repo *repo, const char *new_password, char **out_id);
+
+/*
  Lists keys as a JSON array of `{"id", "created", "hostname", "username", "current"}`.
 
  # Safety

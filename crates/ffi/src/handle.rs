@@ -11,10 +11,19 @@ use crate::status::{guard, optional_str, required_str, CairnStatus, Failure};
 /// `cairn_repo_close`. Thread-safe: calls on one handle may run concurrently.
 pub struct CairnRepo {
     pub(crate) runtime: tokio::runtime::Runtime,
-    pub(crate) repo: Repository,
+    /// Written only by a password change (which switches the key in use).
+    pub(crate) shared: std::sync::RwLock<Repository>,
 }
 
 impl CairnRepo {
+    /// The repository (a cheap clone of shared state).
+    pub(crate) fn repo(&self) -> Repository {
+        self.shared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Runs a future to completion on this handle's runtime.
     pub(crate) fn run<T>(&self, future: impl std::future::Future<Output = T>) -> T {
         self.runtime.block_on(future)
@@ -59,7 +68,10 @@ unsafe fn connect(
             Repository::open(storage, password.as_bytes()).await
         }
     })?;
-    let handle = Box::new(CairnRepo { runtime, repo });
+    let handle = Box::new(CairnRepo {
+        runtime,
+        shared: std::sync::RwLock::new(repo),
+    });
     // SAFETY: `out` is non-null and writable.
     unsafe { *out = Box::into_raw(handle) };
     Ok(CairnStatus::Ok)
@@ -114,8 +126,8 @@ pub unsafe extern "C" fn cairn_repo_close(repo: *mut CairnRepo) {
         // SAFETY: it came from `Box::into_raw` in `connect`.
         let handle = unsafe { Box::from_raw(repo) };
         // Background work (lock removal) gets a moment, then the runtime stops.
-        let CairnRepo { runtime, repo } = *handle;
-        drop(repo);
+        let CairnRepo { runtime, shared } = *handle;
+        drop(shared);
         runtime.shutdown_timeout(std::time::Duration::from_secs(2));
         Ok(CairnStatus::Ok)
     });

@@ -79,7 +79,7 @@ pub unsafe extern "C" fn cairn_backup_paths(
         let mut options = json.options()?;
         options.progress = progress(progress_fn, user);
         options.cancel = unsafe { token(cancel) };
-        let report = handle.run(handle.repo.backup(&list, options))?;
+        let report = handle.run(handle.repo().backup(&list, options))?;
         let (status, text) = backup_result(&report);
         unsafe { give_string(out_json, text) }?;
         Ok(status)
@@ -188,7 +188,7 @@ unsafe fn backup_stream<R: std::io::Read + Send + 'static>(
     let mut options = json.options()?;
     options.progress = progress(progress_fn, user);
     options.cancel = unsafe { token(cancel) };
-    let report = handle.run(handle.repo.backup_stream(reader, filename, options))?;
+    let report = handle.run(handle.repo().backup_stream(reader, filename, options))?;
     let (status, text) = backup_result(&report);
     unsafe { give_string(out_json, text) }?;
     Ok(status)
@@ -209,7 +209,7 @@ pub unsafe extern "C" fn cairn_snapshots(
         // SAFETY: per the contract above.
         let handle = unsafe { handle(repo) }?;
         let filter: FilterJson = parse(unsafe { optional_str(filter_json, "filter") }?, "filter")?;
-        let list = handle.run(handle.repo.list_snapshots(&filter.filter()))?;
+        let list = handle.run(handle.repo().list_snapshots(&filter.filter()))?;
         let value = Value::Array(list.iter().map(|s| s.to_json()).collect());
         unsafe { give_string(out_json, value.to_string()) }?;
         Ok(CairnStatus::Ok)
@@ -247,12 +247,12 @@ pub unsafe extern "C" fn cairn_restore(
         options.cancel = unsafe { token(cancel) };
         let report = handle.run(async {
             let entry = handle
-                .repo
+                .repo()
                 .find_snapshot(spec, &SnapshotFilter::default())
                 .await?;
-            let index = handle.repo.load_index().await?;
+            let index = handle.repo().load_index().await?;
             handle
-                .repo
+                .repo()
                 .restore(index, &entry.snapshot, &target, options)
                 .await
         })?;
@@ -301,12 +301,15 @@ pub unsafe extern "C" fn cairn_dump(
         };
         let bytes = handle.run(async {
             let entry = handle
-                .repo
+                .repo()
                 .find_snapshot(spec, &SnapshotFilter::default())
                 .await?;
-            let index = handle.repo.load_index().await?;
-            let node = handle.repo.find_node(&index, &entry.snapshot, path).await?;
-            handle.repo.dump(&index, &node, writer).await
+            let index = handle.repo().load_index().await?;
+            let node = handle
+                .repo()
+                .find_node(&index, &entry.snapshot, path)
+                .await?;
+            handle.repo().dump(&index, &node, writer).await
         })?;
         // SAFETY: null or writable.
         if let Some(out) = unsafe { out_bytes.as_mut() } {
@@ -339,7 +342,7 @@ pub unsafe extern "C" fn cairn_forget(
             "forget",
         )?;
         let options = json.options()?;
-        let report = handle.run(handle.repo.forget(&options))?;
+        let report = handle.run(handle.repo().forget(&options))?;
         let value = json!({
             "removed": report.removed,
             "failed": report.failed.iter().map(|(id, m)| json!({"id": id, "message": m})).collect::<Vec<_>>(),
@@ -374,7 +377,7 @@ pub unsafe extern "C" fn cairn_prune(
         // SAFETY: per the contract above.
         let handle = unsafe { handle(repo) }?;
         let json: PruneJson = parse(unsafe { optional_str(options_json, "options") }?, "prune")?;
-        let report = handle.run(handle.repo.prune(&json.options()))?;
+        let report = handle.run(handle.repo().prune(&json.options()))?;
         let text = serde_json::to_string(&report).map_err(|e| Failure::invalid(e.to_string()))?;
         unsafe { give_string(out_json, text) }?;
         Ok(CairnStatus::Ok)
@@ -398,7 +401,7 @@ pub unsafe extern "C" fn cairn_check(
         // SAFETY: per the contract above.
         let handle = unsafe { handle(repo) }?;
         let json: CheckJson = parse(unsafe { optional_str(options_json, "options") }?, "check")?;
-        let report = handle.run(handle.repo.check(&json.options()?))?;
+        let report = handle.run(handle.repo().check(&json.options()?))?;
         let (errors, warnings): (Vec<_>, Vec<_>) =
             report.findings.iter().partition(|f| f.is_error());
         let value = json!({
@@ -435,7 +438,7 @@ pub unsafe extern "C" fn cairn_copy(
         let source = unsafe { handle(source) }?;
         let dest = unsafe { handle(dest) }?;
         let json: CopyJson = parse(unsafe { optional_str(options_json, "options") }?, "copy")?;
-        let report = source.run(source.repo.copy_snapshots(&dest.repo, &json.options()))?;
+        let report = source.run(source.repo().copy_snapshots(&dest.repo(), &json.options()))?;
         let text = serde_json::to_string(&report).map_err(|e| Failure::invalid(e.to_string()))?;
         unsafe { give_string(out_json, text) }?;
         Ok(CairnStatus::Ok)
@@ -456,7 +459,39 @@ pub unsafe extern "C" fn cairn_key_add(
         // SAFETY: per the contract above.
         let handle = unsafe { handle(repo) }?;
         let password = unsafe { required_str(password, "password") }?;
-        let id = handle.run(handle.repo.add_key(password.as_bytes(), KdfParams::DEFAULT))?;
+        let id = handle.run(
+            handle
+                .repo()
+                .add_key(password.as_bytes(), KdfParams::DEFAULT),
+        )?;
+        unsafe { give_string(out_id, id) }?;
+        Ok(CairnStatus::Ok)
+    })
+}
+
+/// Changes the password of the key this handle was opened with: adds a key for
+/// `new_password`, then removes the old one. `*out_id` receives the new key's id.
+///
+/// # Safety
+/// `repo` is a live handle; `new_password` a string; `out_id` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_key_passwd(
+    repo: *const CairnRepo,
+    new_password: *const c_char,
+    out_id: *mut *mut c_char,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: per the contract above.
+        let handle = unsafe { handle(repo) }?;
+        let password = unsafe { required_str(new_password, "new password") }?;
+        let mut shared = handle
+            .shared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut changed = shared.clone();
+        let id = handle.run(changed.change_password(password.as_bytes(), KdfParams::DEFAULT))?;
+        *shared = changed;
+        drop(shared);
         unsafe { give_string(out_id, id) }?;
         Ok(CairnStatus::Ok)
     })
@@ -474,7 +509,7 @@ pub unsafe extern "C" fn cairn_key_list(
     guard(|| {
         // SAFETY: per the contract above.
         let handle = unsafe { handle(repo) }?;
-        let keys = handle.run(handle.repo.list_keys())?;
+        let keys = handle.run(handle.repo().list_keys())?;
         let value = Value::Array(
             keys.iter()
                 .map(|k| {
@@ -502,7 +537,7 @@ pub unsafe extern "C" fn cairn_key_remove(
         // SAFETY: per the contract above.
         let handle = unsafe { handle(repo) }?;
         let id = unsafe { required_str(id, "id") }?;
-        handle.run(handle.repo.remove_key(id))?;
+        handle.run(handle.repo().remove_key(id))?;
         Ok(CairnStatus::Ok)
     })
 }
