@@ -5,11 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where cargo put this build's libcairn_ffi.{so,a}: next to the `deps` directory holding
-/// this test binary.
+/// Where cargo put this build's libcairn_ffi.{so,a}: `cargo test` leaves them in the `deps`
+/// directory beside this test binary (`cargo build` also copies them one level up).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    let deps = exe.parent().unwrap().to_path_buf();
+    let up = deps.parent().unwrap().to_path_buf();
+    let found = [deps.clone(), up]
+        .into_iter()
+        .find(|dir| dir.join("libcairn_ffi.so").exists() && dir.join("libcairn_ffi.a").exists());
+    found.unwrap_or_else(|| panic!("no libcairn_ffi.so and .a near {}", deps.display()))
 }
 
 fn root() -> PathBuf {

@@ -189,7 +189,11 @@ pub(crate) fn open_location(
                     location: location.to_string(),
                 });
             }
-            let store = LocalFileSystem::new_with_prefix(&path).map_err(backend_error)?;
+            // Durable before success, as a remote store's put is: a finished backup survives
+            // a power loss, not just a killed process.
+            let store = LocalFileSystem::new_with_prefix(&path)
+                .map_err(backend_error)?
+                .with_fsync(true);
             Ok(Arc::new(store))
         }
         Location::S3 {
