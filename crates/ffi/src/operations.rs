@@ -18,6 +18,29 @@ use crate::options::{
 };
 use crate::status::{give_string, guard, optional_str, required_str, CairnStatus, Failure};
 
+/// The common shape of a JSON-in, JSON-out call: borrow the handle, parse the options
+/// (`what` names them in errors), run `body`, hand its JSON to `out_json`.
+unsafe fn json_call<T: serde::de::DeserializeOwned + Default>(
+    repo: *const CairnRepo,
+    options_json: *const c_char,
+    what: &str,
+    out_json: *mut *mut c_char,
+    body: impl FnOnce(&CairnRepo, T) -> Result<(CairnStatus, String), Failure>,
+) -> CairnStatus {
+    guard(|| {
+        // SAFETY: the caller's contract: a live handle, strings null or valid, out writable.
+        let handle = unsafe { handle(repo) }?;
+        let options: T = parse(unsafe { optional_str(options_json, what) }?, what)?;
+        let (status, text) = body(handle, options)?;
+        unsafe { give_string(out_json, text) }?;
+        Ok(status)
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string(value).map_err(|e| Failure::invalid(e.to_string()))
+}
+
 fn backup_result(report: &BackupReport) -> (CairnStatus, String) {
     let value = json!({
         "snapshot_id": report.snapshot_id,
@@ -205,15 +228,20 @@ pub unsafe extern "C" fn cairn_snapshots(
     filter_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> CairnStatus {
-    guard(|| {
-        // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
-        let filter: FilterJson = parse(unsafe { optional_str(filter_json, "filter") }?, "filter")?;
-        let list = handle.run(handle.repo().list_snapshots(&filter.filter()))?;
-        let value = Value::Array(list.iter().map(|s| s.to_json()).collect());
-        unsafe { give_string(out_json, value.to_string()) }?;
-        Ok(CairnStatus::Ok)
-    })
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            filter_json,
+            "filter",
+            out_json,
+            |handle, filter: FilterJson| {
+                let list = handle.run(handle.repo().list_snapshots(&filter.filter()))?;
+                let value = Value::Array(list.iter().map(|s| s.to_json()).collect());
+                Ok((CairnStatus::Ok, value.to_string()))
+            },
+        )
+    }
 }
 
 /// Restores snapshot `snapshot` (id, unique prefix or "latest") into directory `target`,
@@ -373,15 +401,19 @@ pub unsafe extern "C" fn cairn_prune(
     options_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> CairnStatus {
-    guard(|| {
-        // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
-        let json: PruneJson = parse(unsafe { optional_str(options_json, "options") }?, "prune")?;
-        let report = handle.run(handle.repo().prune(&json.options()))?;
-        let text = serde_json::to_string(&report).map_err(|e| Failure::invalid(e.to_string()))?;
-        unsafe { give_string(out_json, text) }?;
-        Ok(CairnStatus::Ok)
-    })
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            options_json,
+            "prune",
+            out_json,
+            |handle, json: PruneJson| {
+                let report = handle.run(handle.repo().prune(&json.options()))?;
+                Ok((CairnStatus::Ok, to_json(&report)?))
+            },
+        )
+    }
 }
 
 /// Checks the repository. `options_json`: null or `{"read_data": false,
@@ -397,27 +429,33 @@ pub unsafe extern "C" fn cairn_check(
     options_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> CairnStatus {
-    guard(|| {
-        // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
-        let json: CheckJson = parse(unsafe { optional_str(options_json, "options") }?, "check")?;
-        let report = handle.run(handle.repo().check(&json.options()?))?;
-        let (errors, warnings): (Vec<_>, Vec<_>) =
-            report.findings.iter().partition(|f| f.is_error());
-        let value = json!({
-            "ok": report.is_ok(),
-            "errors": errors.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-            "warnings": warnings.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-            "packs_read": report.packs_read,
-            "snapshots_checked": report.snapshots_checked,
-        });
-        unsafe { give_string(out_json, value.to_string()) }?;
-        Ok(if report.is_ok() {
-            CairnStatus::Ok
-        } else {
-            CairnStatus::Corrupt
-        })
-    })
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            options_json,
+            "check",
+            out_json,
+            |handle, json: CheckJson| {
+                let report = handle.run(handle.repo().check(&json.options()?))?;
+                let (errors, warnings): (Vec<_>, Vec<_>) =
+                    report.findings.iter().partition(|f| f.is_error());
+                let value = json!({
+                    "ok": report.is_ok(),
+                    "errors": errors.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+                    "warnings": warnings.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+                    "packs_read": report.packs_read,
+                    "snapshots_checked": report.snapshots_checked,
+                });
+                let status = if report.is_ok() {
+                    CairnStatus::Ok
+                } else {
+                    CairnStatus::Corrupt
+                };
+                Ok((status, value.to_string()))
+            },
+        )
+    }
 }
 
 /// Copies snapshots from `source` into `dest` (see docs/cli.md, `copy`). `options_json`:

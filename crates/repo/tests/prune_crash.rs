@@ -4,33 +4,21 @@
 
 mod common;
 
-use std::fmt;
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use cairn_repo::ops::backup::BackupOptions;
 use cairn_repo::ops::prune::PruneOptions;
 use cairn_repo::{FileType, Repository, Storage};
+use common::hooked::{injected, Hooked};
 use common::*;
-use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
-/// Passes through to `inner` until `budget` mutations have happened; from then on every
-/// mutation fails, as if the process had died (nothing it does reaches the store).
-#[derive(Debug)]
-struct Crashing {
-    inner: Arc<InMemory>,
-    gate: Arc<Gate>,
-}
-
+/// Counts mutations and lets the first `budget` through; from the first refused one on,
+/// every mutation fails, as if the process had died (nothing it does reaches the store).
 #[derive(Debug)]
 struct Gate {
     budget: AtomicUsize,
@@ -39,6 +27,14 @@ struct Gate {
 }
 
 impl Gate {
+    fn new(budget: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            budget: AtomicUsize::new(budget),
+            crashed: AtomicBool::new(false),
+            mutations: AtomicUsize::new(0),
+        })
+    }
+
     fn pass(&self) -> object_store::Result<()> {
         self.mutations.fetch_add(1, Ordering::SeqCst);
         let allowed = self
@@ -49,112 +45,21 @@ impl Gate {
             .is_ok();
         if !allowed || self.crashed.load(Ordering::SeqCst) {
             self.crashed.store(true, Ordering::SeqCst);
-            return Err(object_store::Error::Generic {
-                store: "Crashing",
-                source: "process stopped (injected)".into(),
-            });
+            return Err(injected("process stopped"));
         }
         Ok(())
     }
-}
 
-impl Crashing {
-    fn new(inner: Arc<InMemory>, budget: usize) -> Self {
-        Crashing {
-            inner,
-            gate: Arc::new(Gate {
-                budget: AtomicUsize::new(budget),
-                crashed: AtomicBool::new(false),
-                mutations: AtomicUsize::new(0),
-            }),
-        }
-    }
-
-    fn mutate(&self) -> object_store::Result<()> {
-        self.gate.pass()
+    /// A store over `inner` guarded by this gate.
+    fn store(self: &Arc<Self>, inner: Arc<InMemory>) -> Arc<Hooked> {
+        let gate = Arc::clone(self);
+        Arc::new(Hooked::new(inner, Arc::new(move |_: &Path| gate.pass())))
     }
 }
 
-impl fmt::Display for Crashing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Crashing")
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for Crashing {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
-        self.mutate()?;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.mutate()?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(
-        &self,
-        location: &Path,
-        options: GetOptions,
-    ) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(
-        &self,
-        location: &Path,
-        ranges: &[Range<u64>],
-    ) -> object_store::Result<Vec<Bytes>> {
-        self.inner.get_ranges(location, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        let inner = Arc::clone(&self.inner);
-        let gate = Arc::clone(&self.gate);
-        locations
-            .then(move |location| {
-                let inner = Arc::clone(&inner);
-                let gate = Arc::clone(&gate);
-                async move {
-                    let location = location?;
-                    gate.pass()?;
-                    inner.delete(&location).await?;
-                    Ok(location)
-                }
-            })
-            .boxed()
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(
-        &self,
-        from: &Path,
-        to: &Path,
-        options: CopyOptions,
-    ) -> object_store::Result<()> {
-        self.mutate()?;
-        self.inner.copy_opts(from, to, options).await
-    }
+/// The small files of the history: `s<i>`, 6 kB each.
+fn small_file(i: u64) -> (String, Vec<u8>) {
+    (format!("s{i}"), noise(6_000, 1000 + i))
 }
 
 /// Copies every object of `from` into a new store.
@@ -193,7 +98,8 @@ async fn prune_stopped_at_every_step_leaves_a_consistent_repository() {
         }
         let files: Vec<u64> = keep.filter(|i| round == 0 || i % 2 == 0).collect();
         for i in &files {
-            std::fs::write(source.path().join(format!("s{i}")), noise(6_000, 1000 + i)).unwrap();
+            let (name, content) = small_file(*i);
+            std::fs::write(source.path().join(name), content).unwrap();
         }
         if round == 0 {
             std::fs::write(source.path().join("big"), noise(600_000, 7)).unwrap();
@@ -215,19 +121,23 @@ async fn prune_stopped_at_every_step_leaves_a_consistent_repository() {
     };
 
     // How many mutations a whole prune makes.
-    let counting = Arc::new(Crashing::new(clone_store(&base).await, usize::MAX));
-    let full = open_for_prune(Storage::new(counting.clone(), "memory://count")).await;
+    let counting = Gate::new(usize::MAX);
+    let full = open_for_prune(Storage::new(
+        counting.store(clone_store(&base).await),
+        "memory://count",
+    ))
+    .await;
     let report = full.prune(&options).await.unwrap();
     assert!(
         report.packs_deleted > 0 && report.packs_repacked > 0,
         "{report:?}"
     );
-    let total = counting.gate.mutations.load(Ordering::SeqCst);
+    let total = counting.mutations.load(Ordering::SeqCst);
     assert!(total > 5, "{total} mutations");
 
     for budget in 0..total {
         let copy = clone_store(&base).await;
-        let crashing = Arc::new(Crashing::new(Arc::clone(&copy), budget));
+        let crashing = Gate::new(budget).store(Arc::clone(&copy));
         let stopped = open_for_prune(Storage::new(crashing, "memory://crash")).await;
         let result = stopped.prune(&options).await;
         assert!(
@@ -242,7 +152,7 @@ async fn prune_stopped_at_every_step_leaves_a_consistent_repository() {
         ))
         .await;
         assert_healthy(&healthy).await;
-        assert_small_files_restore(&healthy, &snaps).await;
+        assert_restores_files(&healthy, &snaps, small_file).await;
         // The stale lock of the dead run is removed by hand, then a prune completes.
         healthy.unlock(true).await.unwrap();
         healthy.prune(&options).await.unwrap();
@@ -250,36 +160,6 @@ async fn prune_stopped_at_every_step_leaves_a_consistent_repository() {
         assert_eq!(again.blobs_unused, 0, "budget {budget}: {again:?}");
         assert!(healthy.read_pending().await.unwrap().is_empty());
         assert_healthy(&healthy).await;
-        assert_small_files_restore(&healthy, &snaps).await;
-    }
-}
-
-async fn assert_small_files_restore(repo: &Repository, snaps: &[(String, Vec<u64>)]) {
-    use cairn_repo::ops::restore::RestoreOptions;
-    use cairn_repo::SnapshotFilter;
-    let index = repo.load_index().await.unwrap();
-    for (id, files) in snaps {
-        let entry = repo
-            .find_snapshot(id, &SnapshotFilter::default())
-            .await
-            .unwrap();
-        let target = tempfile::tempdir().unwrap();
-        let report = repo
-            .restore(
-                Arc::clone(&index),
-                &entry.snapshot,
-                target.path(),
-                RestoreOptions::default(),
-            )
-            .await
-            .unwrap();
-        assert!(report.errors.is_empty(), "{:?}", report.errors);
-        let root = target
-            .path()
-            .join(entry.snapshot.paths[0].trim_start_matches('/'));
-        for i in files {
-            let got = std::fs::read(root.join(format!("s{i}"))).unwrap();
-            assert!(got == noise(6_000, 1000 + i), "snapshot {id}: s{i} differs");
-        }
+        assert_restores_files(&healthy, &snaps, small_file).await;
     }
 }

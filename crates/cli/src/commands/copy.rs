@@ -2,9 +2,9 @@
 //! given by `-r` (restic's direction), skipping those already copied.
 
 use cairn_repo::ops::backup::copy::CopyOptions;
-use cairn_repo::SnapshotFilter;
 use serde_json::json;
 
+use super::snapshots::FilterArgs;
 use crate::context::{FromRepo, Globals};
 use crate::output::json_line;
 
@@ -14,15 +14,8 @@ pub struct Args {
     snapshots: Vec<String>,
     #[command(flatten)]
     from: FromRepo,
-    /// Only snapshots of this host (repeatable).
-    #[arg(long = "host")]
-    hosts: Vec<String>,
-    /// Only snapshots with this tag (repeatable).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
-    /// Only snapshots including this path (repeatable).
-    #[arg(long = "path")]
-    paths: Vec<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
@@ -30,11 +23,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     let dest = globals.open().await?;
     let options = CopyOptions {
         ids: args.snapshots,
-        filter: SnapshotFilter {
-            hosts: args.hosts,
-            tags: args.tags,
-            paths: args.paths,
-        },
+        filter: args.filter.filter(),
         ..Default::default()
     };
     let report = source.copy_snapshots(&dest, &options).await?;

@@ -1,9 +1,9 @@
 //! `cairn repair index` and `cairn repair snapshots [--forget] [--dry-run]`.
 
 use cairn_repo::ops::backup::repair::RepairSnapshotsOptions;
-use cairn_repo::SnapshotFilter;
 use serde_json::json;
 
+use super::snapshots::FilterArgs;
 use crate::context::Globals;
 use crate::output::json_line;
 
@@ -27,15 +27,8 @@ enum What {
         /// Remove the damaged originals after writing their repaired versions.
         #[arg(long)]
         forget: bool,
-        /// Only snapshots of this host (repeatable).
-        #[arg(long = "host")]
-        hosts: Vec<String>,
-        /// Only snapshots with this tag (repeatable).
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        /// Only snapshots including this path (repeatable).
-        #[arg(long = "path")]
-        paths: Vec<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
 }
 
@@ -60,11 +53,9 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         What::Snapshots {
             dry_run,
             forget,
-            hosts,
-            tags,
-            paths,
+            filter,
         } => {
-            let filter = SnapshotFilter { hosts, tags, paths };
+            let filter = filter.filter();
             let repaired = repo
                 .repair_snapshots(&filter, &RepairSnapshotsOptions { dry_run, forget })
                 .await?;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests (included with `mod common;`).
 #![allow(dead_code)]
 
+pub mod hooked;
+
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -274,8 +276,21 @@ pub async fn assert_healthy(repo: &Repository) {
 
 /// Restores every snapshot and compares it with the source state it was taken of.
 pub async fn assert_restores(repo: &Repository, expected: &[(String, Vec<u64>)]) {
+    assert_restores_files(repo, expected, |seed| {
+        (format!("f{seed}.bin"), noise(300_000, seed))
+    })
+    .await;
+}
+
+/// Restores every snapshot (with verification) and checks that it holds, for each of its
+/// numbers, the file `file(number)` names with the content it gives.
+pub async fn assert_restores_files(
+    repo: &Repository,
+    expected: &[(String, Vec<u64>)],
+    file: impl Fn(u64) -> (String, Vec<u8>),
+) {
     let index = repo.load_index().await.unwrap();
-    for (id, seeds) in expected {
+    for (id, numbers) in expected {
         let entry = repo
             .find_snapshot(id, &SnapshotFilter::default())
             .await
@@ -297,12 +312,10 @@ pub async fn assert_restores(repo: &Repository, expected: &[(String, Vec<u64>)])
         let root = target
             .path()
             .join(entry.snapshot.paths[0].trim_start_matches('/'));
-        for seed in seeds {
-            let got = std::fs::read(root.join(format!("f{seed}.bin"))).unwrap();
-            assert!(
-                got == noise(300_000, *seed),
-                "snapshot {id}: f{seed}.bin differs"
-            );
+        for number in numbers {
+            let (name, content) = file(*number);
+            let got = std::fs::read(root.join(&name)).unwrap();
+            assert!(got == content, "snapshot {id}: {name} differs");
         }
     }
 }
