@@ -44,6 +44,11 @@ pub struct Globals {
     /// Accepted for compatibility: reading needs no lock in cairn.
     #[arg(long, global = true)]
     pub no_lock: bool,
+    /// Backend option key=value (repeatable): restic's s3.region, s3.bucket-lookup, ...,
+    /// or object_store keys such as aws_endpoint. restic options cairn ignores are warned
+    /// about.
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 fn env_first(names: &[&str]) -> Option<(String, String)> {
@@ -101,11 +106,17 @@ impl Globals {
 
     pub fn storage(&self, create: bool) -> anyhow::Result<Storage> {
         let location = self.location()?;
-        Ok(if create {
-            Storage::open_or_create(&location)?
-        } else {
-            Storage::open(&location)?
-        })
+        let options = crate::backend_options::parse(&self.options)?;
+        if !self.quiet {
+            for warning in &options.warnings {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Ok(Storage::open_with_options(
+            &location,
+            create,
+            &options.settings,
+        )?)
     }
 
     pub async fn open(&self) -> anyhow::Result<Repository> {

@@ -2,6 +2,7 @@
 //! shapes and exit codes follow restic's (see docs/cli.md), so scripts and operators written
 //! for restic drive cairn by changing the binary's name.
 
+mod backend_options;
 mod commands;
 mod context;
 mod output;

@@ -694,3 +694,21 @@ fn repair_index_after_losing_the_index() {
     let none = ok(cairn(&repo).args(["repair", "snapshots", "--dry-run"]));
     assert!(none.contains("no snapshot needs repair"), "{none}");
 }
+
+#[test]
+fn restic_backend_options_are_accepted_or_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    fast_init(&repo);
+    let out = run(cairn(&repo).args(["-o", "s3.connections=8", "snapshots", "--json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("s3.connections"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let out = run(cairn(&repo).args(["--option", "frobnicate=1", "snapshots"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+}
