@@ -49,6 +49,9 @@ pub struct Globals {
     /// about.
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
     pub options: Vec<String>,
+    /// PEM file of root certificates to trust besides the system's (a private CA).
+    #[arg(long = "cacert", global = true, value_name = "FILE")]
+    pub cacerts: Vec<PathBuf>,
 }
 
 fn env_first(names: &[&str]) -> Option<(String, String)> {
@@ -106,11 +109,17 @@ impl Globals {
 
     pub fn storage(&self, create: bool) -> anyhow::Result<Storage> {
         let location = self.location()?;
-        let options = crate::backend_options::parse(&self.options)?;
+        let mut options = crate::backend_options::parse(&self.options)?;
         if !self.quiet {
             for warning in &options.warnings {
                 eprintln!("warning: {warning}");
             }
+        }
+        for file in &self.cacerts {
+            options.settings.push((
+                cairn_repo::storage::CA_CERTIFICATE_OPTION.to_string(),
+                file.display().to_string(),
+            ));
         }
         Ok(Storage::open_with_options(
             &location,

@@ -51,3 +51,128 @@ async fn s3_compatible_server() {
     let err = Repository::open(storage_b, PASSWORD).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RepositoryNotFound);
 }
+
+/// A private CA and a server certificate for 127.0.0.1 it signed (openssl), as an
+/// in-cluster MinIO would have. Returns (CA certificate, server certificate, server key).
+fn private_ca(dir: &std::path::Path) -> Option<[std::path::PathBuf; 3]> {
+    let path = |name: &str| dir.join(name);
+    let extensions = path("server.ext");
+    std::fs::write(
+        &extensions,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let made = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=cairn test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]) && openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    if !made {
+        assert!(
+            std::env::var_os("CAIRN_REQUIRE_S3").is_none(),
+            "CAIRN_REQUIRE_S3 is set but openssl cannot make test certificates"
+        );
+        eprintln!("skipped: openssl not available");
+        return None;
+    }
+    Some([path("ca.pem"), path("server.pem"), path("server.key")])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_behind_a_private_certificate_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some([ca, cert, key]) = private_ca(dir.path()) else {
+        return;
+    };
+    let Some(server) = S3Server::start_tls(&cert, &key) else {
+        return;
+    };
+    let made = std::process::Command::new("curl")
+        .args(["-sf", "-X", "PUT", "--cacert"])
+        .arg(&ca)
+        .arg(format!("{}/cairn-tls", server.endpoint))
+        .status()
+        .unwrap();
+    assert!(made.success(), "creating the bucket over TLS");
+    let mut options: Vec<(String, String)> = server
+        .options()
+        .into_iter()
+        .filter(|(k, _)| k != "aws_allow_http")
+        .collect();
+    // Untrusted: the store's certificate is refused.
+    let storage = Storage::open_with_options("s3://cairn-tls/repo", false, &options).unwrap();
+    let err = Repository::init(storage, PASSWORD, fast_init())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Storage, "{err}");
+    // Trusted with the CA file: a full round trip.
+    options.push((
+        cairn_repo::storage::CA_CERTIFICATE_OPTION.into(),
+        ca.display().to_string(),
+    ));
+    let storage = Storage::open_with_options("s3://cairn-tls/repo", false, &options).unwrap();
+    let repo = Repository::init(storage, PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let source = dir.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("f"), noise(500_000, 9)).unwrap();
+    repo.backup(std::slice::from_ref(&source), Default::default())
+        .await
+        .unwrap();
+    assert_healthy(&repo).await;
+    // A file that is not a certificate is refused, naming it.
+    let bogus = dir.path().join("bogus.pem");
+    std::fs::write(&bogus, b"not a certificate").unwrap();
+    let bad = vec![(
+        cairn_repo::storage::CA_CERTIFICATE_OPTION.to_string(),
+        bogus.display().to_string(),
+    )];
+    let err = Storage::open_with_options("s3://cairn-tls/repo", false, &bad).unwrap_err();
+    assert!(err.to_string().contains("bogus.pem"), "{err}");
+}

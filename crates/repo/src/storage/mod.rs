@@ -5,7 +5,7 @@ mod layout;
 mod url;
 
 pub use layout::{FileType, MAINTENANCE_LOCK};
-pub use url::parse_location;
+pub use url::{parse_location, CA_CERTIFICATE_OPTION};
 
 use std::ops::Range;
 use std::sync::Arc;

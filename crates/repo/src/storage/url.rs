@@ -9,7 +9,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
+use object_store::{Certificate, ClientOptions, ObjectStore};
 
 use crate::error::{RepoError, Result};
 
@@ -149,6 +149,60 @@ where
     Ok(builder)
 }
 
+/// The option naming a PEM file of extra root certificates to trust (restic's `--cacert`),
+/// for stores behind a private CA (an in-cluster MinIO). Not an object_store key: cairn
+/// handles it.
+pub const CA_CERTIFICATE_OPTION: &str = "ca_certificate_file";
+
+/// Backend options as (key, value) pairs.
+type Settings = Vec<(String, String)>;
+
+/// Splits the CA option off the rest; reads and parses its certificates.
+fn split_ca(options: &[(String, String)]) -> Result<(Vec<Certificate>, Settings)> {
+    let mut roots = Vec::new();
+    let mut rest = Vec::new();
+    for (key, value) in options {
+        if key != CA_CERTIFICATE_OPTION {
+            rest.push((key.clone(), value.clone()));
+            continue;
+        }
+        let pem = std::fs::read(value).map_err(|e| RepoError::io(value, e))?;
+        let certificates = Certificate::from_pem_bundle(&pem)
+            .map_err(|e| RepoError::InvalidInput(format!("CA certificate file {value}: {e}")))?;
+        if certificates.is_empty() {
+            return Err(RepoError::InvalidInput(format!(
+                "CA certificate file {value} holds no PEM certificate"
+            )));
+        }
+        roots.extend(certificates);
+    }
+    Ok((roots, rest))
+}
+
+/// A builder configured from the environment variables starting with `prefix`, as the
+/// builders' `from_env` does, but on top of `client` (so extra root certificates survive:
+/// setting client options after `from_env` would drop the environment's client settings).
+fn from_env_with_client<B, K>(
+    builder: B,
+    client: ClientOptions,
+    prefix: &str,
+    with_client: impl Fn(B, ClientOptions) -> B,
+    set: impl Fn(B, K, &str) -> B,
+) -> B
+where
+    K: std::str::FromStr,
+{
+    let mut builder = with_client(builder, client);
+    for (key, value) in std::env::vars() {
+        if key.starts_with(prefix) {
+            if let Ok(parsed) = key.to_ascii_lowercase().parse() {
+                builder = set(builder, parsed, &value);
+            }
+        }
+    }
+    builder
+}
+
 fn with_prefix(store: impl ObjectStore, prefix: &str) -> Arc<dyn ObjectStore> {
     if prefix.is_empty() {
         Arc::new(store)
@@ -179,6 +233,11 @@ pub(crate) fn open_location(
         object: location.to_string(),
         source: e,
     };
+    let (roots, options) = split_ca(options)?;
+    let client = roots
+        .iter()
+        .cloned()
+        .fold(ClientOptions::new(), ClientOptions::with_root_certificate);
     match parse(location)? {
         Location::Memory => Ok(Arc::new(InMemory::new())),
         Location::Local(path) => {
@@ -201,11 +260,20 @@ pub(crate) fn open_location(
             prefix,
             endpoint,
         } => {
-            let mut builder = configure(
-                AmazonS3Builder::from_env().with_bucket_name(bucket),
-                options,
-                |b, k, v| b.with_config(k, v),
-            )?;
+            let base = if roots.is_empty() {
+                AmazonS3Builder::from_env()
+            } else {
+                from_env_with_client(
+                    AmazonS3Builder::new(),
+                    client.clone(),
+                    "AWS_",
+                    |b, c| b.with_client_options(c),
+                    |b, k, v| b.with_config(k, v),
+                )
+            };
+            let mut builder = configure(base.with_bucket_name(bucket), &options, |b, k, v| {
+                b.with_config(k, v)
+            })?;
             if let Some(endpoint) = endpoint {
                 builder = builder.with_endpoint(&endpoint);
                 if endpoint.starts_with("http://") {
@@ -218,16 +286,42 @@ pub(crate) fn open_location(
             ))
         }
         Location::Gcs { bucket, prefix } => {
-            let builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-            let builder = configure(builder, options, |b, k, v| b.with_config(k, v))?;
+            let base = if roots.is_empty() {
+                GoogleCloudStorageBuilder::from_env()
+            } else {
+                let mut base = from_env_with_client(
+                    GoogleCloudStorageBuilder::new(),
+                    client.clone(),
+                    "GOOGLE_",
+                    |b, c| b.with_client_options(c),
+                    |b, k, v| b.with_config(k, v),
+                );
+                if let Ok(path) = std::env::var("SERVICE_ACCOUNT") {
+                    base = base.with_service_account_path(path);
+                }
+                base
+            };
+            let builder = base.with_bucket_name(bucket);
+            let builder = configure(builder, &options, |b, k, v| b.with_config(k, v))?;
             Ok(with_prefix(
                 builder.build().map_err(backend_error)?,
                 &prefix,
             ))
         }
         Location::Azure { container, prefix } => {
-            let builder = MicrosoftAzureBuilder::from_env().with_container_name(container);
-            let builder = configure(builder, options, |b, k, v| b.with_config(k, v))?;
+            let base = if roots.is_empty() {
+                MicrosoftAzureBuilder::from_env()
+            } else {
+                from_env_with_client(
+                    MicrosoftAzureBuilder::new(),
+                    client.clone(),
+                    "AZURE_",
+                    |b, c| b.with_client_options(c),
+                    |b, k, v| b.with_config(k, v),
+                )
+            };
+            let builder = base.with_container_name(container);
+            let builder = configure(builder, &options, |b, k, v| b.with_config(k, v))?;
             Ok(with_prefix(
                 builder.build().map_err(backend_error)?,
                 &prefix,

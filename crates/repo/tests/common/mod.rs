@@ -348,13 +348,26 @@ impl S3Server {
     /// Starts `moto_server` on a free loopback port. Returns `None` (after saying why) when
     /// it is not installed, unless `CAIRN_REQUIRE_S3` is set (as CI sets it), then panics.
     pub fn start() -> Option<S3Server> {
+        Self::launch(None)
+    }
+
+    /// Like [`S3Server::start`], serving HTTPS with the given certificate and key files.
+    pub fn start_tls(cert: &Path, key: &Path) -> Option<S3Server> {
+        Self::launch(Some((cert, key)))
+    }
+
+    fn launch(tls: Option<(&Path, &Path)>) -> Option<S3Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = match std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = std::process::Command::new("moto_server");
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some((cert, key)) = tls {
+            command.arg("-c").arg(cert).arg("-k").arg(key);
+        }
+        let child = match command
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -368,9 +381,10 @@ impl S3Server {
                 return None;
             }
         };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let server = S3Server {
             child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
