@@ -17,6 +17,33 @@ Environment:
 Exit codes: 0 ok, 1 error, 3 snapshot written but some source data unreadable,
 10 repository does not exist, 11 repository locked, 12 wrong password, 130 interrupted.";
 
+/// Which environment variables would supply the repository and the password right now
+/// (names only, never values), for `--help`.
+pub fn env_in_use() -> String {
+    let repository = env_first(&[
+        "CAIRN_REPOSITORY",
+        "RESTIC_REPOSITORY",
+        "CAIRN_REPOSITORY_FILE",
+        "RESTIC_REPOSITORY_FILE",
+    ]);
+    let password = env_first(&[
+        "CAIRN_PASSWORD",
+        "RESTIC_PASSWORD",
+        "CAIRN_PASSWORD_FILE",
+        "RESTIC_PASSWORD_FILE",
+        "CAIRN_PASSWORD_COMMAND",
+        "RESTIC_PASSWORD_COMMAND",
+    ]);
+    let name = |found: Option<(String, String)>| {
+        found.map_or_else(|| "none set".to_string(), |(name, _)| name)
+    };
+    format!(
+        "In this environment (flags take precedence): repository from {}; password from {}.",
+        name(repository),
+        name(password)
+    )
+}
+
 /// Flags every command accepts.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Globals {

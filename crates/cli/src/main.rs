@@ -9,7 +9,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use context::{exit_code_for, Globals};
 
@@ -73,7 +73,10 @@ enum Command {
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = Cli::parse();
+    // `--help` also says which variables would be used here (names, never values).
+    let help = format!("{}\n\n{}", context::ENV_HELP, context::env_in_use());
+    let matches = Cli::command().after_help(help).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -712,3 +712,25 @@ fn restic_backend_options_are_accepted_or_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
 }
+
+#[test]
+fn help_names_the_variables_in_use_never_their_values() {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .env_clear()
+        .env(
+            "RESTIC_REPOSITORY",
+            "s3:https://minio.example/secret-bucket",
+        )
+        .env("RESTIC_PASSWORD", "hunter2")
+        .arg("--help"));
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("repository from RESTIC_REPOSITORY; password from RESTIC_PASSWORD."),
+        "{help}"
+    );
+    assert!(
+        !help.contains("secret-bucket") && !help.contains("hunter2"),
+        "{help}"
+    );
+}
