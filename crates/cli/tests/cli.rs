@@ -734,3 +734,47 @@ fn help_names_the_variables_in_use_never_their_values() {
         "{help}"
     );
 }
+
+#[test]
+fn dump_of_a_directory_or_the_root_is_a_tar_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let source = dir.path().join("app");
+    std::fs::create_dir_all(source.join("conf")).unwrap();
+    std::fs::write(source.join("conf/app.yaml"), b"replicas: 3\n").unwrap();
+    std::fs::write(source.join("data.bin"), random_bytes("tar", 300_000)).unwrap();
+    fast_init(&repo);
+    ok(cairn(&repo).args(["backup", "-q"]).arg(&source));
+    let names = |archive: &[u8]| -> Vec<(String, Vec<u8>)> {
+        let mut archive = tar::Archive::new(archive);
+        let mut out = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+            out.push((name, content));
+        }
+        out
+    };
+    let out = run(cairn(&repo).args(["dump", "latest"]).arg(&source));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries = names(&out.stdout);
+    assert!(entries
+        .iter()
+        .any(|(n, c)| n == "app/conf/app.yaml" && c == b"replicas: 3\n"));
+    assert!(entries
+        .iter()
+        .any(|(n, c)| n == "app/data.bin" && *c == random_bytes("tar", 300_000)));
+    // The whole snapshot, from the root.
+    let out = run(cairn(&repo).args(["dump", "latest", "/"]));
+    assert!(out.status.success());
+    let inner = source.strip_prefix("/").unwrap().join("conf/app.yaml");
+    assert!(names(&out.stdout)
+        .iter()
+        .any(|(n, _)| Path::new(n) == inner));
+}

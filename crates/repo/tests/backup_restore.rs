@@ -302,3 +302,97 @@ async fn restore_never_writes_through_existing_symlinks() {
     assert!(root.join("dir").symlink_metadata().unwrap().is_dir());
     assert_eq!(std::fs::read(root.join("small")).unwrap(), b"small file");
 }
+
+/// A `Write` into shared memory (dump_tar wants an owned, `'static` writer).
+#[derive(Clone, Default)]
+struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_directory_dumps_as_tar_with_every_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    let source = tempfile::tempdir().unwrap();
+    make_tree(source.path());
+    let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let report = repo
+        .backup(&[source.path().to_path_buf()], BackupOptions::default())
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let dir = source.path().join("dir");
+    let node = repo
+        .find_node(&index, &report.snapshot, dir.to_str().unwrap())
+        .await
+        .unwrap();
+    let out = SharedBuffer::default();
+    let written = repo
+        .dump_tar(
+            Arc::clone(&index),
+            node.subtree.unwrap(),
+            "dir".into(),
+            out.clone(),
+        )
+        .await
+        .unwrap();
+    let bytes = out.0.lock().unwrap().clone();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut seen = 0;
+    let mut content_bytes = 0;
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let rel = entry.path().unwrap().into_owned();
+        let original = source.path().join(&rel);
+        let meta = original.symlink_metadata().unwrap();
+        assert_eq!(
+            entry.header().mode().unwrap(),
+            meta.permissions().mode() & 0o7777,
+            "mode of {}",
+            rel.display()
+        );
+        match entry.header().entry_type() {
+            tar::EntryType::Regular => {
+                let mut got = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut got).unwrap();
+                assert!(
+                    got == std::fs::read(&original).unwrap(),
+                    "{}",
+                    rel.display()
+                );
+                content_bytes += got.len() as u64;
+            }
+            tar::EntryType::Symlink => assert_eq!(
+                entry.link_name().unwrap().unwrap(),
+                std::fs::read_link(&original).unwrap()
+            ),
+            tar::EntryType::Directory => assert!(meta.is_dir()),
+            other => panic!("unexpected entry type {other:?} for {}", rel.display()),
+        }
+        seen += 1;
+    }
+    // Every entry under dir/ in the source is in the archive.
+    let mut expected = 0;
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            expected += 1;
+            if p.symlink_metadata().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    assert!(seen >= 3, "{seen} entries");
+    assert_eq!(seen, expected);
+    assert_eq!(written, content_bytes);
+}

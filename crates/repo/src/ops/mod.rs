@@ -2,6 +2,8 @@
 
 pub mod backup;
 pub mod check;
+mod content;
+pub mod dump_tar;
 pub mod forget;
 mod patterns;
 pub mod progress;

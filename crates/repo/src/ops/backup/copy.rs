@@ -10,7 +10,6 @@
 //! writes packs and index files first and each snapshot last.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,6 +19,7 @@ use serde::Serialize;
 use super::BackupOptions;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
+use crate::ops::content::ContentReader;
 use crate::ops::progress::CancelToken;
 use crate::snapshot::{resolve, SnapshotEntry, SnapshotFilter};
 use crate::tree::{NodeKind, Tree};
@@ -229,13 +229,7 @@ impl Copier {
 
     fn rechunk_file(&self, content: &[BlobId], memo: &mut Memo) -> Result<Vec<BlobId>> {
         let failure = std::cell::RefCell::new(None);
-        let reader = ContentReader {
-            copier: self,
-            ids: content.iter(),
-            current: Vec::new(),
-            offset: 0,
-            error: &failure,
-        };
+        let reader = ContentReader::new(&self.source, &self.index, &self.handle, content, &failure);
         let mut ids = Vec::new();
         for chunk in self.dest_chunker.stream(reader) {
             let chunk = chunk.map_err(|e| {
@@ -247,44 +241,5 @@ impl Copier {
         }
         memo.blobs_read += content.len() as u64;
         Ok(ids)
-    }
-}
-
-/// A file's content read blob by blob from the source.
-struct ContentReader<'a> {
-    copier: &'a Copier,
-    ids: std::slice::Iter<'a, BlobId>,
-    current: Vec<u8>,
-    offset: usize,
-    /// The source's error, handed back through the chunker (which sees only io errors).
-    error: &'a std::cell::RefCell<Option<RepoError>>,
-}
-
-impl Read for ContentReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.offset == self.current.len() {
-            let Some(id) = self.ids.next() else {
-                return Ok(0);
-            };
-            match self.copier.handle.block_on(self.copier.source.read_blob(
-                &self.copier.index,
-                BlobType::Data,
-                id,
-            )) {
-                Ok(plain) => {
-                    self.current = plain;
-                    self.offset = 0;
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    *self.error.borrow_mut() = Some(e);
-                    return Err(std::io::Error::other(message));
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.offset);
-        buf[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
-        self.offset += n;
-        Ok(n)
     }
 }
