@@ -477,7 +477,7 @@ pub unsafe extern "C" fn cairn_copy(
         let dest = unsafe { handle(dest) }?;
         let json: CopyJson = parse(unsafe { optional_str(options_json, "options") }?, "copy")?;
         let report = source.run(source.repo().copy_snapshots(&dest.repo(), &json.options()))?;
-        let text = serde_json::to_string(&report).map_err(|e| Failure::invalid(e.to_string()))?;
+        let text = to_json(&report)?;
         unsafe { give_string(out_json, text) }?;
         Ok(CairnStatus::Ok)
     })

@@ -22,14 +22,13 @@ impl Repository {
         start: &Index,
         snapshot: &Snapshot,
     ) -> Result<()> {
-        let condemned: HashSet<PackId> = self
+        // Only a backup some prune saw running can need a pack that prune set aside.
+        let named = self
             .read_pending()
             .await?
-            .into_iter()
-            .filter(|(_, record)| record.backups.iter().any(|b| b == marker))
-            .flat_map(|(_, record)| record.packs)
-            .collect();
-        if condemned.is_empty() {
+            .iter()
+            .any(|(_, record)| record.backups.iter().any(|b| b == marker));
+        if !named {
             return Ok(());
         }
         let current = self.load_index().await?;
