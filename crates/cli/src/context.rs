@@ -15,7 +15,13 @@ Environment:
   AWS_*, GOOGLE_*, AZURE_*                     object storage credentials and endpoints
 
 Exit codes: 0 ok, 1 error, 3 snapshot written but some source data unreadable,
-10 repository does not exist, 11 repository locked, 12 wrong password, 130 interrupted.";
+10 repository does not exist, 11 repository locked, 12 wrong password,
+20 RPO breached (rpo), 21 drill failed (drill; recorded), 130 interrupted.";
+
+/// `cairn rpo`: some group's recovery point is older than allowed (not one of restic's codes).
+pub const EXIT_RPO_BREACHED: u8 = 20;
+/// `cairn drill`: the drill ran and failed (restore, verify or command); it is recorded.
+pub const EXIT_DRILL_FAILED: u8 = 21;
 
 /// Which environment variables would supply the repository and the password right now
 /// (names only, never values), for `--help`.
@@ -105,7 +111,7 @@ impl Globals {
         if let Some((_, file)) = env_first(&["CAIRN_REPOSITORY_FILE", "RESTIC_REPOSITORY_FILE"]) {
             return read_first_line(file.as_ref());
         }
-        bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY")
+        bail!("no repository given: use -r/--repo or set CAIRN_REPOSITORY (or RESTIC_REPOSITORY)")
     }
 
     /// The password from flags, `CAIRN_*`/`RESTIC_*` variables, or a prompt on a terminal.
@@ -131,7 +137,7 @@ impl Globals {
             let password = rpassword::prompt_password("enter password for repository: ")?;
             return Ok(password.into_bytes());
         }
-        bail!("no password given: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE or --password-file")
+        bail!("no password given: set CAIRN_PASSWORD (or RESTIC_PASSWORD), CAIRN_PASSWORD_FILE or --password-file")
     }
 
     pub fn storage(&self, create: bool) -> anyhow::Result<Storage> {

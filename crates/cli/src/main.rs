@@ -69,6 +69,15 @@ enum Command {
     Copy(commands::copy::Args),
     /// List the ids of the repository's snapshots, index files, packs, keys, locks or blobs.
     List(commands::list::Args),
+    /// Restore a snapshot into a scratch directory, verify it, run a command against it and
+    /// record the outcome (exit 21 if the drill fails).
+    Drill(commands::drill::Args),
+    /// List recorded restore drills.
+    Drills(commands::drill::ListArgs),
+    /// Check every group's recovery point against age limits (exit 20 on a breach).
+    Rpo(commands::rpo::Args),
+    /// Write Prometheus metrics (recovery points, last check, sizes).
+    Metrics(commands::metrics::Args),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +115,10 @@ fn main() -> ExitCode {
             Command::Prune(args) => commands::prune::run(globals, args).await,
             Command::Unlock(args) => commands::unlock::run(globals, args).await,
             Command::List(args) => commands::list::run(globals, args).await,
+            Command::Drill(args) => commands::drill::run(globals, args).await,
+            Command::Drills(args) => commands::drill::list(globals, args).await,
+            Command::Rpo(args) => commands::rpo::run(globals, args).await,
+            Command::Metrics(args) => commands::metrics::run(globals, args).await,
         }
     });
     match result {

@@ -29,6 +29,10 @@ pub enum ObjectKind {
     Lock = 4,
     /// A pending-deletion record.
     Pending = 5,
+    /// A restore drill's record.
+    Drill = 6,
+    /// A check run's record.
+    Check = 7,
 }
 
 fn ad(kind: ObjectKind) -> [u8; 16] {

@@ -49,3 +49,8 @@ fn lock_corpus() {
 fn pending_corpus() {
     replay("pending", cairn_repo::fuzzing::pending);
 }
+
+#[test]
+fn record_corpus() {
+    replay("record", cairn_repo::fuzzing::record);
+}

@@ -23,7 +23,10 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         (None, false) => ReadData::None,
     };
     let repo = globals.open().await?;
-    let report = repo.check(&CheckOptions { read_data }).await?;
+    let (report, recorded) = repo.check_and_record(&CheckOptions { read_data }).await?;
+    if let Err(e) = recorded {
+        eprintln!("warning: the check's result could not be recorded in the repository: {e}");
+    }
     if globals.json {
         for finding in &report.findings {
             json_line(&json!({

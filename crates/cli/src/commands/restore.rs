@@ -1,4 +1,4 @@
-//! `cairn restore SNAPSHOT --target DIR`.
+//! `cairn restore SNAPSHOT[:PATH] --target DIR [--delete]`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use crate::output::{human_bytes, json_line};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Snapshot: "latest", an id or a unique id prefix.
+    /// Snapshot: "latest", an id or a unique id prefix; `SNAPSHOT:PATH` restores the
+    /// contents of that directory of the snapshot directly into the target (restic's form).
     snapshot: String,
     /// Directory to restore into (created if missing).
     #[arg(short, long)]
@@ -27,16 +28,34 @@ pub struct Args {
     /// Re-read restored files and check them against the repository.
     #[arg(long)]
     verify: bool,
+    /// Delete what the target holds in restored directories but the snapshot does not.
+    #[arg(long)]
+    delete: bool,
     #[command(flatten)]
     filter: FilterArgs,
 }
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     let repo = globals.open().await?;
-    let entry = repo
-        .find_snapshot(&args.snapshot, &args.filter.filter())
-        .await?;
+    let (spec, subdir) = match args.snapshot.split_once(':') {
+        Some((spec, path)) => (spec, Some(path)),
+        None => (args.snapshot.as_str(), None),
+    };
+    let entry = repo.find_snapshot(spec, &args.filter.filter()).await?;
     let index = repo.load_index().await?;
+    let mut snapshot = entry.snapshot.clone();
+    if let Some(path) = subdir.filter(|p| !p.trim_matches('/').is_empty()) {
+        let node = repo.find_node(&index, &entry.snapshot, path).await?;
+        snapshot.tree = node
+            .subtree
+            .filter(|_| node.kind == cairn_repo::NodeKind::Dir)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{path:?} in snapshot {} is not a directory (use --include to restore a file)",
+                    entry.short_id()
+                )
+            })?;
+    }
     let progress: Option<cairn_repo::ops::progress::ProgressFn> = (globals.json && !globals.quiet)
         .then(|| {
             Arc::new(|p: &Progress| {
@@ -68,11 +87,12 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         include: args.include,
         exclude: args.exclude,
         verify: args.verify,
+        delete: args.delete,
         progress,
         ..Default::default()
     };
     let report = repo
-        .restore(index, &entry.snapshot, &args.target, options)
+        .restore(index, &snapshot, &args.target, options)
         .await?;
     for (path, message) in &report.errors {
         if globals.json {
@@ -92,11 +112,12 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             "total_bytes": report.bytes_restored,
             "bytes_restored": report.bytes_restored,
             "files_verified": report.files_verified,
+            "files_deleted": report.deleted,
             "snapshot_id": entry.id,
         }));
     } else if !globals.quiet {
         println!(
-            "restored {} files, {} directories, {} other entries, {} in {:.2}s{}",
+            "restored {} files, {} directories, {} other entries, {} in {:.2}s{}{}",
             report.files_restored,
             report.dirs_restored,
             report.others_restored,
@@ -104,6 +125,11 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             started.elapsed().as_secs_f64(),
             if args.verify {
                 format!("; verified {} files", report.files_verified)
+            } else {
+                String::new()
+            },
+            if args.delete {
+                format!("; deleted {} entries", report.deleted)
             } else {
                 String::new()
             }

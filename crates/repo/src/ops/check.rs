@@ -14,6 +14,7 @@ use futures::StreamExt;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile};
 use crate::object::{check_content_id, open_object, ObjectKind};
+use crate::records::{CheckRecord, DrillRecord, Record};
 use crate::snapshot::SnapshotEntry;
 use crate::storage::FileType;
 use crate::tree::NodeKind;
@@ -97,6 +98,13 @@ pub enum Finding {
         /// The key file's name.
         file: String,
         /// What is wrong.
+        reason: String,
+    },
+    /// A drill or check record could not be read, authenticated or decoded.
+    RecordDamaged {
+        /// The object, e.g. `drills/<id>`.
+        object: String,
+        /// What went wrong.
         reason: String,
     },
     /// An index file could not be read, authenticated or decoded.
@@ -186,6 +194,9 @@ impl fmt::Display for Finding {
             Finding::KeyFileDamaged { file, reason } => {
                 write!(f, "key file {file} is damaged: {reason}")
             }
+            Finding::RecordDamaged { object, reason } => {
+                write!(f, "record {object} is damaged: {reason}")
+            }
             Finding::IndexFileDamaged { file, reason } => {
                 write!(f, "index file {file} is damaged: {reason}")
             }
@@ -260,7 +271,43 @@ pub struct CheckOptions {
     pub read_data: ReadData,
 }
 
+impl ReadData {
+    /// How a check record names it: `none`, `all`, `subset n/m` or `x%`.
+    pub fn describe(&self) -> String {
+        match self {
+            ReadData::None => "none".into(),
+            ReadData::All => "all".into(),
+            ReadData::Subset { n, m } => format!("subset {n}/{m}"),
+            ReadData::Percent(p) => format!("{p}%"),
+        }
+    }
+}
+
 impl Repository {
+    /// Checks the repository and records the result (`checks/<id>`) for metrics and
+    /// runbooks. Returns the report, and the record's id or why it could not be written (a
+    /// read-only credential, say): the check's verdict stands either way.
+    pub async fn check_and_record(
+        &self,
+        options: &CheckOptions,
+    ) -> Result<(CheckReport, Result<String>)> {
+        let time = chrono::Utc::now();
+        let started = std::time::Instant::now();
+        let report = self.check(options).await?;
+        let errors = report.findings.iter().filter(|f| f.is_error()).count() as u64;
+        let record = CheckRecord {
+            time: time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            ok: report.is_ok(),
+            read_data: options.read_data.describe(),
+            errors,
+            warnings: report.findings.len() as u64 - errors,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            hostname: crate::repository::hostname(),
+        };
+        let id = self.write_record(&record).await;
+        Ok((report, id))
+    }
+
     /// Checks the repository; see the module documentation. Returns a report even when it
     /// finds damage; errors only when the check itself cannot run (storage unreachable).
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
@@ -281,6 +328,33 @@ impl Repository {
                     file: listed.name,
                     reason: e.to_string(),
                 });
+            }
+        }
+
+        // Drill and check records, which RPO and metrics trust.
+        for file_type in [FileType::Drill, FileType::Check] {
+            for listed in self.storage.list(file_type).await? {
+                let object = format!("{}/{}", file_type.dir(), listed.name);
+                let verdict = async {
+                    let sealed = self.storage.get(file_type, &listed.name).await?;
+                    check_content_id(&object, &listed.name, &sealed)?;
+                    if file_type == FileType::Drill {
+                        let plain = open_object(&self.keys, ObjectKind::Drill, &object, &sealed)?;
+                        DrillRecord::decode(&plain, &object).map(|_| ())
+                    } else {
+                        let plain = open_object(&self.keys, ObjectKind::Check, &object, &sealed)?;
+                        CheckRecord::decode(&plain, &object).map(|_| ())
+                    }
+                }
+                .await;
+                match verdict {
+                    Ok(()) | Err(RepoError::MissingObject { .. }) => {}
+                    Err(e @ RepoError::Storage { .. }) => return Err(e),
+                    Err(e) => report.findings.push(Finding::RecordDamaged {
+                        object,
+                        reason: e.to_string(),
+                    }),
+                }
             }
         }
 

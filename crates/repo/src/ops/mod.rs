@@ -3,9 +3,12 @@
 pub mod backup;
 pub mod check;
 mod content;
+pub mod drill;
 pub mod dump_tar;
 pub mod forget;
+pub mod metrics;
 mod patterns;
 pub mod progress;
 pub mod prune;
 pub mod restore;
+pub mod rpo;

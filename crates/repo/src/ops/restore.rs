@@ -40,6 +40,10 @@ pub struct RestoreOptions {
     pub exclude: Vec<String>,
     /// Re-read every restored file and check it against its blob ids.
     pub verify: bool,
+    /// Remove what the target holds inside restored directories but the snapshot does not
+    /// (restic's `--delete`), so the target ends up equal to the snapshot. With `include`,
+    /// only what the patterns select is removed; what `exclude` matches is never removed.
+    pub delete: bool,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
     /// Cancellation.
@@ -59,6 +63,8 @@ pub struct RestoreReport {
     pub bytes_restored: u64,
     /// Files checked by `verify`.
     pub files_verified: u64,
+    /// Entries of the target removed by `delete` (a removed directory counts once).
+    pub deleted: u64,
     /// Problems with single items (metadata that could not be set, verify mismatches).
     pub errors: Vec<(PathBuf, String)>,
 }
@@ -74,6 +80,53 @@ fn matches_self_or_ancestor(set: &GlobSet, rel: &Path) -> bool {
     absolute
         .ancestors()
         .any(|p| p != Path::new("/") && set.is_match(p))
+}
+
+/// Removes entries of restored directories that the snapshot does not have.
+fn delete_extraneous(
+    items: &[Item],
+    target: &Path,
+    include: Option<&GlobSet>,
+    exclude: Option<&GlobSet>,
+    report: &Mutex<RestoreReport>,
+) -> Result<()> {
+    let present: std::collections::HashSet<&Path> =
+        items.iter().map(|item| item.rel.as_path()).collect();
+    let dirs = std::iter::once(Path::new("")).chain(
+        items
+            .iter()
+            .filter(|item| item.node.kind == NodeKind::Dir)
+            .map(|item| item.rel.as_path()),
+    );
+    let mut deleted = 0;
+    for dir in dirs {
+        let on_disk = target.join(dir);
+        let entries = match std::fs::read_dir(&on_disk) {
+            Ok(entries) => entries,
+            Err(e) => return Err(RepoError::io(&on_disk, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| RepoError::io(&on_disk, e))?;
+            let rel = dir.join(entry.file_name());
+            if present.contains(rel.as_path())
+                || exclude.is_some_and(|set| matches_self_or_ancestor(set, &rel))
+                || include.is_some_and(|set| !matches_self_or_ancestor(set, &rel))
+            {
+                continue;
+            }
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let removed = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| RepoError::io(&path, e))?;
+            deleted += 1;
+        }
+    }
+    report.lock().expect("report lock").deleted = deleted;
+    Ok(())
 }
 
 /// A hard link to make: (item index, index of the item it links to).
@@ -270,6 +323,16 @@ impl Repository {
                 &mut *problems.lock().expect("problems lock"),
             ));
 
+        // Removing entries changes directories' times, so it comes before metadata.
+        if options.delete {
+            let (items, target, report) = (Arc::clone(&items), target.clone(), Arc::clone(&report));
+            let (include, exclude) = (include.clone(), exclude.clone());
+            tokio::task::spawn_blocking(move || {
+                delete_extraneous(&items, &target, include.as_ref(), exclude.as_ref(), &report)
+            })
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??;
+        }
         // 3. Hard links, then metadata (files before their directories, deepest first).
         {
             let (items, target, report) = (Arc::clone(&items), target.clone(), Arc::clone(&report));

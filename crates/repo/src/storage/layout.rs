@@ -23,6 +23,10 @@ pub enum FileType {
     /// `pending/<id>`: packs a prune removed from the index, deleted by a later step once no
     /// backup that could still use them is running.
     Pending,
+    /// `drills/<id>`: records of restore drills (docs/format.md#drill-and-check-records).
+    Drill,
+    /// `checks/<id>`: records of `check` runs.
+    Check,
 }
 
 impl FileType {
@@ -36,6 +40,8 @@ impl FileType {
             FileType::Snapshot => "snapshots",
             FileType::Lock => "locks",
             FileType::Pending => "pending",
+            FileType::Drill => "drills",
+            FileType::Check => "checks",
         })
     }
 

@@ -271,12 +271,17 @@ impl Repository {
 
     /// Backs up a byte stream as one file named `filename` at the snapshot's root, in
     /// constant memory (`pg_dump db | cairn backup --stdin --stdin-filename db.sql`).
+    /// Leading slashes of `filename` are ignored.
     pub async fn backup_stream<R: Read + Send + 'static>(
         &self,
         reader: R,
         filename: &str,
         options: BackupOptions,
     ) -> Result<BackupReport> {
+        // restic (and K8up, which passes `/<host>-<container>.sql`) accept a leading slash:
+        // the file still sits at the root.
+        let given = filename;
+        let filename = filename.trim_start_matches('/');
         let name = Name(filename.as_bytes().to_vec());
         if filename.is_empty()
             || filename.contains('/')
@@ -285,7 +290,7 @@ impl Repository {
             || filename.contains('\0')
         {
             return Err(RepoError::InvalidInput(format!(
-                "invalid stream file name {filename:?}"
+                "invalid stream file name {given:?}: expected one file name, like db.sql"
             )));
         }
         let host = options.hostname.clone().unwrap_or_else(hostname);

@@ -39,6 +39,8 @@ pub struct ForgetReport {
     pub removed: Vec<String>,
     /// Ids that could not be removed, with why (restic exit code 3).
     pub failed: Vec<(String, String)>,
+    /// Drill records of removed snapshots (and surplus check records) deleted.
+    pub records_removed: u64,
 }
 
 impl Repository {
@@ -74,6 +76,9 @@ impl Repository {
                 Ok(()) => removed.push(id),
                 Err(e) => report.failed.push((id, e.to_string())),
             }
+        }
+        if !removed.is_empty() {
+            report.records_removed = self.drop_stale_records().await?;
         }
         report.removed = removed;
         Ok(report)

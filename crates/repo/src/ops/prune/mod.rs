@@ -97,6 +97,8 @@ pub struct PruneReport {
     pub packs_awaiting_backups: u64,
     /// Packs put back into the index because a backup that ran during a prune used them.
     pub packs_restored: u64,
+    /// Drill records of removed snapshots and surplus check records deleted.
+    pub records_removed: u64,
 }
 
 /// One indexed pack's use.
@@ -135,7 +137,11 @@ impl Repository {
         } else {
             Some(self.lock_maintenance().await?)
         };
-        let result = self.prune_locked(lock.as_ref(), options).await;
+        let mut result = self.prune_locked(lock.as_ref(), options).await;
+        if let (Ok(report), Some(lock)) = (&mut result, &lock) {
+            check_lock(Some(lock))?;
+            report.records_removed = self.drop_stale_records().await?;
+        }
         if let Some(lock) = lock {
             lock.release().await?;
         }

@@ -1,0 +1,405 @@
+//! Repository metrics in Prometheus text exposition, for node_exporter's textfile collector:
+//! recovery points per group, the last check, sizes and counts.
+//!
+//! Every series carries a `repository` label (the first 8 hex digits of the repository id) so
+//! several repositories' files can sit in one textfile directory without clashing.
+
+use std::borrow::Cow;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::error::{RepoError, Result};
+use crate::ops::forget::GroupBy;
+use crate::ops::rpo::{evaluate, RpoOptions};
+use crate::records::CheckRecord;
+use crate::snapshot::SnapshotFilter;
+use crate::storage::FileType;
+use crate::Repository;
+
+/// One group's recovery points, as Unix timestamps.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupMetrics {
+    /// Host (empty when not grouped by host).
+    pub host: String,
+    /// Paths joined by `,` (empty when not grouped by paths).
+    pub paths: String,
+    /// Tags joined by `,` (empty when not grouped by tags).
+    pub tags: String,
+    /// Snapshots in the group.
+    pub snapshots: u64,
+    /// Time of the newest snapshot.
+    pub newest: i64,
+    /// Time of the newest complete snapshot.
+    pub newest_complete: Option<i64>,
+    /// Time of the newest snapshot with a passing drill.
+    pub newest_verified: Option<i64>,
+}
+
+/// What `metrics` reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Metrics {
+    /// First 8 hex digits of the repository id.
+    pub repository: String,
+    /// When gathered (Unix seconds).
+    pub generated: i64,
+    /// Per group.
+    pub groups: Vec<GroupMetrics>,
+    /// Snapshots in the repository.
+    pub snapshots: u64,
+    /// Bytes of every object in the repository (packs, index, snapshots, ...).
+    pub stored_bytes: u64,
+    /// Sum over snapshots of the bytes they back up (what restoring every one would write).
+    pub logical_bytes: u64,
+    /// Drill records that passed, and that failed.
+    pub drills_passed: u64,
+    /// Drill records that failed.
+    pub drills_failed: u64,
+    /// The newest check record.
+    pub last_check: Option<CheckRecord>,
+    /// Time of the newest check that found no damage.
+    pub last_successful_check: Option<i64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    host: String,
+    paths: String,
+    tags: String,
+}
+
+fn unix(rfc3339: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Escapes a label value as the text format requires (`\\`, `\"`, `\n`). prometheus-client
+/// 0.23 writes label values verbatim, and paths may hold any of these characters.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Metrics {
+    /// The metrics in Prometheus text exposition format (version 0.0.4), every family with
+    /// HELP and TYPE lines.
+    pub fn to_prometheus(&self) -> String {
+        let labels = [(
+            Cow::Borrowed("repository"),
+            Cow::Owned(self.repository.clone()),
+        )];
+        let mut registry = Registry::with_prefix_and_labels("cairn", labels.into_iter());
+        let family = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<GroupLabels, FloatGauge>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let gauge = |registry: &mut Registry, name: &str, help: &str, value: f64| {
+            let gauge = FloatGauge::default();
+            gauge.set(value);
+            registry.register(name, help, gauge);
+        };
+        let newest = family(
+            &mut registry,
+            "snapshot_newest_timestamp_seconds",
+            "Time of the group's newest snapshot, complete or not",
+        );
+        let complete = family(
+            &mut registry,
+            "snapshot_newest_complete_timestamp_seconds",
+            "Time of the group's newest snapshot that read every source item (its recovery point)",
+        );
+        let verified = family(
+            &mut registry,
+            "snapshot_newest_verified_timestamp_seconds",
+            "Time of the group's newest snapshot with a passing restore drill",
+        );
+        let counts = family(&mut registry, "group_snapshots", "Snapshots in the group");
+        for group in &self.groups {
+            let labels = GroupLabels {
+                host: escape_label(&group.host),
+                paths: escape_label(&group.paths),
+                tags: escape_label(&group.tags),
+            };
+            newest.get_or_create(&labels).set(group.newest as f64);
+            counts.get_or_create(&labels).set(group.snapshots as f64);
+            if let Some(t) = group.newest_complete {
+                complete.get_or_create(&labels).set(t as f64);
+            }
+            if let Some(t) = group.newest_verified {
+                verified.get_or_create(&labels).set(t as f64);
+            }
+        }
+        gauge(
+            &mut registry,
+            "snapshots",
+            "Snapshots in the repository",
+            self.snapshots as f64,
+        );
+        gauge(
+            &mut registry,
+            "repository_stored_bytes",
+            "Bytes of every object stored in the repository",
+            self.stored_bytes as f64,
+        );
+        gauge(
+            &mut registry,
+            "repository_logical_bytes",
+            "Bytes the snapshots back up, summed over snapshots",
+            self.logical_bytes as f64,
+        );
+        gauge(
+            &mut registry,
+            "drills_passed",
+            "Recorded restore drills that passed",
+            self.drills_passed as f64,
+        );
+        gauge(
+            &mut registry,
+            "drills_failed",
+            "Recorded restore drills that failed",
+            self.drills_failed as f64,
+        );
+        if let Some(check) = &self.last_check {
+            if let Some(t) = unix(&check.time) {
+                gauge(
+                    &mut registry,
+                    "check_last_timestamp_seconds",
+                    "Time of the newest recorded check",
+                    t as f64,
+                );
+            }
+            gauge(
+                &mut registry,
+                "check_last_success",
+                "1 if the newest recorded check found no damage, else 0",
+                if check.ok { 1.0 } else { 0.0 },
+            );
+        }
+        if let Some(t) = self.last_successful_check {
+            gauge(
+                &mut registry,
+                "check_last_success_timestamp_seconds",
+                "Time of the newest recorded check that found no damage",
+                t as f64,
+            );
+        }
+        gauge(
+            &mut registry,
+            "metrics_generated_timestamp_seconds",
+            "When these metrics were gathered",
+            self.generated as f64,
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode_registry(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory and a rename, so
+/// a collector never reads a partial file.
+pub fn write_textfile(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".cairn-metrics-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| RepoError::io(dir, e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| RepoError::io(file.path(), e))?;
+    // node_exporter runs as another user: the file must be readable by it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| RepoError::io(file.path(), e))?;
+    }
+    file.persist(path)
+        .map_err(|e| RepoError::io(path, e.error))?;
+    Ok(())
+}
+
+impl Repository {
+    /// Gathers metrics (lists every object once, reads snapshots, drill and check records).
+    pub async fn metrics(&self, group_by: GroupBy, now: DateTime<Utc>) -> Result<Metrics> {
+        let snapshots = self.list_snapshots(&SnapshotFilter::default()).await?;
+        let drills: Vec<_> = self.drills().await?.into_iter().map(|d| d.1).collect();
+        let checks = self.check_records().await?;
+        let mut stored_bytes = 0;
+        for file_type in [
+            FileType::Config,
+            FileType::Key,
+            FileType::Pack,
+            FileType::Index,
+            FileType::Snapshot,
+            FileType::Lock,
+            FileType::Pending,
+            FileType::Drill,
+            FileType::Check,
+        ] {
+            if file_type == FileType::Config {
+                stored_bytes += self.storage.size(FileType::Config, "config").await?;
+                continue;
+            }
+            stored_bytes += self
+                .storage
+                .list(file_type)
+                .await?
+                .iter()
+                .map(|l| l.size)
+                .sum::<u64>();
+        }
+        let rpo = evaluate(
+            &snapshots,
+            &drills,
+            &RpoOptions {
+                max_age: Duration::MAX,
+                max_verified_age: None,
+                group_by,
+                filter: SnapshotFilter::default(),
+                now,
+            },
+        );
+        let ts = |p: &crate::ops::rpo::PointInTime| unix(&p.time);
+        let mut groups = Vec::new();
+        for group in &rpo.groups {
+            let snapshots_in = snapshots
+                .iter()
+                .filter(|e| group_by.key(&e.snapshot) == group.key)
+                .count() as u64;
+            groups.push(GroupMetrics {
+                host: group.key.hostname.clone().unwrap_or_default(),
+                paths: group
+                    .key
+                    .paths
+                    .as_ref()
+                    .map(|p| p.join(","))
+                    .unwrap_or_default(),
+                tags: group
+                    .key
+                    .tags
+                    .as_ref()
+                    .map(|t| t.join(","))
+                    .unwrap_or_default(),
+                snapshots: snapshots_in,
+                newest: ts(&group.newest).unwrap_or(0),
+                newest_complete: group.newest_complete.as_ref().and_then(ts),
+                newest_verified: group.newest_verified.as_ref().and_then(ts),
+            });
+        }
+        Ok(Metrics {
+            repository: self.config().id.chars().take(8).collect(),
+            generated: now.timestamp(),
+            groups,
+            snapshots: snapshots.len() as u64,
+            stored_bytes,
+            logical_bytes: snapshots
+                .iter()
+                .filter_map(|e| e.snapshot.summary.as_ref())
+                .map(|s| s.total_bytes_processed)
+                .sum(),
+            drills_passed: drills.iter().filter(|d| d.passed()).count() as u64,
+            drills_failed: drills.iter().filter(|d| !d.passed()).count() as u64,
+            last_successful_check: checks
+                .iter()
+                .rev()
+                .find(|c| c.1.ok)
+                .and_then(|c| unix(&c.1.time)),
+            last_check: checks.last().map(|c| c.1.clone()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Metrics {
+        Metrics {
+            repository: "0123abcd".into(),
+            generated: 1_764_590_400,
+            groups: vec![GroupMetrics {
+                host: "node-1".into(),
+                paths: "/data,/var/lib/pg".into(),
+                tags: String::new(),
+                snapshots: 3,
+                newest: 1_764_586_800,
+                newest_complete: Some(1_764_583_200),
+                newest_verified: None,
+            }],
+            snapshots: 3,
+            stored_bytes: 12_345,
+            logical_bytes: 99_999,
+            drills_passed: 1,
+            drills_failed: 2,
+            last_check: Some(CheckRecord {
+                time: "2026-12-01T12:00:00Z".into(),
+                ok: false,
+                read_data: "none".into(),
+                errors: 1,
+                warnings: 0,
+                duration_seconds: 1.0,
+                hostname: "h".into(),
+            }),
+            last_successful_check: None,
+        }
+    }
+
+    #[test]
+    fn exposition_has_labelled_series_and_omits_unknown_times() {
+        let text = sample().to_prometheus();
+        assert!(text.contains("# TYPE cairn_snapshot_newest_timestamp_seconds gauge"));
+        assert!(text.contains(
+            "cairn_snapshot_newest_timestamp_seconds{repository=\"0123abcd\",host=\"node-1\",paths=\"/data,/var/lib/pg\",tags=\"\"} 1764586800"
+        ), "{text}");
+        assert!(
+            text.contains("cairn_check_last_success{repository=\"0123abcd\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("cairn_repository_stored_bytes{repository=\"0123abcd\"} 12345"));
+        // No verified snapshot, no successful check: no sample rather than a fake 0.
+        assert!(!text.contains("cairn_snapshot_newest_verified_timestamp_seconds{"));
+        assert!(!text.contains("cairn_check_last_success_timestamp_seconds{"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut metrics = sample();
+        metrics.groups[0].host = "a\"b\\c\nd".into();
+        let text = metrics.to_prometheus();
+        assert!(text.contains(r#"host="a\"b\\c\nd""#), "{text}");
+    }
+
+    #[test]
+    fn textfile_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.prom");
+        write_textfile(&path, "a 1\n").unwrap();
+        write_textfile(&path, "b 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "b 2\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
