@@ -1,6 +1,6 @@
 // A node-agent-style cairn consumer in Go (cgo): backs up the directory given on the command
-// line into a repository, restores the snapshot into another directory, and checks the
-// repository. Build flags come from the environment (see README):
+// line into a repository, restores the snapshot into another directory, checks the
+// repository, drills the snapshot and checks the recovery point. Build flags come from the environment (see README):
 //
 //	CGO_CFLAGS=-I<repo>/crates/ffi/include CGO_LDFLAGS="-L<repo>/target/debug -lcairn_ffi" \
 //	  go run ./examples/go REPO SOURCE_DIR RESTORE_DIR
@@ -82,6 +82,34 @@ func run(repoDir, source, target string) error {
 		return err
 	}
 	C.cairn_string_free(out)
+
+	// The sidecar's DR signal: drill the snapshot, then ask whether the RPO holds.
+	cDrill := C.CString(`{"command": "test -n \"$(ls -A)\"", "timeout": "5min"}`)
+	defer C.free(unsafe.Pointer(cDrill))
+	if err := cairnError("drill", C.cairn_drill(repo, cDrill, &out)); err != nil {
+		return err
+	}
+	C.cairn_string_free(out)
+	cRpo := C.CString(`{"max_age": "26h", "max_verified_age": "8d"}`)
+	defer C.free(unsafe.Pointer(cRpo))
+	if err := cairnError("rpo", C.cairn_rpo(repo, cRpo, &out)); err != nil {
+		return err
+	}
+	var rpo struct {
+		OK     bool `json:"ok"`
+		Groups []struct {
+			Newest struct {
+				AgeSeconds uint64 `json:"age_seconds"`
+			} `json:"newest"`
+		} `json:"groups"`
+	}
+	if err := json.Unmarshal([]byte(takeString(out)), &rpo); err != nil {
+		return err
+	}
+	if !rpo.OK || len(rpo.Groups) != 1 {
+		return fmt.Errorf("rpo: unexpected report %+v", rpo)
+	}
+	fmt.Println("rpo ok, newest snapshot", rpo.Groups[0].Newest.AgeSeconds, "s old")
 	return nil
 }
 

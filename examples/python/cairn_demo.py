@@ -10,6 +10,7 @@ import os
 import sys
 
 OK, INCOMPLETE, WRONG_PASSWORD, INVALID_ARGUMENT, ALREADY_INITIALIZED = 0, 3, 12, 20, 21
+DRILL_FAILED = 26
 
 PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
 READ = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t)
@@ -45,6 +46,10 @@ class Cairn:
         lib.cairn_key_list.argtypes = [handle, out]
         lib.cairn_key_remove.argtypes = [handle, s]
         lib.cairn_key_passwd.argtypes = [handle, s, out]
+        lib.cairn_drill.argtypes = [handle, s, out]
+        lib.cairn_drills.argtypes = [handle, out]
+        lib.cairn_rpo.argtypes = [handle, s, out]
+        lib.cairn_metrics.argtypes = [handle, s, out]
 
     def error(self):
         message = self.lib.cairn_last_error()
@@ -130,6 +135,24 @@ def main():
     assert len(forgotten["removed"]) == 2, forgotten
     c.call("cairn_prune", repo, None, ctypes.byref(out))
     assert json.loads(c.take_string(out))["snapshots"] == 1
+
+    # DR signals: a drill that checks the restored stream, one that fails, RPO and metrics.
+    drill = json.dumps({"command": 'test -n "$(ls -A "$CAIRN_DRILL_DIR")"', "timeout": "1min"}).encode()
+    c.call("cairn_drill", repo, drill, ctypes.byref(out))
+    passed = json.loads(c.take_string(out))
+    assert passed["outcome"] == "passed", passed
+    c.call("cairn_drill", repo, b'{"command": "exit 3"}', ctypes.byref(out), expect=DRILL_FAILED)
+    assert json.loads(c.take_string(out))["exit_code"] == 3
+    c.call("cairn_drills", repo, ctypes.byref(out))
+    assert [d["outcome"] for d in json.loads(c.take_string(out))] == ["passed", "command_failed"]
+    c.call("cairn_rpo", repo, b'{"max_age": "1h", "max_verified_age": "1h"}', ctypes.byref(out))
+    assert json.loads(c.take_string(out))["ok"] is True
+    c.call("cairn_rpo", repo, b'{"max_age": "1h", "group_by": "host,pod"}', ctypes.byref(out), expect=INVALID_ARGUMENT)
+    assert "pod" in c.error()
+    c.call("cairn_metrics", repo, None, ctypes.byref(out))
+    metrics = json.loads(c.take_string(out))
+    assert metrics["snapshots"] == 1 and metrics["drills_passed"] == 1, metrics
+    assert "cairn_snapshot_newest_verified_timestamp_seconds{" in metrics["prometheus"]
 
     # Keys: add one, change this handle's password, remove the added one.
     c.call("cairn_key_add", repo, b"second password", ctypes.byref(out))

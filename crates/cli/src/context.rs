@@ -16,12 +16,12 @@ Environment:
 
 Exit codes: 0 ok, 1 error, 3 snapshot written but some source data unreadable,
 10 repository does not exist, 11 repository locked, 12 wrong password,
-20 RPO breached (rpo), 21 drill failed (drill; recorded), 130 interrupted.";
+25 RPO breached (rpo), 26 drill failed (drill; recorded), 130 interrupted.";
 
 /// `cairn rpo`: some group's recovery point is older than allowed (not one of restic's codes).
-pub const EXIT_RPO_BREACHED: u8 = 20;
+pub const EXIT_RPO_BREACHED: u8 = 25;
 /// `cairn drill`: the drill ran and failed (restore, verify or command); it is recorded.
-pub const EXIT_DRILL_FAILED: u8 = 21;
+pub const EXIT_DRILL_FAILED: u8 = 26;
 
 /// Which environment variables would supply the repository and the password right now
 /// (names only, never values), for `--help`.

@@ -70,11 +70,11 @@ enum Command {
     /// List the ids of the repository's snapshots, index files, packs, keys, locks or blobs.
     List(commands::list::Args),
     /// Restore a snapshot into a scratch directory, verify it, run a command against it and
-    /// record the outcome (exit 21 if the drill fails).
+    /// record the outcome (exit 26 if the drill fails).
     Drill(commands::drill::Args),
     /// List recorded restore drills.
     Drills(commands::drill::ListArgs),
-    /// Check every group's recovery point against age limits (exit 20 on a breach).
+    /// Check every group's recovery point against age limits (exit 25 on a breach).
     Rpo(commands::rpo::Args),
     /// Write Prometheus metrics (recovery points, last check, sizes).
     Metrics(commands::metrics::Args),

@@ -79,6 +79,14 @@ typedef enum {
    */
   CAIRN_STATUS_IO = 24,
   /*
+   `cairn_rpo`: some group's recovery point is older than allowed (the CLI's exit code 25).
+   */
+  CAIRN_STATUS_RPO_BREACHED = 25,
+  /*
+   `cairn_drill`: the drill ran and failed; it is recorded (the CLI's exit code 26).
+   */
+  CAIRN_STATUS_DRILL_FAILED = 26,
+  /*
    A bug in cairn (a caught panic); the message says where.
    */
   CAIRN_STATUS_INTERNAL = 99,
@@ -271,10 +279,10 @@ cairn_status cairn_forget(const cairn_repo *repo, const char *policy_json, char 
 cairn_status cairn_prune(const cairn_repo *repo, const char *options_json, char **out_json);
 
 /*
- Checks the repository. `options_json`: null or `{"read_data": false,
- "read_data_subset": "n/m" | "x%"}`. `*out_json` receives `{"ok", "errors": [messages],
- "warnings": [messages], "packs_read", "snapshots_checked"}`; damage gives
- `CAIRN_STATUS_CORRUPT`.
+ Checks the repository and records the result in it (for metrics). `options_json`: null or
+ `{"read_data": false, "read_data_subset": "n/m" | "x%"}`. `*out_json` receives `{"ok",
+ "errors": [messages], "warnings": [messages], "packs_read", "snapshots_checked", "record":
+ id, "record_error": message}`; damage gives `CAIRN_STATUS_CORRUPT`.
 
  # Safety
  As for `cairn_prune`.
@@ -324,6 +332,48 @@ cairn_status cairn_key_list(const cairn_repo *repo, char **out_json);
  `repo` is a live handle; `id` a string.
  */
 cairn_status cairn_key_remove(const cairn_repo *repo, const char *id);
+
+/*
+ Runs a restore drill (see docs/cli.md, `drill`): restores the snapshot into a scratch
+ directory, verifies it, runs `command` with `sh -c` there, records the outcome.
+ `options_json`: `{"command": "...", "snapshot": "latest", "path": null, "timeout":
+ "10min", "scratch_dir": null, "hosts": [], "tags": []}`. `*out_json` receives the drill
+ record plus its `id`. A drill that ran and failed gives `CAIRN_STATUS_DRILL_FAILED`. The
+ command's output is discarded.
+
+ # Safety
+ As for `cairn_prune`.
+ */
+cairn_status cairn_drill(const cairn_repo *repo, const char *options_json, char **out_json);
+
+/*
+ Lists recorded drills, oldest first. `*out_json` receives a JSON array of drill records,
+ each with its `id`.
+
+ # Safety
+ `repo` is a live handle; `out_json` null or writable.
+ */
+cairn_status cairn_drills(const cairn_repo *repo, char **out_json);
+
+/*
+ Recovery-point status (see docs/cli.md, `rpo`). `options_json`: `{"max_age": "26h",
+ "max_verified_age": "8d", "group_by": "host,paths", "hosts": [], "tags": [], "paths":
+ []}`. `*out_json` receives the report; a breach gives `CAIRN_STATUS_RPO_BREACHED`.
+
+ # Safety
+ As for `cairn_prune`.
+ */
+cairn_status cairn_rpo(const cairn_repo *repo, const char *options_json, char **out_json);
+
+/*
+ Repository metrics. `options_json`: null or `{"group_by": "host,paths", "textfile":
+ path}`. `*out_json` receives the metrics as JSON plus `"prometheus"`: the text
+ exposition, which is also written atomically to `textfile` when given.
+
+ # Safety
+ As for `cairn_prune`.
+ */
+cairn_status cairn_metrics(const cairn_repo *repo, const char *options_json, char **out_json);
 
 /*
  The message of this thread's last failed call, or null if it succeeded. Owned by the

@@ -14,7 +14,8 @@ use crate::callbacks::{
 };
 use crate::handle::{handle, CairnRepo};
 use crate::options::{
-    parse, BackupJson, CheckJson, CopyJson, FilterJson, ForgetJson, PruneJson, RestoreJson,
+    parse, BackupJson, CheckJson, CopyJson, DrillJson, FilterJson, ForgetJson, MetricsJson,
+    PruneJson, RestoreJson, RpoJson,
 };
 use crate::status::{give_string, guard, optional_str, required_str, CairnStatus, Failure};
 
@@ -416,10 +417,10 @@ pub unsafe extern "C" fn cairn_prune(
     }
 }
 
-/// Checks the repository. `options_json`: null or `{"read_data": false,
-/// "read_data_subset": "n/m" | "x%"}`. `*out_json` receives `{"ok", "errors": [messages],
-/// "warnings": [messages], "packs_read", "snapshots_checked"}`; damage gives
-/// `CAIRN_STATUS_CORRUPT`.
+/// Checks the repository and records the result in it (for metrics). `options_json`: null or
+/// `{"read_data": false, "read_data_subset": "n/m" | "x%"}`. `*out_json` receives `{"ok",
+/// "errors": [messages], "warnings": [messages], "packs_read", "snapshots_checked", "record":
+/// id, "record_error": message}`; damage gives `CAIRN_STATUS_CORRUPT`.
 ///
 /// # Safety
 /// As for `cairn_prune`.
@@ -437,7 +438,8 @@ pub unsafe extern "C" fn cairn_check(
             "check",
             out_json,
             |handle, json: CheckJson| {
-                let report = handle.run(handle.repo().check(&json.options()?))?;
+                let (report, recorded) =
+                    handle.run(handle.repo().check_and_record(&json.options()?))?;
                 let (errors, warnings): (Vec<_>, Vec<_>) =
                     report.findings.iter().partition(|f| f.is_error());
                 let value = json!({
@@ -446,6 +448,8 @@ pub unsafe extern "C" fn cairn_check(
                     "warnings": warnings.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
                     "packs_read": report.packs_read,
                     "snapshots_checked": report.snapshots_checked,
+                    "record": recorded.as_ref().ok(),
+                    "record_error": recorded.as_ref().err().map(|e| e.to_string()),
                 });
                 let status = if report.is_ok() {
                     CairnStatus::Ok
@@ -578,4 +582,148 @@ pub unsafe extern "C" fn cairn_key_remove(
         handle.run(handle.repo().remove_key(id))?;
         Ok(CairnStatus::Ok)
     })
+}
+
+/// Runs a restore drill (see docs/cli.md, `drill`): restores the snapshot into a scratch
+/// directory, verifies it, runs `command` with `sh -c` there, records the outcome.
+/// `options_json`: `{"command": "...", "snapshot": "latest", "path": null, "timeout":
+/// "10min", "scratch_dir": null, "hosts": [], "tags": []}`. `*out_json` receives the drill
+/// record plus its `id`. A drill that ran and failed gives `CAIRN_STATUS_DRILL_FAILED`. The
+/// command's output is discarded.
+///
+/// # Safety
+/// As for `cairn_prune`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_drill(
+    repo: *const CairnRepo,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            options_json,
+            "drill",
+            out_json,
+            |handle, json: DrillJson| {
+                let options = json.options()?;
+                let spec = json.snapshot.as_deref().unwrap_or("latest");
+                let repo = handle.repo();
+                let result = handle.run(async {
+                    let entry = repo.find_snapshot(spec, &json.filter()).await?;
+                    repo.drill(&entry, &options).await
+                })?;
+                let mut value = serde_json::to_value(&result.record)
+                    .map_err(|e| Failure::invalid(e.to_string()))?;
+                value["id"] = Value::from(result.record_id);
+                let status = if result.record.passed() {
+                    CairnStatus::Ok
+                } else {
+                    CairnStatus::DrillFailed
+                };
+                Ok((status, value.to_string()))
+            },
+        )
+    }
+}
+
+/// Lists recorded drills, oldest first. `*out_json` receives a JSON array of drill records,
+/// each with its `id`.
+///
+/// # Safety
+/// `repo` is a live handle; `out_json` null or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_drills(
+    repo: *const CairnRepo,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            std::ptr::null(),
+            "drills",
+            out_json,
+            |handle, (): ()| {
+                let drills = handle.run(handle.repo().drills())?;
+                let values: Vec<Value> = drills
+                    .into_iter()
+                    .map(|(id, record)| {
+                        let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
+                        value["id"] = Value::from(id);
+                        value
+                    })
+                    .collect();
+                Ok((CairnStatus::Ok, Value::from(values).to_string()))
+            },
+        )
+    }
+}
+
+/// Recovery-point status (see docs/cli.md, `rpo`). `options_json`: `{"max_age": "26h",
+/// "max_verified_age": "8d", "group_by": "host,paths", "hosts": [], "tags": [], "paths":
+/// []}`. `*out_json` receives the report; a breach gives `CAIRN_STATUS_RPO_BREACHED`.
+///
+/// # Safety
+/// As for `cairn_prune`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_rpo(
+    repo: *const CairnRepo,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            options_json,
+            "rpo",
+            out_json,
+            |handle, json: RpoJson| {
+                let report = handle.run(handle.repo().rpo(&json.options()?))?;
+                let status = if report.ok {
+                    CairnStatus::Ok
+                } else {
+                    CairnStatus::RpoBreached
+                };
+                Ok((status, to_json(&report)?))
+            },
+        )
+    }
+}
+
+/// Repository metrics. `options_json`: null or `{"group_by": "host,paths", "textfile":
+/// path}`. `*out_json` receives the metrics as JSON plus `"prometheus"`: the text
+/// exposition, which is also written atomically to `textfile` when given.
+///
+/// # Safety
+/// As for `cairn_prune`.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_metrics(
+    repo: *const CairnRepo,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            options_json,
+            "metrics",
+            out_json,
+            |handle, json: MetricsJson| {
+                let metrics =
+                    handle.run(handle.repo().metrics(json.group_by()?, chrono::Utc::now()))?;
+                let text = metrics.to_prometheus();
+                if let Some(path) = &json.textfile {
+                    cairn_repo::ops::metrics::write_textfile(path.as_ref(), &text)?;
+                }
+                let mut value =
+                    serde_json::to_value(&metrics).map_err(|e| Failure::invalid(e.to_string()))?;
+                value["prometheus"] = Value::from(text);
+                Ok((CairnStatus::Ok, value.to_string()))
+            },
+        )
+    }
 }

@@ -4,9 +4,11 @@
 use cairn_repo::ops::backup::copy::CopyOptions;
 use cairn_repo::ops::backup::{BackupOptions, ParentSelection};
 use cairn_repo::ops::check::{CheckOptions, ReadData};
+use cairn_repo::ops::drill::DrillOptions;
 use cairn_repo::ops::forget::{ForgetOptions, GroupBy, KeepPolicy, TagSet, Within};
 use cairn_repo::ops::prune::PruneOptions;
 use cairn_repo::ops::restore::RestoreOptions;
+use cairn_repo::ops::rpo::{parse_duration, RpoOptions};
 use cairn_repo::{InitOptions, KdfParams, SnapshotFilter};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -164,6 +166,8 @@ pub(crate) struct RestoreJson {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub verify: bool,
+    #[serde(default)]
+    pub delete: bool,
 }
 
 impl RestoreJson {
@@ -172,6 +176,7 @@ impl RestoreJson {
             include: self.include,
             exclude: self.exclude,
             verify: self.verify,
+            delete: self.delete,
             ..Default::default()
         }
     }
@@ -324,4 +329,102 @@ impl CopyJson {
             ..Default::default()
         }
     }
+}
+
+/// Options of `cairn_drill`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DrillJson {
+    /// "latest" (default), an id or a unique prefix.
+    pub snapshot: Option<String>,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub command: String,
+    /// A duration such as "10min".
+    pub timeout: Option<String>,
+    pub scratch_dir: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl DrillJson {
+    pub fn options(&self) -> Result<DrillOptions, Failure> {
+        Ok(DrillOptions {
+            path: self.path.clone(),
+            command: self.command.clone(),
+            timeout: self
+                .timeout
+                .as_deref()
+                .map(|t| parse_duration(t, "timeout"))
+                .transpose()?,
+            scratch_parent: self.scratch_dir.clone().map(Into::into),
+            // The embedding process's stderr is not ours to write to.
+            command_output_to_stderr: false,
+            ..Default::default()
+        })
+    }
+
+    pub fn filter(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: Vec::new(),
+        }
+    }
+}
+
+/// Options of `cairn_rpo`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RpoJson {
+    /// Required: a duration such as "26h".
+    pub max_age: Option<String>,
+    pub max_verified_age: Option<String>,
+    /// "host,paths" by default.
+    pub group_by: Option<String>,
+    #[serde(flatten)]
+    pub filter: FilterJson,
+}
+
+impl RpoJson {
+    pub fn options(self) -> Result<RpoOptions, Failure> {
+        let max_age = self
+            .max_age
+            .ok_or_else(|| Failure::invalid("rpo options: max_age is required"))?;
+        Ok(RpoOptions {
+            max_age: parse_duration(&max_age, "max_age")?,
+            max_verified_age: self
+                .max_verified_age
+                .as_deref()
+                .map(|d| parse_duration(d, "max_verified_age"))
+                .transpose()?,
+            group_by: group_by(self.group_by.as_deref())?,
+            filter: self.filter.filter(),
+            now: chrono::Utc::now(),
+        })
+    }
+}
+
+/// Options of `cairn_metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsJson {
+    pub group_by: Option<String>,
+    /// Also write the exposition to this file (atomically).
+    pub textfile: Option<String>,
+}
+
+impl MetricsJson {
+    pub fn group_by(&self) -> Result<GroupBy, Failure> {
+        group_by(self.group_by.as_deref())
+    }
+}
+
+fn group_by(text: Option<&str>) -> Result<GroupBy, Failure> {
+    Ok(match text {
+        Some(text) => GroupBy::parse(text)?,
+        None => GroupBy::default(),
+    })
 }

@@ -34,6 +34,10 @@ pub enum CairnStatus {
     Storage = 23,
     /// A local file could not be read or written.
     Io = 24,
+    /// `cairn_rpo`: some group's recovery point is older than allowed (the CLI's exit code 25).
+    RpoBreached = 25,
+    /// `cairn_drill`: the drill ran and failed; it is recorded (the CLI's exit code 26).
+    DrillFailed = 26,
     /// A bug in cairn (a caught panic); the message says where.
     Internal = 99,
     /// The operation was cancelled.

@@ -396,3 +396,94 @@ async fn a_directory_dumps_as_tar_with_every_entry() {
     assert_eq!(seen, expected);
     assert_eq!(written, content_bytes);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_delete_makes_the_target_equal_within_its_selection() {
+    let source = tempfile::tempdir().unwrap();
+    for (name, data) in [
+        ("keep/a", &b"a"[..]),
+        ("keep/sub/b", b"b"),
+        ("other/c", b"c"),
+    ] {
+        let path = source.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let report = repo
+        .backup(&[source.path().to_path_buf()], BackupOptions::default())
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let root = target.path().join(source.path().strip_prefix("/").unwrap());
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("precious"), b"outside").unwrap();
+    let plant = |rel: &str| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"extra").unwrap();
+    };
+    plant("keep/extra.txt");
+    plant("keep/gone/deep/file");
+    plant("other/extra.txt");
+    plant("logs/skip.log");
+    std::os::unix::fs::symlink(outside.path(), root.join("keep/link")).unwrap();
+    std::fs::write(target.path().join("top-level"), b"extra").unwrap();
+
+    // Selected by --include: only what it selects is removed.
+    let restored = repo
+        .restore(
+            repo.load_index().await.unwrap(),
+            &report.snapshot,
+            target.path(),
+            RestoreOptions {
+                include: vec!["/**/keep".into()],
+                delete: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(restored.deleted, 3, "extra.txt, gone/ and the link");
+    assert!(!root.join("keep/extra.txt").exists());
+    assert!(!root.join("keep/gone").exists());
+    assert!(std::fs::symlink_metadata(root.join("keep/link")).is_err());
+    assert_eq!(
+        std::fs::read(outside.path().join("precious")).unwrap(),
+        b"outside"
+    );
+    assert!(
+        root.join("other/extra.txt").exists(),
+        "outside the selection"
+    );
+    assert!(
+        target.path().join("top-level").exists(),
+        "outside the selection"
+    );
+
+    // Everything, but never what --exclude matches.
+    let restored = repo
+        .restore(
+            repo.load_index().await.unwrap(),
+            &report.snapshot,
+            target.path(),
+            RestoreOptions {
+                exclude: vec!["*.log".into()],
+                delete: true,
+                verify: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(restored.errors.is_empty(), "{:?}", restored.errors);
+    assert!(!root.join("other/extra.txt").exists());
+    assert!(!target.path().join("top-level").exists());
+    assert!(
+        root.join("logs/skip.log").exists(),
+        "excluded paths are never deleted"
+    );
+    assert_eq!(std::fs::read(root.join("keep/sub/b")).unwrap(), b"b");
+}

@@ -101,6 +101,10 @@ fn delete_extraneous(
     let mut deleted = 0;
     for dir in dirs {
         let on_disk = target.join(dir);
+        // Never list (and delete) through a symlink: only real directories restore created.
+        if !std::fs::symlink_metadata(&on_disk).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         let entries = match std::fs::read_dir(&on_disk) {
             Ok(entries) => entries,
             Err(e) => return Err(RepoError::io(&on_disk, e)),
@@ -114,19 +118,48 @@ fn delete_extraneous(
             {
                 continue;
             }
-            let path = entry.path();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let removed = if is_dir {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(|e| RepoError::io(&path, e))?;
-            deleted += 1;
+            if remove_unless_excluded(&entry.path(), &rel, is_dir, exclude)? {
+                deleted += 1;
+            }
         }
     }
     report.lock().expect("report lock").deleted = deleted;
     Ok(())
+}
+
+/// Removes `path` (a directory with what it holds), sparing anything `exclude` matches and
+/// the directories leading to it. True when `path` itself is gone.
+fn remove_unless_excluded(
+    path: &Path,
+    rel: &Path,
+    is_dir: bool,
+    exclude: Option<&GlobSet>,
+) -> Result<bool> {
+    if !is_dir {
+        std::fs::remove_file(path).map_err(|e| RepoError::io(path, e))?;
+        return Ok(true);
+    }
+    let Some(exclude) = exclude else {
+        std::fs::remove_dir_all(path).map_err(|e| RepoError::io(path, e))?;
+        return Ok(true);
+    };
+    let mut spared = false;
+    for entry in std::fs::read_dir(path).map_err(|e| RepoError::io(path, e))? {
+        let entry = entry.map_err(|e| RepoError::io(path, e))?;
+        let child_rel = rel.join(entry.file_name());
+        if matches_self_or_ancestor(exclude, &child_rel) {
+            spared = true;
+            continue;
+        }
+        let child_is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        spared |= !remove_unless_excluded(&entry.path(), &child_rel, child_is_dir, Some(exclude))?;
+    }
+    if spared {
+        return Ok(false);
+    }
+    std::fs::remove_dir(path).map_err(|e| RepoError::io(path, e))?;
+    Ok(true)
 }
 
 /// A hard link to make: (item index, index of the item it links to).
