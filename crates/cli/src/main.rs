@@ -83,8 +83,13 @@ enum Command {
 fn main() -> ExitCode {
     tune_allocator();
     // `--help` also says which variables would be used here (names, never values).
-    let help = format!("{}\n\n{}", context::ENV_HELP, context::env_in_use());
-    let matches = Cli::command().after_help(help).get_matches();
+    // Every subcommand's `--help` says it too: that is where a K8up operator looks.
+    let in_use = context::env_in_use();
+    let help = format!("{}\n\n{in_use}", context::ENV_HELP);
+    let matches = Cli::command()
+        .after_help(help)
+        .mut_subcommands(|sub| sub.after_help(in_use.clone()))
+        .get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

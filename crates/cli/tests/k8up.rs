@@ -428,3 +428,33 @@ fn k8up_flow_on_s3() {
     };
     k8up_flow(&pod, work.path());
 }
+
+/// An operator debugging a pod reads `--help`: it must name the variables in use (for the
+/// subcommand too) and never print their values.
+#[test]
+fn help_names_the_restic_variables_in_use_but_not_their_values() {
+    let pod = Pod {
+        env: vec![
+            ("RESTIC_REPOSITORY".into(), "/secret-repo-path-7361".into()),
+            ("RESTIC_PASSWORD".into(), "hunter2-password-value".into()),
+        ],
+        host: "node-c".into(),
+    };
+    for args in [
+        &["--help"][..],
+        &["backup", "--help"],
+        &["restore", "--help"],
+    ] {
+        let out = pod.succeed(args, None);
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            help.contains("repository from RESTIC_REPOSITORY")
+                && help.contains("password from RESTIC_PASSWORD"),
+            "{args:?}: {help}"
+        );
+        assert!(
+            !help.contains("secret-repo-path-7361") && !help.contains("hunter2"),
+            "{args:?} leaks a value: {help}"
+        );
+    }
+}

@@ -79,10 +79,22 @@ async fn prune_frees_unused_data_and_keeps_every_snapshot() {
     assert_healthy(&repo).await;
     assert_restores(&repo, &snaps).await;
 
-    // A second prune finds nothing more to do.
+    // A second prune finds nothing more to do. Blobs may stay unused: chunk boundaries
+    // depend on the repository's random chunker key, so a garbage chunk can share a pack
+    // whose unused share is under `max_unused` and is rightly left in place.
     let again = repo.prune(&PruneOptions::default()).await.unwrap();
-    assert_eq!(again.blobs_unused, 0, "{again:?}");
     assert_eq!(again.packs_deleted, 0, "{again:?}");
+    assert_eq!(again.packs_repacked, 0, "{again:?}");
+    // With no tolerance for unused bytes, prune removes every last unused blob.
+    let strict = PruneOptions {
+        max_unused: 0.0,
+        ..Default::default()
+    };
+    repo.prune(&strict).await.unwrap();
+    let last = repo.prune(&strict).await.unwrap();
+    assert_eq!(last.blobs_unused, 0, "{last:?}");
+    assert_healthy(&repo).await;
+    assert_restores(&repo, &snaps).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
