@@ -12,27 +12,16 @@ use serde_json::Value;
 const EXIT_RPO_BREACHED: i32 = 25;
 const EXIT_DRILL_FAILED: i32 = 26;
 
+mod common;
+use common::{ok, run};
+
 fn cairn(repo: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RESTIC_REPOSITORY", repo)
-        .env("RESTIC_PASSWORD", "drill password");
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("cairn runs")
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::cairn_with(
+        "RESTIC_REPOSITORY",
+        "RESTIC_PASSWORD",
+        repo,
+        "drill password",
+    )
 }
 
 fn tool(name: &str) -> bool {
