@@ -115,8 +115,10 @@ proptest! {
             chunker.chunks(&edited).map(|c| &edited[c.offset..c.offset + c.length]).collect();
         let new = after.iter().filter(|c| !before.contains(*c)).count();
         // ~160 chunks; cut-point skipping below `min` can carry an edit over a few boundaries
-        // before the chunker re-synchronises, never further.
-        prop_assert!(new <= 8, "{} of {} chunks changed", new, after.len());
+        // before the chunker re-synchronises. How many is chance, falling geometrically: 9
+        // has been seen (in the regressions file), so the bound leaves room; an edit that
+        // re-chunked the rest of the data (~155) still fails it.
+        prop_assert!(new <= 16, "{} of {} chunks changed", new, after.len());
     }
 }
 
