@@ -27,7 +27,7 @@ pub mod tree;
 pub use config::{InitOptions, RepoConfig};
 pub use error::{ErrorKind, RepoError, Result};
 pub use index::Index;
-pub use lock::{LockGuard, LockInfo, LockKind, LockStatus, LockTimings};
+pub use lock::{LockConfirmer, LockGuard, LockInfo, LockKind, LockStatus, LockTimings};
 pub use records::{CheckRecord, DrillOutcome, DrillRecord};
 pub use repository::{KeyInfo, Repository};
 pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SnapshotSummary};

@@ -3,6 +3,8 @@
 //!
 //! Content-addressed objects are named by the BLAKE3 of their sealed bytes, and readers check
 //! the name before opening, so a file swapped for another fails even before authentication.
+//! Objects that are not content-addressed (locks) bind their name into the associated data
+//! instead ([`seal_named`]), so a copy under another name does not authenticate.
 
 use std::io::Read;
 
@@ -42,15 +44,49 @@ fn ad(kind: ObjectKind) -> [u8; 16] {
     ad
 }
 
+/// AD of a named object: its own prefix (never equal to a v1 AD), the kind, the name.
+fn named_ad(kind: ObjectKind, name: &str) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(17 + name.len());
+    ad.extend_from_slice(b"cairn named v1\0");
+    ad.push(kind as u8);
+    ad.extend_from_slice(name.as_bytes());
+    ad
+}
+
+/// Seals an object bound to its name: `name` is the object's path in the repository
+/// (`locks/maintenance`), and [`open_named`] fails for any other name or kind.
+pub fn seal_named(
+    keys: &MasterKeys,
+    kind: ObjectKind,
+    name: &str,
+    plaintext: &[u8],
+) -> Result<Bytes> {
+    seal_with_ad(keys, kind, &named_ad(kind, name), plaintext)
+}
+
+/// Authenticates an object sealed by [`seal_named`] under `name`, then decrypts and
+/// decompresses it.
+pub fn open_named(
+    keys: &MasterKeys,
+    kind: ObjectKind,
+    name: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
+    open_with_ad(keys, &named_ad(kind, name), name, sealed)
+}
+
 /// Compresses and seals an object's plaintext.
 pub fn seal_object(keys: &MasterKeys, kind: ObjectKind, plaintext: &[u8]) -> Result<Bytes> {
+    seal_with_ad(keys, kind, &ad(kind), plaintext)
+}
+
+fn seal_with_ad(keys: &MasterKeys, kind: ObjectKind, ad: &[u8], plaintext: &[u8]) -> Result<Bytes> {
     let compressed = zstd::bulk::compress(plaintext, 3)
         .map_err(|e| RepoError::InvalidInput(format!("zstd: {e}")))?;
-    let sealed =
-        seal(keys.data_key(), &ad(kind), &compressed).map_err(|source| RepoError::Pack {
-            object: format!("new {kind:?} object"),
-            source,
-        })?;
+    let sealed = seal(keys.data_key(), ad, &compressed).map_err(|source| RepoError::Pack {
+        object: format!("new {kind:?} object"),
+        source,
+    })?;
     Ok(Bytes::from(sealed))
 }
 
@@ -61,13 +97,16 @@ pub fn open_object(
     name: &str,
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
-    let compressed =
-        open(keys.data_key(), &ad(kind), sealed, || name.to_string()).map_err(|source| {
-            RepoError::Pack {
-                object: name.to_string(),
-                source,
-            }
-        })?;
+    open_with_ad(keys, &ad(kind), name, sealed)
+}
+
+fn open_with_ad(keys: &MasterKeys, ad: &[u8], name: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    let compressed = open(keys.data_key(), ad, sealed, || name.to_string()).map_err(|source| {
+        RepoError::Pack {
+            object: name.to_string(),
+            source,
+        }
+    })?;
     let mut plain = Vec::new();
     let decoder = zstd::stream::read::Decoder::new(&compressed[..])
         .map_err(|e| RepoError::corrupt(name, e.to_string()))?;
@@ -121,6 +160,21 @@ mod tests {
     }
 
     #[test]
+    fn named_objects_are_bound_to_name_and_kind() {
+        let sealed = seal_named(&keys(), ObjectKind::Lock, "locks/a", b"{}").unwrap();
+        assert_eq!(
+            open_named(&keys(), ObjectKind::Lock, "locks/a", &sealed).unwrap(),
+            b"{}"
+        );
+        assert!(open_named(&keys(), ObjectKind::Lock, "locks/b", &sealed).is_err());
+        assert!(open_named(&keys(), ObjectKind::Pending, "locks/a", &sealed).is_err());
+        // Neither passes for an unnamed object of the same kind, nor the other way round.
+        assert!(open_object(&keys(), ObjectKind::Lock, "locks/a", &sealed).is_err());
+        let unnamed = seal_object(&keys(), ObjectKind::Lock, b"{}").unwrap();
+        assert!(open_named(&keys(), ObjectKind::Lock, "", &unnamed).is_err());
+    }
+
+    #[test]
     fn content_id_check() {
         let sealed = seal_object(&keys(), ObjectKind::Index, b"x").unwrap();
         let id = content_id(&sealed);
@@ -129,6 +183,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn named_round_trip_and_other_names(data in prop::collection::vec(any::<u8>(), 0..500), a in "[a-z/]{0,20}", b in "[a-z/]{0,20}") {
+            let sealed = seal_named(&keys(), ObjectKind::Lock, &a, &data).unwrap();
+            prop_assert_eq!(open_named(&keys(), ObjectKind::Lock, &a, &sealed).unwrap(), data);
+            prop_assert_eq!(open_named(&keys(), ObjectKind::Lock, &b, &sealed).is_ok(), a == b);
+        }
+
         #[test]
         fn round_trip_and_flip(data in prop::collection::vec(any::<u8>(), 0..2000), flip in any::<prop::sample::Index>()) {
             let sealed = seal_object(&keys(), ObjectKind::Config, &data).unwrap();

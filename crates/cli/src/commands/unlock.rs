@@ -1,4 +1,5 @@
-//! `cairn unlock [--remove-all]`: removes stale locks, or every lock.
+//! `cairn unlock [--remove-all]`: removes dead locks (stale by the store's clock, taken on
+//! this host by a process that is gone, or not authenticating), or every lock.
 
 use crate::context::Globals;
 
@@ -14,13 +15,15 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     let repo = globals.open().await?;
     let removed = repo.unlock(args.remove_all).await?;
     if globals.json {
-        crate::output::json_line(
-            &serde_json::json!({"message_type": "summary", "removed": removed}),
-        );
+        let names: Vec<&str> = removed.iter().map(|(name, _)| name.as_str()).collect();
+        let reasons: Vec<&str> = removed.iter().map(|(_, why)| why.as_str()).collect();
+        crate::output::json_line(&serde_json::json!({
+            "message_type": "summary", "removed": names, "reasons": reasons,
+        }));
     } else if !globals.quiet {
         if globals.verbose > 0 {
-            for name in &removed {
-                println!("removed locks/{name}");
+            for (name, why) in &removed {
+                println!("removed locks/{name}: {why}");
             }
         }
         // restic says nothing when there was nothing to remove.

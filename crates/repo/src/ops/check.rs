@@ -92,6 +92,14 @@ impl ReadData {
 /// One problem found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
+    /// A lock object that does not authenticate under its name (copied from another name,
+    /// planted, or damaged). Prune ignores it and `unlock` removes it; it loses no data.
+    LockInvalid {
+        /// The lock's name under `locks/`.
+        lock: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A key file is not well-formed or does not hash to its name (the passwords it
     /// protects no longer open the repository).
     KeyFileDamaged {
@@ -184,13 +192,20 @@ pub enum Finding {
 impl Finding {
     /// False only for findings that lose no data (unindexed packs).
     pub fn is_error(&self) -> bool {
-        !matches!(self, Finding::PackNotIndexed { .. })
+        !matches!(
+            self,
+            Finding::PackNotIndexed { .. } | Finding::LockInvalid { .. }
+        )
     }
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Finding::LockInvalid { lock, reason } => write!(
+                f,
+                "lock locks/{lock} is not valid and is ignored (`cairn unlock` removes it): {reason}"
+            ),
             Finding::KeyFileDamaged { file, reason } => {
                 write!(f, "key file {file} is damaged: {reason}")
             }
@@ -327,6 +342,17 @@ impl Repository {
                 report.findings.push(Finding::KeyFileDamaged {
                     file: listed.name,
                     reason: e.to_string(),
+                });
+            }
+        }
+
+        // Locks: each must authenticate under its own name. Listed by this host's clock:
+        // staleness does not matter here, and check must not write (it may run read-only).
+        for lock in self.list_locks_at(chrono::Utc::now()).await? {
+            if let Some(reason) = lock.problem {
+                report.findings.push(Finding::LockInvalid {
+                    lock: lock.name,
+                    reason,
                 });
             }
         }

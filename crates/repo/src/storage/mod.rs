@@ -13,7 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 
 use crate::error::{RepoError, Result};
 
@@ -40,6 +42,26 @@ pub struct Listed {
     pub size: u64,
     /// When the store last wrote it (the store's clock, not this host's).
     pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// The version of an object a reader saw: what [`Storage::replace`] compares against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The store's entity tag, if it reports one.
+    pub e_tag: Option<String>,
+    /// The store's version id, if it keeps versions.
+    pub version: Option<String>,
+    /// When the store last wrote the object (the store's clock).
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a conditional [`Storage::replace`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replaced {
+    /// The object was still the version read and is now the new content.
+    Done,
+    /// The object was changed or removed since it was read; nothing was written.
+    Changed,
 }
 
 impl Storage {
@@ -92,6 +114,24 @@ impl Storage {
         Ok(Storage::new(store, location))
     }
 
+    /// The same repository location through a wrapper of its object store (request
+    /// accounting, fault injection in tests). Everything else is kept.
+    pub fn map_store(
+        &self,
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Storage {
+        Storage {
+            store: wrap(Arc::clone(&self.store)),
+            location: self.location.clone(),
+            remote: self.remote,
+        }
+    }
+
+    /// The underlying object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// A fresh in-memory store (tests).
     pub fn in_memory() -> Self {
         Storage::new(Arc::new(object_store::memory::InMemory::new()), "memory://")
@@ -126,6 +166,122 @@ impl Storage {
             .bytes()
             .await
             .map_err(|e| Self::storage_error(&path, e))
+    }
+
+    /// Reads a whole object with the version the store served.
+    pub async fn get_versioned(
+        &self,
+        file_type: FileType,
+        name: &str,
+    ) -> Result<(Bytes, ObjectVersion)> {
+        let path = file_type.path(name);
+        let result = self
+            .store
+            .get_opts(&path, GetOptions::default())
+            .await
+            .map_err(|e| Self::storage_error(&path, e))?;
+        let version = ObjectVersion {
+            e_tag: result.meta.e_tag.clone(),
+            version: result.meta.version.clone(),
+            last_modified: result.meta.last_modified,
+        };
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| Self::storage_error(&path, e))?;
+        Ok((bytes, version))
+    }
+
+    /// Replaces an object only if it is still the version `expected` that was read: a
+    /// conditional write (`PutMode::Update`, S3's `If-Match`) where the store has one.
+    ///
+    /// The local store has no conditional overwrite (object_store refuses
+    /// `PutMode::Update` there), so it is built from two atomic steps the file system has:
+    /// the object is renamed aside (`rename(2)`), compared with `expected`, and the new
+    /// content created where it was with the same exclusive create that locks are taken
+    /// with. If the aside copy is not the expected version it is put back (unless
+    /// something new was created meanwhile) and [`Replaced::Changed`] returned. Exclusion
+    /// is never broken: between the steps the object is briefly absent, so a competitor can
+    /// take it then, and this replace then reports [`Replaced::Changed`] instead of
+    /// overwriting the competitor.
+    pub async fn replace(
+        &self,
+        file_type: FileType,
+        name: &str,
+        payload: PutPayload,
+        expected: &ObjectVersion,
+    ) -> Result<Replaced> {
+        let path = file_type.path(name);
+        if expected.e_tag.is_some() || expected.version.is_some() {
+            let options = PutOptions {
+                mode: PutMode::Update(UpdateVersion {
+                    e_tag: expected.e_tag.clone(),
+                    version: expected.version.clone(),
+                }),
+                ..Default::default()
+            };
+            match self.store.put_opts(&path, payload.clone(), options).await {
+                Ok(_) => return Ok(Replaced::Done),
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::NotFound { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) => return Ok(Replaced::Changed),
+                Err(object_store::Error::NotImplemented { .. }) => {}
+                Err(e) => return Err(Self::storage_error(&path, e)),
+            }
+        }
+        self.replace_by_rename(&path, payload, expected).await
+    }
+
+    async fn replace_by_rename(
+        &self,
+        path: &ObjectPath,
+        payload: PutPayload,
+        expected: &ObjectVersion,
+    ) -> Result<Replaced> {
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).expect("OS random source");
+        // Not a valid name of any file type, so listings never show it.
+        let aside = ObjectPath::from(format!("{path}.replaced-{}", hex::encode(nonce)));
+        match self.store.rename(path, &aside).await {
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(Replaced::Changed),
+            Err(e) => return Err(Self::storage_error(path, e)),
+        }
+        let seen = self
+            .store
+            .head(&aside)
+            .await
+            .map_err(|e| Self::storage_error(&aside, e))?;
+        let unchanged = seen.e_tag == expected.e_tag
+            && seen.version == expected.version
+            && seen.last_modified == expected.last_modified;
+        if !unchanged {
+            // Someone else's object: put it back where it was, unless yet another one
+            // was created there meanwhile (that one is then the current holder).
+            match self.store.rename_if_not_exists(&aside, path).await {
+                Ok(()) => {}
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    let _ = self.store.delete(&aside).await;
+                }
+                Err(e) => return Err(Self::storage_error(path, e)),
+            }
+            return Ok(Replaced::Changed);
+        }
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let created = match self.store.put_opts(path, payload, options).await {
+            Ok(_) => Replaced::Done,
+            Err(object_store::Error::AlreadyExists { .. }) => Replaced::Changed,
+            Err(e) => return Err(Self::storage_error(path, e)),
+        };
+        match self.store.delete(&aside).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(created),
+            Err(e) => Err(Self::storage_error(&aside, e)),
+        }
     }
 
     /// Reads `range` of an object. The returned length always equals the range's length.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (included with `mod common;`).
 #![allow(dead_code)]
 
+pub mod gated;
 pub mod hooked;
 mod s3_server;
 #[allow(unused_imports)]

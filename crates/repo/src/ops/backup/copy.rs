@@ -144,13 +144,16 @@ impl Repository {
                     .clone()
                     .unwrap_or_else(|| source.id.clone()),
             );
-            prepared.marker.check()?;
+            prepared.marker.refresh_now().await?;
             let id = dest.write_snapshot(&snapshot).await?;
-            if let Err(e) = dest
+            let protected = match dest
                 .protect_snapshot(prepared.marker.name(), &prepared.index, &snapshot)
                 .await
-                .and_then(|()| prepared.marker.check())
             {
+                Ok(()) => prepared.marker.refresh_now().await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = protected {
                 let _ = dest
                     .storage
                     .delete(crate::storage::FileType::Snapshot, &id)

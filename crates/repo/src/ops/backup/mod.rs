@@ -124,7 +124,11 @@ impl Repository {
         // One finished pack may wait while others upload: memory for packs stays at the two
         // being filled, one queued and the uploads in flight.
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
-        let uploader = tokio::spawn(upload::run_uploader(self.clone(), receiver));
+        let uploader = tokio::spawn(upload::run_uploader(
+            self.clone(),
+            marker.confirmer(),
+            receiver,
+        ));
         let saver = Saver::new(
             Arc::clone(&self.keys),
             self.encoder,
@@ -404,13 +408,17 @@ impl Repository {
         snapshot.incomplete = !issues.is_empty();
         snapshot.summary = Some(summary(&prepared.saver, prepared.start, counts));
         // A backup stalled past its marker's expiry may dedup against packs a prune has
-        // since deleted: it must not write a snapshot.
-        prepared.marker.check()?;
+        // since deleted: it must not write a snapshot. The store's clock decides, since a
+        // frozen process or paused VM may not have seen the time pass.
+        prepared.marker.refresh_now().await?;
         let snapshot_id = self.write_snapshot(&snapshot).await?;
-        let protected = self
+        let protected = match self
             .protect_snapshot(prepared.marker.name(), &prepared.index, &snapshot)
             .await
-            .and_then(|()| prepared.marker.check());
+        {
+            Ok(()) => prepared.marker.refresh_now().await.map(drop),
+            Err(e) => Err(e),
+        };
         if let Err(e) = protected {
             // Withdraw rather than leave a snapshot that may lack data.
             let _ = self.storage.delete(FileType::Snapshot, &snapshot_id).await;

@@ -115,7 +115,7 @@ impl Repository {
             self.write_index_file(&file).await?;
             report.index_files_written += 1;
         }
-        lock.check()?;
+        lock.refresh_now().await?;
         for old in old_files {
             self.storage.delete(FileType::Index, &old.name).await?;
             report.index_files_removed += 1;
@@ -207,10 +207,16 @@ impl Repository {
         if !snapshot.tags.iter().any(|t| t == "repaired") {
             snapshot.tags.push("repaired".into());
         }
-        marker.check()?;
+        marker.refresh_now().await?;
         let id = self.write_snapshot(&snapshot).await?;
-        self.protect_snapshot(marker.name(), start, &snapshot)
-            .await?;
+        let protected = match self.protect_snapshot(marker.name(), start, &snapshot).await {
+            Ok(()) => marker.refresh_now().await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = protected {
+            let _ = self.storage.delete(FileType::Snapshot, &id).await;
+            return Err(e);
+        }
         Ok(id)
     }
 }

@@ -1,6 +1,11 @@
 //! The async side of a backup: uploads finished packs with bounded concurrency and writes
 //! index files for them (every `INDEX_EVERY` packs, at least every `INDEX_INTERVAL`, and at
 //! the end), so an interrupted backup still leaves its uploaded data indexed and reusable.
+//!
+//! An index file is a publication: it tells every other host that its packs exist. So each
+//! one is written only between two confirmations of the backup's marker by the store's
+//! clock. If the marker lapsed (a prune may have deleted this backup's unindexed packs
+//! meanwhile), the backup stops, and an index file written during the lapse is withdrawn.
 
 use cairn_pack::FinishedPack;
 use object_store::PutPayload;
@@ -9,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{RepoError, Result};
 use crate::index::{IndexFile, IndexPack};
+use crate::lock::LockConfirmer;
 use crate::storage::FileType;
 use crate::Repository;
 
@@ -36,8 +42,24 @@ async fn upload(repo: Repository, pack: FinishedPack) -> Result<IndexPack> {
     })
 }
 
+/// Writes an index file while the marker is confirmed live before and after.
+async fn publish_index(
+    repo: &Repository,
+    marker: &LockConfirmer,
+    file: &IndexFile,
+) -> Result<String> {
+    marker.confirm().await?;
+    let name = repo.write_index_file(file).await?;
+    if let Err(e) = marker.confirm().await {
+        let _ = repo.storage.delete(FileType::Index, &name).await;
+        return Err(e);
+    }
+    Ok(name)
+}
+
 pub(crate) async fn run_uploader(
     repo: Repository,
+    marker: LockConfirmer,
     mut packs: Receiver<FinishedPack>,
 ) -> Result<UploadReport> {
     let mut report = UploadReport::default();
@@ -47,6 +69,7 @@ pub(crate) async fn run_uploader(
 
     async fn reap(
         repo: &Repository,
+        marker: &LockConfirmer,
         joined: Option<std::result::Result<Result<IndexPack>, tokio::task::JoinError>>,
         pending: &mut IndexFile,
         report: &mut UploadReport,
@@ -60,7 +83,7 @@ pub(crate) async fn run_uploader(
         if pending.packs.len() >= INDEX_EVERY || last_index.elapsed() >= INDEX_INTERVAL {
             report
                 .index_files
-                .push(repo.write_index_file(pending).await?);
+                .push(publish_index(repo, marker, pending).await?);
             pending.packs.clear();
             *last_index = std::time::Instant::now();
         }
@@ -70,13 +93,22 @@ pub(crate) async fn run_uploader(
     while let Some(pack) = packs.recv().await {
         while tasks.len() >= repo.storage.transfer_concurrency() {
             let joined = tasks.join_next().await;
-            reap(&repo, joined, &mut pending, &mut report, &mut last_index).await?;
+            reap(
+                &repo,
+                &marker,
+                joined,
+                &mut pending,
+                &mut report,
+                &mut last_index,
+            )
+            .await?;
         }
         tasks.spawn(upload(repo.clone(), pack));
     }
     while let Some(joined) = tasks.join_next().await {
         reap(
             &repo,
+            &marker,
             Some(joined),
             &mut pending,
             &mut report,
@@ -87,7 +119,7 @@ pub(crate) async fn run_uploader(
     if !pending.packs.is_empty() {
         report
             .index_files
-            .push(repo.write_index_file(&pending).await?);
+            .push(publish_index(&repo, &marker, &pending).await?);
     }
     Ok(report)
 }

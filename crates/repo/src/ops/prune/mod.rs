@@ -139,7 +139,7 @@ impl Repository {
         };
         let mut result = self.prune_locked(lock.as_ref(), options).await;
         if let (Ok(report), Some(lock)) = (&mut result, &lock) {
-            check_lock(Some(lock))?;
+            confirm_lock(Some(lock)).await?;
             report.records_removed = self.drop_stale_records().await?;
         }
         if let Some(lock) = lock {
@@ -150,7 +150,7 @@ impl Repository {
 
     async fn store_now(&self, lock: Option<&LockGuard>) -> Result<DateTime<Utc>> {
         match lock {
-            Some(lock) => lock.refresh_now(&self.keys).await,
+            Some(lock) => lock.refresh_now().await,
             None => Ok(Utc::now()),
         }
     }
@@ -159,7 +159,9 @@ impl Repository {
     async fn live_backups(&self, lock: Option<&LockGuard>) -> Result<Vec<LockStatus>> {
         let now = self.store_now(lock).await?;
         let mut locks = self.list_locks_at(now).await?;
-        locks.retain(|l| !l.is_maintenance() && !l.stale);
+        // A marker that does not authenticate under its name (a copy, or planted) or whose
+        // holder is known to be gone protects nothing.
+        locks.retain(|l| !l.is_maintenance() && l.is_live());
         Ok(locks)
     }
 
@@ -270,7 +272,7 @@ impl Repository {
             ));
         }
         if !dry_run {
-            check_lock(lock)?;
+            confirm_lock(lock).await?;
             self.delete_packs(&ready_delete, &stored, &mut report)
                 .await?;
             for (name, _) in &ready {
@@ -393,9 +395,10 @@ impl Repository {
                 .filter(|(_, f)| **f == Fate::Keep)
                 .map(|(p, _)| *p)
                 .collect();
+            confirm_lock(lock).await?;
             self.write_compacted_index(&index_files, &kept, new_packs, &mut report)
                 .await?;
-            check_lock(lock)?;
+            confirm_lock(lock).await?;
             for (name, _) in &index_files {
                 self.storage.delete(FileType::Index, name).await?;
                 report.index_files_removed += 1;
@@ -416,6 +419,7 @@ impl Repository {
             packs: removed.clone(),
             backups: backups.iter().cloned().collect(),
         };
+        confirm_lock(lock).await?;
         let record_id = self.write_pending(&record).await?;
         // Backups that ended while this prune ran, or that are still running but have written
         // their snapshot, may use what was set aside: re-index any such pack. (A snapshot
@@ -448,7 +452,7 @@ impl Repository {
             report.packs_awaiting_backups = (awaiting.len() + delete_now.len()) as u64;
             return Ok(report);
         }
-        check_lock(lock)?;
+        confirm_lock(lock).await?;
         self.delete_packs(&delete_now, &stored, &mut report).await?;
         self.storage.delete(FileType::Pending, &record_id).await?;
         report.packs_awaiting_backups = awaiting.len() as u64;
@@ -568,8 +572,17 @@ impl Repository {
     }
 }
 
-/// Ok unless the maintenance lock (if any) could not be kept: checked before every step
-/// that deletes or publishes.
+/// Ok unless the maintenance lock (if any) lapsed or was lost, confirmed by the store's
+/// clock: called before every step that deletes or publishes.
+async fn confirm_lock(lock: Option<&LockGuard>) -> Result<()> {
+    match lock {
+        Some(lock) => lock.refresh_now().await.map(drop),
+        None => Ok(()),
+    }
+}
+
+/// Ok unless the maintenance lock (if any) is known to be lost, by this host's clock alone:
+/// checked before each pack a repack uploads (uploads delete nothing).
 fn check_lock(lock: Option<&LockGuard>) -> Result<()> {
     match lock {
         Some(lock) => lock.check(),

@@ -7,20 +7,32 @@
 //! [`LockTimings::refresh`] and count as stale once their object has not been rewritten for
 //! [`LockTimings::expiry`], judged by the store's modification times. A holder that could not
 //! refresh in time must stop before doing anything that relies on the lock:
-//! [`LockGuard::check`] tells it.
+//! [`LockGuard::check`] tells it, and [`LockGuard::refresh_now`] confirms it by the store's
+//! clock.
+//!
+//! A lapse is final. A holder whose lock went unrefreshed for long enough that another
+//! host may have judged it stale (by its own boot clock, or by the gap the store's clock
+//! shows between two of its writes) never rewrites it again: a prune may already have
+//! deleted what the holder wrote. Refreshes are conditional writes of the version the
+//! holder read, so a lock removed by `unlock` and taken by someone else is never
+//! overwritten. Lock objects are sealed bound to their name, so a copy under another name
+//! does not authenticate and counts for nothing.
+
+mod holder;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
-use crate::object::{open_object, seal_object, ObjectKind};
+use crate::object::{open_named, seal_named, ObjectKind};
 use crate::repository::{hostname, username};
-use crate::storage::{FileType, Listed, Storage, MAINTENANCE_LOCK};
+use crate::storage::{FileType, Listed, Replaced, Storage, MAINTENANCE_LOCK};
 use crate::Repository;
+use holder::{boot_time, holder_gone, ProcessIdentity};
 
 /// How often locks are rewritten and when an unrefreshed lock counts as stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +77,13 @@ impl LockTimings {
     fn expiry_chrono(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.expiry).unwrap_or(chrono::Duration::MAX)
     }
+
+    /// The longest gap between two writes of a lock, by the store's clock, after which
+    /// another host may have seen it stale: the expiry less the store's own clock spread.
+    fn safe_gap(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.expiry.saturating_sub(self.clock_margin))
+            .unwrap_or(chrono::Duration::MAX)
+    }
 }
 
 /// What kind of lock an object is.
@@ -95,6 +114,17 @@ pub struct LockInfo {
     pub created: Option<DateTime<Utc>>,
     /// Random token identifying the holder (so a refresh never adopts someone else's lock).
     pub token: String,
+    /// The holder's host boot id (Linux), so a lock from before a reboot is known dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The holder's process id namespace (Linux), so containers sharing a host name never
+    /// judge each other's process ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<String>,
+    /// The holder's start time in clock ticks after boot (Linux), so a reused process id
+    /// is not taken for the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
 }
 
 impl LockInfo {
@@ -111,6 +141,14 @@ impl LockInfo {
             self.time
         )
     }
+
+    fn identity(&self) -> ProcessIdentity {
+        ProcessIdentity {
+            boot_id: self.boot_id.clone(),
+            pid_ns: self.pid_ns.clone(),
+            start_ticks: self.start_ticks,
+        }
+    }
 }
 
 /// A lock object as found in the repository.
@@ -118,7 +156,7 @@ impl LockInfo {
 pub struct LockStatus {
     /// Object name under `locks/`.
     pub name: String,
-    /// Its content, if it authenticates and decodes.
+    /// Its content, if it authenticates (under this name) and decodes.
     pub info: Option<LockInfo>,
     /// Why `info` is missing.
     pub problem: Option<String>,
@@ -126,6 +164,9 @@ pub struct LockStatus {
     pub last_modified: DateTime<Utc>,
     /// Not rewritten for longer than the expiry, as of the time the list was taken.
     pub stale: bool,
+    /// Set when the lock was taken on this host by a process that no longer exists (the
+    /// reason); such a lock is dead whatever its age.
+    pub holder_gone: Option<String>,
 }
 
 impl LockStatus {
@@ -143,6 +184,27 @@ impl LockStatus {
         self.name == MAINTENANCE_LOCK
     }
 
+    /// Live: authenticates, not stale, holder not known to be gone. Only live locks hold
+    /// anything back (prune's protection of running backups, the maintenance lock).
+    pub fn is_live(&self) -> bool {
+        self.info.is_some() && !self.stale && self.holder_gone.is_none()
+    }
+
+    /// Why `unlock` may remove it without `--remove-all`, if it may.
+    pub fn dead_reason(&self) -> Option<String> {
+        if let Some(problem) = &self.problem {
+            return Some(format!(
+                "it does not authenticate as locks/{}: {problem}",
+                self.name
+            ));
+        }
+        if let Some(gone) = &self.holder_gone {
+            return Some(gone.clone());
+        }
+        self.stale
+            .then(|| format!("stale: last refreshed {}", self.last_modified))
+    }
+
     /// One line for messages.
     pub fn describe(&self) -> String {
         let who = self
@@ -150,10 +212,9 @@ impl LockStatus {
             .as_ref()
             .map(LockInfo::describe)
             .unwrap_or_else(|| format!("unreadable lock {}", self.name));
-        if self.stale {
-            format!("{who} (stale: last refreshed {})", self.last_modified)
-        } else {
-            who
+        match self.dead_reason() {
+            Some(reason) if self.info.is_some() => format!("{who} ({reason})"),
+            _ => who,
         }
     }
 }
@@ -161,19 +222,37 @@ impl LockStatus {
 struct GuardState {
     /// The holder's token, as written into the lock.
     token: String,
-    /// Start of the last refresh that succeeded: the lock's store time is at least this.
-    last_ok: Mutex<Instant>,
-    /// Set once the lock is known to be gone or taken over.
+    /// Boot-clock time at the start of the last refresh that succeeded: the lock's store
+    /// time is at least this recent.
+    last_ok: Mutex<Duration>,
+    /// Set once the lock is lost (removed, taken over or lapsed); final.
     lost: Mutex<Option<String>>,
+    /// One refresh at a time: the background refresher and `refresh_now` would otherwise
+    /// see each other's conditional writes as someone else's.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl GuardState {
+    fn lost(&self) -> Option<String> {
+        self.lost.lock().expect("lock state").clone()
+    }
+
+    fn lose(&self, reason: String) {
+        let mut lost = self.lost.lock().expect("lock state");
+        if lost.is_none() {
+            *lost = Some(reason);
+        }
+    }
 }
 
 /// A held lock or marker, refreshed in the background until released or dropped.
 ///
 /// Dropping without [`LockGuard::release`] stops the refresh and removes the object in the
 /// background when a tokio runtime is available; if the process dies instead, the lock goes
-/// stale after the expiry.
+/// stale after the expiry, or at once for `unlock` on the same host.
 pub struct LockGuard {
     storage: Storage,
+    keys: Arc<cairn_pack::MasterKeys>,
     name: String,
     created: DateTime<Utc>,
     timings: LockTimings,
@@ -190,7 +269,61 @@ impl std::fmt::Debug for LockGuard {
     }
 }
 
+fn lock_object(name: &str) -> String {
+    format!("locks/{name}")
+}
+
+/// Confirms a held lock from another task (a backup's uploader confirms the marker around
+/// every index file it publishes). Holds no lock itself: it lives no longer than the guard's
+/// usefulness, and refreshing a released lock fails as "removed".
+#[derive(Clone)]
+pub struct LockConfirmer {
+    storage: Storage,
+    keys: Arc<cairn_pack::MasterKeys>,
+    name: String,
+    timings: LockTimings,
+    state: Arc<GuardState>,
+}
+
+impl std::fmt::Debug for LockConfirmer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockConfirmer")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LockConfirmer {
+    /// As [`LockGuard::refresh_now`].
+    ///
+    /// # Errors
+    /// As [`LockGuard::refresh_now`].
+    pub async fn confirm(&self) -> Result<DateTime<Utc>> {
+        let refreshed = refresh_once(
+            &self.storage,
+            &self.keys,
+            &self.name,
+            &self.state,
+            &self.timings,
+        )
+        .await?;
+        check_state(&self.state, &self.name, &self.timings)?;
+        Ok(refreshed.at)
+    }
+}
+
 impl LockGuard {
+    /// A handle that confirms this lock from another task.
+    pub fn confirmer(&self) -> LockConfirmer {
+        LockConfirmer {
+            storage: self.storage.clone(),
+            keys: Arc::clone(&self.keys),
+            name: self.name.clone(),
+            timings: self.timings,
+            state: Arc::clone(&self.state),
+        }
+    }
+
     /// The lock's object name under `locks/`.
     pub fn name(&self) -> &str {
         &self.name
@@ -201,43 +334,28 @@ impl LockGuard {
         self.created
     }
 
-    /// Ok while others are guaranteed to see this lock as live: it was refreshed recently
-    /// enough (with one refresh interval to spare) and nobody removed it.
+    /// Ok while others are guaranteed to see this lock as live, as far as this host can
+    /// tell without asking the store: it was refreshed recently enough by the boot clock
+    /// (which counts suspension), with one refresh interval to spare, and was never lost.
+    /// Once this fails it fails for good.
     ///
     /// # Errors
     /// [`RepoError::LockLost`] otherwise; the caller must stop before any step that relies
     /// on the lock.
     pub fn check(&self) -> Result<()> {
-        if let Some(reason) = self.state.lost.lock().expect("lock state").clone() {
-            return Err(RepoError::LockLost {
-                lock: format!("locks/{}", self.name),
-                reason,
-            });
-        }
-        let age = self.state.last_ok.lock().expect("lock state").elapsed();
-        if age + self.timings.refresh >= self.timings.expiry {
-            return Err(RepoError::LockLost {
-                lock: format!("locks/{}", self.name),
-                reason: format!(
-                    "not refreshed for {}s (expiry {}s): others may already treat it as stale",
-                    age.as_secs(),
-                    self.timings.expiry.as_secs()
-                ),
-            });
-        }
-        Ok(())
+        check_state(&self.state, &self.name, &self.timings)
     }
 
-    /// Refreshes now and returns the store's time of the rewrite (a clock every host of
-    /// the repository agrees on).
-    pub async fn refresh_now(&self, keys: &cairn_pack::MasterKeys) -> Result<DateTime<Utc>> {
-        refresh_once(&self.storage, keys, &self.name, &self.state).await?;
-        self.check()?;
-        Ok(self
-            .storage
-            .head(FileType::Lock, &self.name)
-            .await?
-            .last_modified)
+    /// Refreshes now and confirms by the store's clock that the lock never lapsed: the
+    /// gap between the store's time of this rewrite and of the previous one is within
+    /// the expiry. Returns the store's time of the rewrite (a clock every host of the
+    /// repository agrees on).
+    ///
+    /// # Errors
+    /// [`RepoError::LockLost`] if the lock lapsed, was removed or taken over (final);
+    /// storage errors otherwise.
+    pub async fn refresh_now(&self) -> Result<DateTime<Utc>> {
+        self.confirmer().confirm().await
     }
 
     /// Stops refreshing and removes the lock.
@@ -267,41 +385,101 @@ impl Drop for LockGuard {
     }
 }
 
-/// Rewrites the lock if it is still ours; records the loss otherwise.
+fn lost_error(name: &str, reason: String) -> RepoError {
+    RepoError::LockLost {
+        lock: lock_object(name),
+        reason,
+    }
+}
+
+fn check_state(state: &GuardState, name: &str, timings: &LockTimings) -> Result<()> {
+    if let Some(reason) = state.lost() {
+        return Err(lost_error(name, reason));
+    }
+    let age = boot_time().saturating_sub(*state.last_ok.lock().expect("lock state"));
+    if age + timings.refresh >= timings.expiry {
+        state.lose(format!(
+            "lock lapsed: not refreshed for {}s (expiry {}s), so others may have treated this run as gone",
+            age.as_secs(),
+            timings.expiry.as_secs()
+        ));
+        return Err(lost_error(name, state.lost().unwrap_or_default()));
+    }
+    Ok(())
+}
+
+/// Store times of a successful refresh.
+struct Refreshed {
+    /// The rewrite's store time.
+    at: DateTime<Utc>,
+    /// The lock's first store time, as recorded in it.
+    created: DateTime<Utc>,
+}
+
+/// Rewrites the lock if it is still ours and has not lapsed; records the loss otherwise.
 async fn refresh_once(
     storage: &Storage,
     keys: &cairn_pack::MasterKeys,
     name: &str,
     state: &GuardState,
-) -> Result<()> {
-    let started = Instant::now();
-    let object = format!("locks/{name}");
+    timings: &LockTimings,
+) -> Result<Refreshed> {
+    let _one_at_a_time = state.refreshing.lock().await;
+    let started = boot_time();
+    // A lapse is final: never revive a lock others may already have treated as gone.
+    check_state(state, name, timings)?;
+    let object = lock_object(name);
     let lose = |reason: String| {
-        *state.lost.lock().expect("lock state") = Some(reason.clone());
-        RepoError::LockLost {
-            lock: object.clone(),
-            reason,
-        }
+        state.lose(reason);
+        lost_error(name, state.lost().unwrap_or_default())
     };
-    let sealed = match storage.get(FileType::Lock, name).await {
-        Ok(sealed) => sealed,
+    let (sealed, seen) = match storage.get_versioned(FileType::Lock, name).await {
+        Ok(found) => found,
         Err(RepoError::MissingObject { .. }) => {
             return Err(lose("it was removed (by `unlock`?)".into()))
         }
         Err(e) => return Err(e),
     };
-    let info = decode_lock(keys, &object, &sealed)?;
-    // A different token means someone removed this lock as stale and took it: never adopt.
+    let mut info = match decode_lock(keys, &object, &sealed) {
+        Ok(info) => info,
+        Err(e) => {
+            return Err(lose(format!(
+                "it was replaced by an object that does not authenticate: {e}"
+            )))
+        }
+    };
+    // A different token means someone removed this lock and took it: never adopt.
     if info.token != state.token {
         return Err(lose(format!("taken over by {}", info.describe())));
     }
+    // The first rewrite records the store-clock creation time; prune relies on it.
+    let created = *info.created.get_or_insert(seen.last_modified);
     // Re-sealing gives a fresh nonce; the rewrite's store time is the refresh time.
-    let sealed = seal_object(keys, ObjectKind::Lock, &encode_lock(&info))?;
-    storage
-        .overwrite(FileType::Lock, name, sealed.into())
-        .await?;
+    let sealed = seal_named(keys, ObjectKind::Lock, &object, &encode_lock(&info))?;
+    match storage
+        .replace(FileType::Lock, name, sealed.into(), &seen)
+        .await?
+    {
+        Replaced::Done => {}
+        Replaced::Changed => return Err(lose(
+            "it was removed or replaced while being refreshed (by `unlock` and another holder?)"
+                .into(),
+        )),
+    }
+    let at = storage.head(FileType::Lock, name).await?.last_modified;
+    // By the store's clock: how long was the lock left unrefreshed? A frozen process, a
+    // paused VM or a stalled network all show here even when this host's clocks did not
+    // see the time pass.
+    let gap = at.signed_duration_since(seen.last_modified);
+    if gap > timings.safe_gap() {
+        return Err(lose(format!(
+            "lock lapsed: by the store's clock it went {}s without a refresh (expiry {}s), so others may have treated this run as gone",
+            gap.num_seconds(),
+            timings.expiry.as_secs()
+        )));
+    }
     *state.last_ok.lock().expect("lock state") = started;
-    Ok(())
+    Ok(Refreshed { at, created })
 }
 
 fn encode_lock(info: &LockInfo) -> Vec<u8> {
@@ -309,7 +487,7 @@ fn encode_lock(info: &LockInfo) -> Vec<u8> {
 }
 
 fn decode_lock(keys: &cairn_pack::MasterKeys, object: &str, sealed: &[u8]) -> Result<LockInfo> {
-    let plain = open_object(keys, ObjectKind::Lock, object, sealed)?;
+    let plain = open_named(keys, ObjectKind::Lock, object, sealed)?;
     parse_lock_info(&plain, object)
 }
 
@@ -322,6 +500,7 @@ pub(crate) fn parse_lock_info(plain: &[u8], object: &str) -> Result<LockInfo> {
 fn new_info(kind: LockKind) -> LockInfo {
     let mut token = [0u8; 16];
     getrandom::fill(&mut token).expect("OS random source");
+    let identity = ProcessIdentity::current();
     LockInfo {
         kind,
         hostname: hostname(),
@@ -330,7 +509,16 @@ fn new_info(kind: LockKind) -> LockInfo {
         time: chrono::Local::now().to_rfc3339(),
         created: None,
         token: hex::encode(token),
+        boot_id: identity.boot_id,
+        pid_ns: identity.pid_ns,
+        start_ticks: identity.start_ticks,
     }
+}
+
+fn random_name() -> String {
+    let mut id = [0u8; 32];
+    getrandom::fill(&mut id).expect("OS random source");
+    hex::encode(id)
 }
 
 impl Repository {
@@ -344,11 +532,14 @@ impl Repository {
         self.lock_timings = timings;
     }
 
-    /// Every lock object, with staleness judged at `now` (the store's clock if the caller
-    /// has it, else this host's).
+    /// Every lock object, with staleness judged at `now` (the store's clock: see
+    /// [`Repository::store_time`]) and holders on this host checked for existence.
     pub async fn list_locks_at(&self, now: DateTime<Utc>) -> Result<Vec<LockStatus>> {
         let listed = self.storage.list(FileType::Lock).await?;
         let expiry = self.lock_timings.expiry_chrono();
+        let host = hostname();
+        let here = ProcessIdentity::current();
+        let (host, here) = (&host, &here);
         let statuses: Vec<Result<Option<LockStatus>>> = futures::stream::iter(listed)
             .map(
                 |Listed {
@@ -356,7 +547,7 @@ impl Repository {
                      last_modified,
                      ..
                  }| async move {
-                    let object = format!("locks/{name}");
+                    let object = lock_object(&name);
                     let (info, problem) = match self.storage.get(FileType::Lock, &name).await {
                         Ok(sealed) => match decode_lock(&self.keys, &object, &sealed) {
                             Ok(info) => (Some(info), None),
@@ -366,12 +557,16 @@ impl Repository {
                         Err(RepoError::MissingObject { .. }) => return Ok(None),
                         Err(e) => return Err(e),
                     };
+                    let holder_gone = info
+                        .as_ref()
+                        .and_then(|i| holder_gone(&i.hostname, i.pid, &i.identity(), host, here));
                     Ok(Some(LockStatus {
                         stale: now.signed_duration_since(last_modified) > expiry,
                         name,
                         info,
                         problem,
                         last_modified,
+                        holder_gone,
                     }))
                 },
             )
@@ -386,23 +581,39 @@ impl Repository {
         Ok(out)
     }
 
-    /// Every lock object, staleness judged by this host's clock.
+    /// Every lock object, staleness judged by the store's clock.
     pub async fn list_locks(&self) -> Result<Vec<LockStatus>> {
-        self.list_locks_at(Utc::now()).await
+        self.list_locks_at(self.store_time().await?).await
+    }
+
+    /// The store's current time: the modification time of a probe object written now
+    /// (a backup marker, removed at once). Hosts' clocks disagree; the store's is the one
+    /// every host sees.
+    pub async fn store_time(&self) -> Result<DateTime<Utc>> {
+        let name = random_name();
+        let sealed = seal_named(
+            &self.keys,
+            ObjectKind::Lock,
+            &lock_object(&name),
+            &encode_lock(&new_info(LockKind::Backup)),
+        )?;
+        self.storage
+            .create(FileType::Lock, &name, sealed.into())
+            .await?;
+        let at = self.storage.head(FileType::Lock, &name).await;
+        self.storage.delete(FileType::Lock, &name).await?;
+        Ok(at?.last_modified)
     }
 
     /// Announces a running backup: writes a fresh marker and keeps it refreshed.
     pub async fn lock_backup(&self) -> Result<LockGuard> {
-        let mut id = [0u8; 32];
-        getrandom::fill(&mut id).expect("OS random source");
-        let name = hex::encode(id);
-        self.take_lock(name, LockKind::Backup).await
+        self.take_lock(random_name(), LockKind::Backup).await
     }
 
     /// Takes the exclusive maintenance lock.
     ///
     /// # Errors
-    /// [`RepoError::Locked`] naming the holder if it is taken (stale or not: a stale lock is
+    /// [`RepoError::Locked`] naming the holder if it is taken (stale or not: a dead lock is
     /// removed only by [`Repository::unlock`], never silently).
     pub async fn lock_maintenance(&self) -> Result<LockGuard> {
         self.take_lock(MAINTENANCE_LOCK.to_string(), LockKind::Maintenance)
@@ -410,9 +621,10 @@ impl Repository {
     }
 
     async fn take_lock(&self, name: String, kind: LockKind) -> Result<LockGuard> {
-        let mut info = new_info(kind);
-        let sealed = seal_object(&self.keys, ObjectKind::Lock, &encode_lock(&info))?;
-        let started = Instant::now();
+        let info = new_info(kind);
+        let object = lock_object(&name);
+        let sealed = seal_named(&self.keys, ObjectKind::Lock, &object, &encode_lock(&info))?;
+        let started = boot_time();
         if !self
             .storage
             .create(FileType::Lock, &name, sealed.into())
@@ -424,44 +636,46 @@ impl Repository {
                 .into_iter()
                 .find(|l| l.name == name);
             let (holder, hint) = match holder {
-                Some(l) if l.stale => (
-                    l.describe(),
-                    "; it is stale: if its holder is gone, remove it with `cairn unlock`".into(),
-                ),
-                Some(l) => (l.describe(), String::new()),
+                Some(l) => match l.dead_reason() {
+                    Some(_) => (
+                        l.describe(),
+                        "; its holder is gone: remove it with `cairn unlock` and try again".into(),
+                    ),
+                    None => (l.describe(), String::new()),
+                },
                 None => ("a lock released just now".into(), "; try again".into()),
             };
             return Err(RepoError::Locked { holder, hint });
         }
-        let created = self
-            .storage
-            .head(FileType::Lock, &name)
-            .await?
-            .last_modified;
-        info.created = Some(created);
         let state = Arc::new(GuardState {
             token: info.token.clone(),
             last_ok: Mutex::new(started),
             lost: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
         });
-        // Record the store-clock creation time at once; prune relies on it.
-        let sealed = seal_object(&self.keys, ObjectKind::Lock, &encode_lock(&info))?;
-        self.storage
-            .overwrite(FileType::Lock, &name, sealed.into())
-            .await?;
+        // The first rewrite records the store-clock creation time at once.
+        let first =
+            refresh_once(&self.storage, &self.keys, &name, &state, &self.lock_timings).await;
+        let created = match first {
+            Ok(refreshed) => refreshed.created,
+            Err(e) => {
+                let _ = self.storage.delete(FileType::Lock, &name).await;
+                return Err(e);
+            }
+        };
         let refresher = {
             let storage = self.storage.clone();
             let keys = Arc::clone(&self.keys);
             let name = name.clone();
             let state = Arc::clone(&state);
-            let every = self.lock_timings.refresh;
+            let timings = self.lock_timings;
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(every).await;
-                    match refresh_once(&storage, &keys, &name, &state).await {
+                    tokio::time::sleep(timings.refresh).await;
+                    match refresh_once(&storage, &keys, &name, &state, &timings).await {
                         Err(RepoError::LockLost { .. }) => return,
                         // A transient failure is retried next round; the guard's check
-                        // fails if they persist until the lock could be considered stale.
+                        // fails for good if they persist until the lock could be stale.
                         _ => continue,
                     }
                 }
@@ -469,6 +683,7 @@ impl Repository {
         };
         Ok(LockGuard {
             storage: self.storage.clone(),
+            keys: Arc::clone(&self.keys),
             name,
             created,
             timings: self.lock_timings,
@@ -478,17 +693,22 @@ impl Repository {
         })
     }
 
-    /// Removes stale locks (all locks with `remove_all`); returns the names removed.
+    /// Removes dead locks: stale by the store's clock, taken on this host by a process that
+    /// no longer exists, or not authenticating under their name (all locks with
+    /// `remove_all`). Returns the names removed with the reason.
     ///
     /// Removing a live lock is unsafe: a running prune or backup relies on it. Only do that
     /// when every process using the repository is known to be stopped.
-    pub async fn unlock(&self, remove_all: bool) -> Result<Vec<String>> {
+    pub async fn unlock(&self, remove_all: bool) -> Result<Vec<(String, String)>> {
         let mut removed = Vec::new();
         for lock in self.list_locks().await? {
-            if remove_all || lock.stale {
-                self.storage.delete(FileType::Lock, &lock.name).await?;
-                removed.push(lock.name);
-            }
+            let reason = match lock.dead_reason() {
+                Some(reason) => reason,
+                None if remove_all => "--remove-all".to_string(),
+                None => continue,
+            };
+            self.storage.delete(FileType::Lock, &lock.name).await?;
+            removed.push((lock.name, reason));
         }
         Ok(removed)
     }
@@ -554,13 +774,12 @@ mod tests {
         assert!(repo.unlock(false).await.unwrap().is_empty());
         assert_eq!(repo.unlock(true).await.unwrap().len(), 2);
         // The holders notice on their next refresh.
-        let keys = Arc::clone(&repo.keys);
         assert!(matches!(
-            held.refresh_now(&keys).await,
+            held.refresh_now().await,
             Err(RepoError::LockLost { .. })
         ));
         assert!(matches!(held.check(), Err(RepoError::LockLost { .. })));
-        assert!(marker.refresh_now(&keys).await.is_err());
+        assert!(marker.refresh_now().await.is_err());
     }
 
     #[tokio::test]
@@ -569,30 +788,98 @@ mod tests {
         let held = repo.lock_maintenance().await.unwrap();
         repo.unlock(true).await.unwrap();
         let other = repo.lock_maintenance().await.unwrap();
-        let err = held.refresh_now(&repo.keys).await.unwrap_err();
+        let err = held.refresh_now().await.unwrap_err();
         assert!(err.to_string().contains("taken over"), "{err}");
         // The new holder is untouched.
-        other.refresh_now(&repo.keys).await.unwrap();
+        other.refresh_now().await.unwrap();
         other.check().unwrap();
     }
 
     #[tokio::test]
-    async fn check_fails_once_refreshes_lapse() {
+    async fn a_lapsed_lock_stays_lost() {
         let mut repo = repo().await;
         repo.set_lock_timings(
             LockTimings::new(Duration::from_secs(10), Duration::from_secs(60)).unwrap(),
         );
         let held = repo.lock_backup().await.unwrap();
         held.check().unwrap();
-        // As if the process had been stopped for 55 s: within one refresh of the expiry.
-        *held.state.last_ok.lock().unwrap() = Instant::now() - Duration::from_secs(55);
+        held.refresh_now().await.unwrap();
+        // As if the host had been suspended for 55 s: within one refresh of the expiry.
+        *held.state.last_ok.lock().unwrap() = boot_time() - Duration::from_secs(55);
         let err = held.check().unwrap_err();
         assert!(err.to_string().contains("not refreshed for 55s"), "{err}");
-        // A successful refresh restores it.
-        held.refresh_now(&repo.keys).await.unwrap();
-        held.check().unwrap();
+        // No refresh revives it, and the object is left as it was (never rewritten).
+        let before = repo.storage.get(FileType::Lock, held.name()).await.unwrap();
+        let err = held.refresh_now().await.unwrap_err();
+        assert!(err.to_string().contains("lapsed"), "{err}");
+        assert!(held.check().is_err());
+        assert_eq!(
+            repo.storage.get(FileType::Lock, held.name()).await.unwrap(),
+            before
+        );
         assert!(LockTimings::new(Duration::from_secs(40), Duration::from_secs(60)).is_err());
         assert!(LockTimings::new(Duration::ZERO, Duration::from_secs(60)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_lock_copied_under_another_name_counts_for_nothing() {
+        let repo = repo().await;
+        let held = repo.lock_maintenance().await.unwrap();
+        let bytes = repo
+            .storage
+            .get(FileType::Lock, MAINTENANCE_LOCK)
+            .await
+            .unwrap();
+        let copy = "c".repeat(64);
+        repo.storage
+            .overwrite(FileType::Lock, &copy, bytes.into())
+            .await
+            .unwrap();
+        let locks = repo.list_locks().await.unwrap();
+        let copied = locks.iter().find(|l| l.name == copy).unwrap();
+        assert!(copied.info.is_none() && !copied.is_live(), "{copied:?}");
+        assert!(locks.iter().find(|l| l.is_maintenance()).unwrap().is_live());
+        // unlock removes the copy, not the live lock.
+        let removed = repo.unlock(false).await.unwrap();
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].0, copy);
+        assert!(
+            removed[0].1.contains("does not authenticate"),
+            "{removed:?}"
+        );
+        held.refresh_now().await.unwrap();
+        held.release().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_of_a_dead_process_on_this_host_is_removed_by_unlock() {
+        let repo = repo().await;
+        // A maintenance lock as a killed prune on this host leaves it: pid gone.
+        let mut info = new_info(LockKind::Maintenance);
+        info.pid = 4_194_305; // above any pid_max: no such process
+        let object = lock_object(MAINTENANCE_LOCK);
+        let sealed =
+            seal_named(&repo.keys, ObjectKind::Lock, &object, &encode_lock(&info)).unwrap();
+        repo.storage
+            .create(FileType::Lock, MAINTENANCE_LOCK, sealed.into())
+            .await
+            .unwrap();
+        // A live marker of this very process stays.
+        let marker = repo.lock_backup().await.unwrap();
+        let err = repo.lock_maintenance().await.unwrap_err();
+        assert!(err.to_string().contains("no longer exists"), "{err}");
+        assert!(err.to_string().contains("cairn unlock"), "{err}");
+        let removed = repo.unlock(false).await.unwrap();
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert_eq!(removed[0].0, MAINTENANCE_LOCK);
+        marker.refresh_now().await.unwrap();
+        repo.lock_maintenance()
+            .await
+            .unwrap()
+            .release()
+            .await
+            .unwrap();
+        marker.release().await.unwrap();
     }
 
     proptest::proptest! {
