@@ -6,7 +6,7 @@ use cairn_pack::MasterKeys;
 
 use crate::config::RepoConfig;
 use crate::index::IndexFile;
-use crate::object::{open_object, ObjectKind};
+use crate::object::{open_named, open_object, ObjectKind};
 use crate::pending::PendingDeletion;
 use crate::records::{CheckRecord, DrillRecord, Record};
 use crate::snapshot::Snapshot;
@@ -108,6 +108,8 @@ pub fn sealed_object(data: &[u8]) {
         _ => ObjectKind::Check,
     };
     let _ = open_object(&fuzz_keys(), kind, "fuzz object", sealed);
+    // Objects bound to their name (locks) take the name into the AD.
+    let _ = open_named(&fuzz_keys(), kind, "locks/maintenance", sealed);
 }
 
 #[cfg(test)]

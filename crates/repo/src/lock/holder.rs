@@ -84,13 +84,13 @@ pub(crate) fn holder_gone(
     if pid == 0 || i32::try_from(pid).is_err() {
         return None;
     }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
-        Err(nix::errno::Errno::ESRCH) => {
-            return Some(format!(
-                "process {pid} on this host ({host}) no longer exists"
-            ))
-        }
-        Ok(()) | Err(_) => {} // EPERM: it exists under another user
+    // EPERM means it exists under another user: alive.
+    if let Err(nix::errno::Errno::ESRCH) =
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+    {
+        return Some(format!(
+            "process {pid} on this host ({host}) no longer exists"
+        ));
     }
     match (recorded.start_ticks, start_ticks(pid)) {
         (Some(then), Some(now)) if then != now => Some(format!(
