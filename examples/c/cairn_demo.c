@@ -18,7 +18,7 @@
 
 #define PASSWORD "demo password"
 /* A cheap key derivation: this is a test, not a production repository. */
-#define INIT_OPTIONS "{\"kdf_memory_kib\": 8192, \"kdf_time_cost\": 1, \"pack_size_mib\": 1}"
+#define INIT_OPTIONS "{\"kdf_memory_kib\": 19456, \"kdf_time_cost\": 2, \"pack_size_mib\": 1}"
 
 static int failures = 0;
 

@@ -44,7 +44,7 @@ func run(repoDir, source, target string) error {
 	cURL, cPassword := C.CString(repoDir), C.CString("go password")
 	defer C.free(unsafe.Pointer(cURL))
 	defer C.free(unsafe.Pointer(cPassword))
-	cOptions := C.CString(`{"kdf_memory_kib": 8192, "kdf_time_cost": 1}`)
+	cOptions := C.CString(`{"kdf_memory_kib": 19456, "kdf_time_cost": 2}`)
 	defer C.free(unsafe.Pointer(cOptions))
 
 	var repo *C.cairn_repo

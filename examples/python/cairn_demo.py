@@ -74,7 +74,7 @@ def main():
     c = Cairn(lib_path)
     assert c.lib.cairn_abi_version() == 1
     assert c.lib.cairn_version()
-    options = json.dumps({"kdf_memory_kib": 8192, "kdf_time_cost": 1, "pack_size_mib": 1}).encode()
+    options = json.dumps({"kdf_memory_kib": 19456, "kdf_time_cost": 2, "pack_size_mib": 1}).encode()
     repo = ctypes.c_void_p()
     c.call("cairn_repo_init", repo_dir.encode(), b"py password", options, ctypes.byref(repo))
     again = ctypes.c_void_p()

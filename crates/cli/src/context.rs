@@ -4,7 +4,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use cairn_repo::{ErrorKind, RepoError, Repository, Storage};
+use cairn_repo::{ErrorKind, OpenOptions, RepoError, Repository, Storage};
+use zeroize::Zeroizing;
+
+/// A password as read: wiped from memory when dropped.
+pub type Password = Zeroizing<Vec<u8>>;
 
 /// Environment variables, shown under `--help`.
 pub const ENV_HELP: &str = "\
@@ -12,6 +16,10 @@ Environment:
   CAIRN_REPOSITORY, CAIRN_REPOSITORY_FILE      repository location (or RESTIC_REPOSITORY[_FILE])
   CAIRN_PASSWORD, CAIRN_PASSWORD_FILE,         password (or RESTIC_PASSWORD[_FILE|_COMMAND]);
   CAIRN_PASSWORD_COMMAND                        prompted for on a terminal when none is set
+  CAIRN_KEY_HINT                               key to try first (or RESTIC_KEY_HINT)
+  CAIRN_CACHE_DIR                              cache directory (else $XDG_CACHE_HOME/cairn,
+                                               else ~/.cache/cairn): remembers which key
+                                               opened each repository
   AWS_*, GOOGLE_*, AZURE_*                     object storage credentials and endpoints
 
 Exit codes: 0 ok, 1 error, 3 snapshot written but some source data unreadable,
@@ -85,6 +93,18 @@ pub struct Globals {
     /// PEM file of root certificates to trust besides the system's (a private CA).
     #[arg(long = "cacert", global = true, value_name = "FILE")]
     pub cacerts: Vec<PathBuf>,
+    /// Key id (or unique prefix) to try first when opening the repository (or CAIRN_KEY_HINT
+    /// / RESTIC_KEY_HINT). At most 20 key files are tried per open, so a repository with
+    /// more keys needs it the first time on a host; then the key that opened is remembered.
+    #[arg(long, global = true, value_name = "ID")]
+    pub key_hint: Option<String>,
+    /// Cache directory (or CAIRN_CACHE_DIR; default $XDG_CACHE_HOME/cairn or
+    /// ~/.cache/cairn). cairn keeps only which key last opened each repository there.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use no cache directory: remember nothing between runs.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 fn env_first(names: &[&str]) -> Option<(String, String)> {
@@ -115,18 +135,19 @@ impl Globals {
     }
 
     /// The password from flags, `CAIRN_*`/`RESTIC_*` variables, or a prompt on a terminal.
-    pub fn password(&self) -> anyhow::Result<Vec<u8>> {
+    /// Every copy made on the way is wiped (the environment's own copy cannot be).
+    pub fn password(&self) -> anyhow::Result<Password> {
         if let Some(file) = &self.password_file {
-            return read_first_line(file).map(String::into_bytes);
+            return read_password_file(file);
         }
         if let Some(command) = &self.password_command {
             return run_password_command(command);
         }
         if let Some((_, value)) = env_first(&["CAIRN_PASSWORD", "RESTIC_PASSWORD"]) {
-            return Ok(value.into_bytes());
+            return Ok(into_password(value));
         }
         if let Some((_, file)) = env_first(&["CAIRN_PASSWORD_FILE", "RESTIC_PASSWORD_FILE"]) {
-            return read_first_line(file.as_ref()).map(String::into_bytes);
+            return read_password_file(file.as_ref());
         }
         if let Some((_, command)) =
             env_first(&["CAIRN_PASSWORD_COMMAND", "RESTIC_PASSWORD_COMMAND"])
@@ -135,9 +156,31 @@ impl Globals {
         }
         if std::io::stdin().is_terminal() {
             let password = rpassword::prompt_password("enter password for repository: ")?;
-            return Ok(password.into_bytes());
+            return Ok(into_password(password));
         }
         bail!("no password given: set CAIRN_PASSWORD (or RESTIC_PASSWORD), CAIRN_PASSWORD_FILE or --password-file")
+    }
+
+    /// How to open the repository: the key hint and the cache directory.
+    pub fn open_options(&self) -> OpenOptions {
+        let key_hint = self.key_hint.clone().or_else(|| {
+            env_first(&["CAIRN_KEY_HINT", "RESTIC_KEY_HINT"]).map(|(_, value)| value)
+        });
+        OpenOptions {
+            key_hint,
+            cache_dir: self.cache_dir(),
+        }
+    }
+
+    /// `--cache-dir`, else the default ([`cairn_repo::default_cache_dir`]); none with
+    /// `--no-cache`.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir
+            .clone()
+            .or_else(cairn_repo::default_cache_dir)
     }
 
     pub fn storage(&self, create: bool) -> anyhow::Result<Storage> {
@@ -164,7 +207,7 @@ impl Globals {
     pub async fn open(&self) -> anyhow::Result<Repository> {
         let storage = self.storage(false)?;
         let password = self.password()?;
-        Ok(Repository::open(storage, &password).await?)
+        Ok(Repository::open_with(storage, &password, &self.open_options()).await?)
     }
 
     /// True when progress bars may be drawn (stderr is a terminal, no JSON, not quiet).
@@ -210,20 +253,20 @@ impl FromRepo {
         bail!("no source repository given: use --from-repo or set CAIRN_FROM_REPOSITORY")
     }
 
-    fn password(&self) -> anyhow::Result<Vec<u8>> {
+    fn password(&self) -> anyhow::Result<Password> {
         if let Some(file) = &self.password_file {
-            return read_first_line(file).map(String::into_bytes);
+            return read_password_file(file);
         }
         if let Some(command) = &self.password_command {
             return run_password_command(command);
         }
         if let Some((_, value)) = env_first(&["CAIRN_FROM_PASSWORD", "RESTIC_FROM_PASSWORD"]) {
-            return Ok(value.into_bytes());
+            return Ok(into_password(value));
         }
         if let Some((_, file)) =
             env_first(&["CAIRN_FROM_PASSWORD_FILE", "RESTIC_FROM_PASSWORD_FILE"])
         {
-            return read_first_line(file.as_ref()).map(String::into_bytes);
+            return read_password_file(file.as_ref());
         }
         if let Some((_, command)) = env_first(&[
             "CAIRN_FROM_PASSWORD_COMMAND",
@@ -234,7 +277,7 @@ impl FromRepo {
         if std::io::stdin().is_terminal() {
             let password =
                 rpassword::prompt_password("enter password for the source repository: ")?;
-            return Ok(password.into_bytes());
+            return Ok(into_password(password));
         }
         bail!("no source password given: set CAIRN_FROM_PASSWORD or --from-password-file")
     }
@@ -262,19 +305,45 @@ fn read_first_line(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(line)
 }
 
-fn run_password_command(command: &str) -> anyhow::Result<Vec<u8>> {
+/// Moves a password string into a wiped buffer, without another copy.
+pub fn into_password(text: String) -> Password {
+    Zeroizing::new(text.into_bytes())
+}
+
+/// The first line of a password file (without its line ending), wiping the file's text.
+pub fn read_password_file(path: &std::path::Path) -> anyhow::Result<Password> {
+    let text = Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    if std::str::from_utf8(&text).is_err() {
+        bail!("reading {}: the password file is not UTF-8", path.display());
+    }
+    let line = first_line(&text);
+    if line.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(Zeroizing::new(line.to_vec()))
+}
+
+/// `bytes` up to the first line ending (`\n` or `\r\n`).
+fn first_line(bytes: &[u8]) -> &[u8] {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn run_password_command(command: &str) -> anyhow::Result<Password> {
     let output = std::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| "running the password command")?;
+    let stdout = Zeroizing::new(output.stdout);
     if !output.status.success() {
         bail!("the password command failed ({})", output.status);
     }
-    let text =
-        String::from_utf8(output.stdout).context("the password command printed invalid UTF-8")?;
-    Ok(text.lines().next().unwrap_or("").as_bytes().to_vec())
+    std::str::from_utf8(&stdout).context("the password command printed invalid UTF-8")?;
+    Ok(Zeroizing::new(first_line(&stdout).to_vec()))
 }
 
 /// restic's exit codes.

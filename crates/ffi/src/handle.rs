@@ -65,7 +65,11 @@ unsafe fn connect(
         if create {
             Repository::init(storage, password.as_bytes(), init).await
         } else {
-            Repository::open(storage, password.as_bytes()).await
+            let open = cairn_repo::OpenOptions {
+                key_hint: options.key_hint.clone(),
+                cache_dir: None,
+            };
+            Repository::open_with(storage, password.as_bytes(), &open).await
         }
     })?;
     let handle = Box::new(CairnRepo {

@@ -43,6 +43,8 @@ pub(crate) struct RepoJson {
     pub kdf_memory_kib: Option<u32>,
     pub kdf_time_cost: Option<u32>,
     pub kdf_parallelism: Option<u32>,
+    /// Key id or unique prefix to try first (open only; at most 20 key files are tried).
+    pub key_hint: Option<String>,
 }
 
 fn default_compression() -> Option<i32> {

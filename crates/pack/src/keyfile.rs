@@ -18,7 +18,7 @@
 //! holding the repository open can list every key's info, while the KDF parameters stay
 //! readable before any password is known.
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{open, random_bytes, seal, SEAL_OVERHEAD};
 use crate::error::malformed;
@@ -33,17 +33,43 @@ const SEALED_KEYS_LEN: usize = MASTER_KEYS_LEN + SEAL_OVERHEAD;
 const INFO_AD_PREFIX: &[u8] = b"cairn key info v1";
 /// Largest info payload a key file may carry.
 pub const MAX_KEY_INFO_LEN: usize = 64 * 1024;
+/// Largest well-formed key file, in bytes: a listed key file larger than this can be skipped
+/// without downloading it.
+pub const MAX_KEY_FILE_LEN: usize = HEADER_LEN + SEALED_KEYS_LEN + 4 + MAX_KEY_INFO_LEN + SEAL_OVERHEAD;
 
 /// Argon2id cost parameters, stored in each key file.
 ///
-/// Bounds (checked both when creating and when parsing, so a hostile key file cannot make
-/// `open` allocate more than 1 GiB or spin for minutes): memory 8 KiB × parallelism ..= 1 GiB,
-/// time 1 ..= 64, parallelism 1 ..= 16.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Two sets of bounds (docs/format.md#key-files):
+///
+/// - The **ceiling**, checked by [`KdfParams::new`] and so by [`KeyFile::parse`] before any
+///   memory is allocated: memory ≤ [`KdfParams::MAX_MEMORY_KIB`] (256 MiB), memory × passes ≤
+///   [`KdfParams::MAX_WORK_KIB`] (1 GiB·pass, about half a second), passes 1 ..= 64,
+///   parallelism 1 ..= 16 and memory ≥ 8 KiB × parallelism (Argon2's own minimum). Anyone who
+///   can write `keys/` chooses these numbers, so a key file above the ceiling is refused
+///   unread: one key derivation then costs at most 256 MiB and about half a second, which a
+///   1 GiB pod can pay while doing nothing else.
+/// - The **floor** for new keys, checked by [`KdfParams::check_new_key`] (the repository
+///   layer calls it for `init`, `key add` and `key passwd`): memory ≥
+///   [`KdfParams::MIN_MEMORY_KIB`] (7 MiB) and memory × passes ≥ [`KdfParams::MIN_WORK_KIB`]
+///   (35 MiB·pass), the weakest row of OWASP's Argon2id table (19 MiB × 2, 12 MiB × 3,
+///   9 MiB × 4 or 7 MiB × 5 all pass). The weakest key sets the repository's security, so no
+///   new key may be weaker; existing keys below the floor still open (`check` warns).
+#[derive(Clone, Copy, Debug, Eq)]
 pub struct KdfParams {
     memory_kib: u32,
     time_cost: u32,
     parallelism: u32,
+    /// Set only by [`KdfParams::insecure_for_tests`]: lets tests create fast keys.
+    below_floor_allowed: bool,
+}
+
+/// Equal costs are equal parameters (whether they may be used below the floor is not part of
+/// the value a key file stores).
+impl PartialEq for KdfParams {
+    fn eq(&self, other: &Self) -> bool {
+        (self.memory_kib, self.time_cost, self.parallelism)
+            == (other.memory_kib, other.time_cost, other.parallelism)
+    }
 }
 
 impl KdfParams {
@@ -52,38 +78,113 @@ impl KdfParams {
         memory_kib: 64 * 1024,
         time_cost: 3,
         parallelism: 1,
+        below_floor_allowed: false,
     };
 
-    /// Largest accepted memory cost, in KiB (1 GiB).
-    pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+    /// Largest accepted memory cost, in KiB (256 MiB: a quarter of a 1 GiB pod).
+    pub const MAX_MEMORY_KIB: u32 = 256 * 1024;
 
-    /// Validates cost parameters.
+    /// Largest accepted memory cost × passes, in KiB (1 GiB·pass). Argon2's time is
+    /// proportional to this product: 1 GiB·pass is about 0.5 s on the reference machine.
+    pub const MAX_WORK_KIB: u64 = 1024 * 1024;
+
+    /// Largest accepted number of passes.
+    pub const MAX_TIME_COST: u32 = 64;
+
+    /// Largest accepted number of lanes. The `argon2` crate computes lanes one after another
+    /// (it has no threads), so lanes change the memory layout, not the cost.
+    pub const MAX_PARALLELISM: u32 = 16;
+
+    /// Smallest memory cost of a new key, in KiB (7 MiB, OWASP's smallest row).
+    pub const MIN_MEMORY_KIB: u32 = 7 * 1024;
+
+    /// Smallest memory cost × passes of a new key, in KiB (35 MiB·pass = 7 MiB × 5, the
+    /// weakest of OWASP's equivalent Argon2id settings; 19 MiB × 2 is their first choice).
+    pub const MIN_WORK_KIB: u64 = 35 * 1024;
+
+    /// Validates cost parameters against the ceiling (what any reader accepts).
+    ///
+    /// Parameters below the floor are accepted here (existing keys must keep opening); new
+    /// keys must also pass [`KdfParams::check_new_key`].
     ///
     /// # Errors
-    /// [`PackError::InvalidParameter`] when any bound is broken.
+    /// [`PackError::InvalidParameter`] when any ceiling bound is broken.
     pub fn new(memory_kib: u32, time_cost: u32, parallelism: u32) -> Result<Self, PackError> {
-        if !(1..=16).contains(&parallelism) {
+        if !(1..=Self::MAX_PARALLELISM).contains(&parallelism) {
             return Err(PackError::InvalidParameter(format!(
-                "Argon2 parallelism {parallelism} is outside 1..=16"
+                "Argon2 parallelism {parallelism} is outside 1..={}",
+                Self::MAX_PARALLELISM
             )));
         }
-        if !(1..=64).contains(&time_cost) {
+        if !(1..=Self::MAX_TIME_COST).contains(&time_cost) {
             return Err(PackError::InvalidParameter(format!(
-                "Argon2 time cost {time_cost} is outside 1..=64"
+                "Argon2 time cost {time_cost} is outside 1..={}",
+                Self::MAX_TIME_COST
             )));
         }
         if memory_kib < 8 * parallelism || memory_kib > Self::MAX_MEMORY_KIB {
             return Err(PackError::InvalidParameter(format!(
-                "Argon2 memory {memory_kib} KiB is outside {}..={} KiB",
+                "Argon2 memory {memory_kib} KiB is outside {}..={} KiB (the ceiling a 1 GiB host can pay)",
                 8 * parallelism,
                 Self::MAX_MEMORY_KIB
+            )));
+        }
+        let work = u64::from(memory_kib) * u64::from(time_cost);
+        if work > Self::MAX_WORK_KIB {
+            return Err(PackError::InvalidParameter(format!(
+                "Argon2 work {memory_kib} KiB × {time_cost} passes is above the ceiling of {} KiB·passes",
+                Self::MAX_WORK_KIB
             )));
         }
         Ok(KdfParams {
             memory_kib,
             time_cost,
             parallelism,
+            below_floor_allowed: false,
         })
+    }
+
+    /// Parameters below the floor that [`KdfParams::check_new_key`] lets through, so tests can
+    /// create keys in microseconds. Only compiled into this crate's tests and into builds that
+    /// enable the `insecure-test-kdf` feature, which crates enable as a dev-dependency only:
+    /// release builds cannot make weak keys through it.
+    ///
+    /// # Errors
+    /// As [`KdfParams::new`] (the ceiling still applies).
+    #[cfg(any(test, feature = "insecure-test-kdf"))]
+    pub fn insecure_for_tests(
+        memory_kib: u32,
+        time_cost: u32,
+        parallelism: u32,
+    ) -> Result<Self, PackError> {
+        let mut params = Self::new(memory_kib, time_cost, parallelism)?;
+        params.below_floor_allowed = true;
+        Ok(params)
+    }
+
+    /// True when these costs are below the floor for new keys (see the type's documentation):
+    /// a key file using them is easier to guess than the repository's policy allows.
+    pub fn is_weak(&self) -> bool {
+        self.memory_kib < Self::MIN_MEMORY_KIB
+            || u64::from(self.memory_kib) * u64::from(self.time_cost) < Self::MIN_WORK_KIB
+    }
+
+    /// Checks that a new key may use these costs: at or above the floor (unless made by
+    /// `insecure_for_tests`).
+    ///
+    /// # Errors
+    /// [`PackError::InvalidParameter`] naming the floor when the costs are below it.
+    pub fn check_new_key(&self) -> Result<(), PackError> {
+        if self.is_weak() && !self.below_floor_allowed {
+            return Err(PackError::InvalidParameter(format!(
+                "Argon2 cost {} KiB × {} passes is below the floor for new keys: at least {} KiB and {} KiB·passes (OWASP's minimum, e.g. 19456 KiB × 2 passes; the default is 65536 KiB × 3)",
+                self.memory_kib,
+                self.time_cost,
+                Self::MIN_MEMORY_KIB,
+                Self::MIN_WORK_KIB
+            )));
+        }
+        Ok(())
     }
 
     /// Memory cost in KiB.
@@ -102,15 +203,40 @@ impl KdfParams {
     }
 
     fn derive(&self, password: &[u8], salt: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, PackError> {
+        // The working memory is allocated here rather than inside `hash_password_into`, which
+        // frees it without wiping (argon2's `zeroize` feature only wipes its small internal
+        // hashes): `derive_in` wipes every block before returning.
+        let mut memory = Vec::new();
+        self.derive_in(password, salt, &mut memory)
+    }
+
+    /// Derives the wrapping key using `memory` as Argon2's working memory (resized to the
+    /// block count), and wipes every block before returning, whether derivation succeeded
+    /// or not. An allocation failure is an error, not an abort.
+    fn derive_in(
+        &self,
+        password: &[u8],
+        salt: &[u8; 32],
+        memory: &mut Vec<argon2::Block>,
+    ) -> Result<Zeroizing<[u8; 32]>, PackError> {
         let params =
             argon2::Params::new(self.memory_kib, self.time_cost, self.parallelism, Some(32))
                 .map_err(|e| PackError::InvalidParameter(format!("Argon2 parameters: {e}")))?;
+        let blocks = params.block_count();
         let argon =
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        memory.clear();
+        memory.try_reserve_exact(blocks).map_err(|_| {
+            PackError::InvalidParameter(format!(
+                "cannot allocate {} KiB for Argon2",
+                self.memory_kib
+            ))
+        })?;
+        memory.resize(blocks, argon2::Block::default());
         let mut out = Zeroizing::new([0u8; 32]);
-        argon
-            .hash_password_into(password, salt, out.as_mut())
-            .map_err(|e| PackError::InvalidParameter(format!("Argon2: {e}")))?;
+        let result = argon.hash_password_into_with_memory(password, salt, out.as_mut(), &mut memory[..]);
+        memory.iter_mut().for_each(Zeroize::zeroize);
+        result.map_err(|e| PackError::InvalidParameter(format!("Argon2: {e}")))?;
         Ok(out)
     }
 }
@@ -168,10 +294,13 @@ impl KeyFile {
         })
     }
 
-    /// Parses the structure of a key file without any password.
+    /// Parses the structure of a key file without any password, and without allocating more
+    /// than its length.
     ///
     /// # Errors
-    /// [`PackError::Malformed`] for a wrong magic, version, KDF, length, or out-of-range costs.
+    /// [`PackError::Malformed`] for a wrong magic, version, KDF, length, or costs above the
+    /// ceiling ([`KdfParams::new`]). Costs below the floor for new keys parse (old keys keep
+    /// opening; see [`KdfParams::is_weak`]).
     pub fn parse(bytes: &[u8]) -> Result<Self, PackError> {
         const WHAT: &str = "key file";
         if bytes.len() < HEADER_LEN + SEALED_KEYS_LEN + 4 {
@@ -275,7 +404,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn fast() -> KdfParams {
-        KdfParams::new(64, 1, 1).unwrap()
+        KdfParams::insecure_for_tests(64, 1, 1).unwrap()
     }
 
     #[test]
@@ -314,18 +443,109 @@ mod tests {
         );
     }
 
+    /// Writes costs into a key file's header, as a hostile store could.
+    fn with_costs(bytes: &[u8], memory_kib: u32, time_cost: u32, parallelism: u32) -> Vec<u8> {
+        let mut bytes = bytes.to_vec();
+        bytes[10..14].copy_from_slice(&memory_kib.to_le_bytes());
+        bytes[14..18].copy_from_slice(&time_cost.to_le_bytes());
+        bytes[18..22].copy_from_slice(&parallelism.to_le_bytes());
+        bytes
+    }
+
     #[test]
     fn hostile_costs_are_rejected_before_deriving() {
         let master = MasterKeys::generate().unwrap();
-        let mut bytes = KeyFile::create(&master, b"pw", fast(), b"")
+        let bytes = KeyFile::create(&master, b"pw", fast(), b"")
             .unwrap()
             .to_bytes();
-        bytes[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
-        let err = KeyFile::parse(&bytes).unwrap_err();
-        assert!(err.to_string().contains("memory"), "{err}");
+        // Each of these would allocate more than 256 MiB or take more than 1 GiB·pass of
+        // work; parse refuses them without allocating or deriving anything.
+        for (m, t, p, what) in [
+            (u32::MAX, 1, 1, "memory"),
+            (1024 * 1024, 1, 1, "memory"), // 1 GiB: accepted before, a 1 GiB pod dies
+            (KdfParams::MAX_MEMORY_KIB + 1, 1, 1, "memory"),
+            (KdfParams::MAX_MEMORY_KIB, 5, 1, "work"), // 256 MiB × 5 passes
+            (64 * 1024, 17, 1, "work"),                // 64 MiB × 17 passes
+            (1024, 65, 1, "time cost"),
+            (1024, 1, 17, "parallelism"),
+            (8, 1, 2, "memory"), // below Argon2's 8 KiB per lane
+        ] {
+            let err = KeyFile::parse(&with_costs(&bytes, m, t, p)).unwrap_err();
+            assert!(
+                matches!(err, PackError::Malformed { .. }) && err.to_string().contains(what),
+                "{m} KiB × {t} × {p}: {err}"
+            );
+        }
+        // The ceiling itself parses (and is refused for nothing else).
+        let at_ceiling = with_costs(&bytes, KdfParams::MAX_MEMORY_KIB, 4, 16);
+        assert_eq!(
+            KeyFile::parse(&at_ceiling).unwrap().params(),
+            KdfParams::new(KdfParams::MAX_MEMORY_KIB, 4, 16).unwrap()
+        );
         assert!(KdfParams::new(8, 0, 1).is_err());
         assert!(KdfParams::new(8, 1, 0).is_err());
         assert!(KdfParams::new(8, 1, 2).is_err());
+    }
+
+    #[test]
+    fn weak_costs_parse_but_are_refused_for_new_keys() {
+        // What cairn accepted for new keys before: 8 MiB × 1 pass.
+        let old_weak = KdfParams::new(8 * 1024, 1, 1).unwrap();
+        assert!(old_weak.is_weak());
+        let err = old_weak.check_new_key().unwrap_err();
+        assert!(err.to_string().contains("below the floor"), "{err}");
+        // OWASP's equivalent minimums all pass; one KiB or one pass less does not.
+        for (m, t) in [(47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5)] {
+            let ok = KdfParams::new(m, t, 1).unwrap();
+            assert!(!ok.is_weak(), "{m} × {t}");
+            ok.check_new_key().unwrap();
+        }
+        for (m, t) in [(19456, 1), (7168, 4), (7167, 6), (35839, 1)] {
+            assert!(KdfParams::new(m, t, 1).unwrap().is_weak(), "{m} × {t}");
+        }
+        assert!(!KdfParams::DEFAULT.is_weak());
+        // A weak key made before the floor still parses and opens (compatibility)...
+        let master = MasterKeys::generate().unwrap();
+        let weak = KeyFile::create(&master, b"pw", fast(), b"").unwrap();
+        let parsed = KeyFile::parse(&weak.to_bytes()).unwrap();
+        assert!(parsed.params().is_weak());
+        assert_eq!(parsed.unlock(b"pw").unwrap().to_bytes(), master.to_bytes());
+        // ...but its parameters cannot be reused for a new key: the test-only permission is
+        // not stored in the file.
+        assert!(parsed.params().check_new_key().is_err());
+        assert!(fast().check_new_key().is_ok());
+    }
+
+    #[test]
+    fn crypto_crates_wipe_their_state() {
+        // Type-level: these only compile (Block: Zeroize) or hold (Poly1305 has a Drop that
+        // wipes its state) when the crates' zeroize features are enabled.
+        fn zeroizes<T: Zeroize>() {}
+        zeroizes::<argon2::Block>();
+        assert!(std::mem::needs_drop::<poly1305::Poly1305>());
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<MasterKeys>();
+    }
+
+    #[test]
+    fn derivation_wipes_its_working_memory() {
+        let params = fast();
+        let mut memory = Vec::new();
+        let salt = [7u8; 32];
+        let key = params.derive_in(b"pw", &salt, &mut memory).unwrap();
+        // Argon2 filled 64 blocks of 1 KiB; every one is zero again.
+        assert_eq!(memory.len(), 64);
+        assert!(memory.iter().all(|b| b.as_ref().iter().all(|&w| w == 0)));
+        // The key is the same as without our memory handling (Argon2id test vector shape).
+        let mut expected = [0u8; 32];
+        argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(64, 1, 1, Some(32)).unwrap(),
+        )
+        .hash_password_into(b"pw", &salt, &mut expected)
+        .unwrap();
+        assert_eq!(*key, expected);
     }
 
     #[test]

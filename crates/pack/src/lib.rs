@@ -26,7 +26,7 @@ pub use header::{
     HEADER_VERSION,
 };
 pub use id::{BlobId, BlobType, PackId};
-pub use keyfile::{KdfParams, KeyFile, MAX_KEY_INFO_LEN};
+pub use keyfile::{KdfParams, KeyFile, MAX_KEY_FILE_LEN, MAX_KEY_INFO_LEN};
 pub use keys::{MasterKeys, MASTER_KEYS_LEN};
 pub use reader::{PackReader, TAIL_READ_LEN, TRAILER_LEN};
 pub use writer::{FinishedPack, PackWriter, DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE};

@@ -47,10 +47,14 @@ pub enum RepoError {
         location: String,
     },
     /// Occurs when no key file opens with the given password.
-    #[error("wrong password: no key of the repository at {location} opens with it")]
+    #[error("wrong password: no key of the repository at {location} opens with it{detail}")]
     WrongPassword {
         /// The repository location.
         location: String,
+        /// How the search went, starting with "; " (empty when there is nothing to add): how
+        /// many key derivations ran, which key files were skipped and why, and whether the
+        /// limit on key files tried stopped the search.
+        detail: String,
     },
     /// Occurs when a storage operation fails.
     #[error("storage error on {object}: {source}")]

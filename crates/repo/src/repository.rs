@@ -4,13 +4,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_chunker::{Chunker, ChunkerSecret};
-use cairn_pack::{BlobEncoder, KdfParams, KeyFile, MasterKeys};
+use cairn_pack::{BlobEncoder, KdfParams, KeyFile, MasterKeys, MAX_KEY_FILE_LEN};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::config::{ChunkerSizes, InitOptions, RepoConfig, FORMAT_VERSION};
 use crate::error::{RepoError, Result};
-use crate::object::{content_id, open_object, seal_object, ObjectKind};
+use crate::key_hint::{self, OpenOptions};
+use crate::object::{check_content_id, content_id, open_object, seal_object, ObjectKind};
 use crate::storage::{FileType, Storage};
+
+/// The most key files [`Repository::open_with`] examines per open (restic's `maxKeys`): each
+/// may cost a key derivation of up to the KDF ceiling (256 MiB, about half a second), so a
+/// store holding many planted key files costs at most this many. A repository with more keys
+/// than this is opened with a key hint, or by the key that last opened it on this host.
+pub const MAX_KEYS_TRIED: usize = 20;
 
 /// An open repository: its storage, unlocked keys and configuration.
 ///
@@ -73,7 +81,8 @@ impl Repository {
     /// Creates a repository at `storage` with one key for `password`.
     ///
     /// # Errors
-    /// [`RepoError::AlreadyInitialized`] if a config exists; storage errors otherwise. The
+    /// [`RepoError::AlreadyInitialized`] if a config exists; [`RepoError::InvalidInput`] if
+    /// `options.kdf` is below the floor for new keys; storage errors otherwise. The
     /// config is written last, with a conditional create, so a concurrent or interrupted init
     /// never leaves a repository that looks valid but has no key.
     pub async fn init(
@@ -154,12 +163,35 @@ impl Repository {
         Self::init_with_keys(storage, password, options, keys).await
     }
 
-    /// Opens a repository with a password: tries every key file.
+    /// Opens a repository with a password; see [`Repository::open_with`]. Tries key files in
+    /// listing order and remembers nothing.
+    ///
+    /// # Errors
+    /// As [`Repository::open_with`].
+    pub async fn open(storage: Storage, password: &[u8]) -> Result<Repository> {
+        Self::open_with(storage, password, &OpenOptions::default()).await
+    }
+
+    /// Opens a repository with a password: finds the key file it unlocks.
+    ///
+    /// Anyone who can write `keys/` decides what this costs, so (docs/format.md#key-files):
+    /// key files are fetched one at a time, the hinted ones first (`options.key_hint`, then the
+    /// key that last opened this repository if `options.cache_dir` is set); a file whose
+    /// content does not hash to its name, or that is larger than any key file, is skipped
+    /// before any key derivation; costs above the ceiling are refused unread
+    /// ([`KdfParams::new`]); and at most [`MAX_KEYS_TRIED`] key files are examined. On success
+    /// the key that opened is remembered in `options.cache_dir` (best effort).
     ///
     /// # Errors
     /// [`RepoError::RepositoryNotFound`] without a config; [`RepoError::WrongPassword`] if no
-    /// key opens; [`RepoError::Corrupt`]/[`RepoError::Pack`] for a damaged config.
-    pub async fn open(storage: Storage, password: &[u8]) -> Result<Repository> {
+    /// key opens (its message counts the key derivations run and names every key file that was
+    /// skipped, and says so when the limit stopped the search); [`RepoError::Corrupt`] /
+    /// [`RepoError::Pack`] for a damaged config; storage errors.
+    pub async fn open_with(
+        storage: Storage,
+        password: &[u8],
+        options: &OpenOptions,
+    ) -> Result<Repository> {
         let config_bytes = match storage.get(FileType::Config, "").await {
             Ok(bytes) => bytes,
             Err(RepoError::MissingObject { .. }) => {
@@ -169,31 +201,131 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
+        // Names this repository in the hint cache before any key has opened it.
+        let cache_name = content_id(&config_bytes);
+        let listed = storage.list(FileType::Key).await?;
+        let mut notes: Vec<String> = Vec::new();
+        let mut first: Vec<&str> = Vec::new();
+        if let Some(hint) = options.key_hint.as_deref().filter(|h| !h.is_empty()) {
+            let matches: Vec<&str> = listed
+                .iter()
+                .map(|l| l.name.as_str())
+                .filter(|name| name.starts_with(hint))
+                .collect();
+            match matches.as_slice() {
+                [one] => first.push(one),
+                [] => notes.push(format!("key hint {hint:?} matches no key file")),
+                _ => notes.push(format!("key hint {hint:?} matches several key files")),
+            }
+        }
+        let remembered = options
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| key_hint::read(dir, &cache_name));
+        if let Some(id) = &remembered {
+            if let Some(l) = listed.iter().find(|l| &l.name == id) {
+                if !first.contains(&l.name.as_str()) {
+                    first.push(&l.name);
+                }
+            }
+        }
+        let order = first.iter().copied().chain(
+            listed
+                .iter()
+                .map(|l| l.name.as_str())
+                .filter(|name| !first.contains(name)),
+        );
+
+        // One copy of the password, wiped when the last derivation task is done with it.
+        let password = Arc::new(Zeroizing::new(password.to_vec()));
+        let mut examined = 0usize;
+        let mut derived = 0usize;
+        let mut skipped: Vec<String> = Vec::new();
         let mut unlocked = None;
-        for listed in storage.list(FileType::Key).await? {
-            let bytes = storage.get(FileType::Key, &listed.name).await?;
-            // A damaged key file must not stop other keys from opening the repository.
-            let Ok(key_file) = KeyFile::parse(&bytes) else {
+        for name in order {
+            if examined == MAX_KEYS_TRIED {
+                notes.push(format!(
+                    "stopped after {MAX_KEYS_TRIED} of {} key files (the most tried per open): name the key to try first with a key hint (--key-hint ID)",
+                    listed.len()
+                ));
+                break;
+            }
+            examined += 1;
+            let object = format!("keys/{name}");
+            let size = listed
+                .iter()
+                .find(|l| l.name == name)
+                .map_or(0, |l| l.size);
+            if size > MAX_KEY_FILE_LEN as u64 {
+                skipped.push(format!("{object} ({size} bytes, larger than any key file)"));
                 continue;
+            }
+            let bytes = match storage.get(FileType::Key, name).await {
+                Ok(bytes) => bytes,
+                // Removed since the listing (a concurrent `key remove`): not ours.
+                Err(RepoError::MissingObject { .. }) => continue,
+                Err(e) => return Err(e),
             };
-            let password = password.to_vec();
-            let keys = tokio::task::spawn_blocking(move || key_file.unlock(&password))
+            // A key file is named by the hash of its bytes: a file copied or altered under
+            // another name is not the key file it claims to be, and costs no derivation.
+            let actual = content_id(&bytes);
+            if actual != name {
+                skipped.push(format!(
+                    "{object} (content does not match its name: it hashes to {actual})"
+                ));
+                continue;
+            }
+            let key_file = match KeyFile::parse(&bytes) {
+                Ok(key_file) => key_file,
+                Err(e) => {
+                    skipped.push(format!("{object} ({e})"));
+                    continue;
+                }
+            };
+            derived += 1;
+            let password = Arc::clone(&password);
+            let result = tokio::task::spawn_blocking(move || key_file.unlock(&password))
                 .await
                 .map_err(|e| RepoError::InvalidInput(format!("key derivation task failed: {e}")))?;
-            if let Ok(keys) = keys {
-                unlocked = Some((keys, listed.name));
-                break;
+            match result {
+                Ok(keys) => {
+                    unlocked = Some((keys, name.to_string()));
+                    break;
+                }
+                Err(cairn_pack::PackError::WrongPassword) => {}
+                Err(e) => skipped.push(format!("{object} ({e})")),
             }
         }
         let Some((keys, key_id)) = unlocked else {
+            let mut detail = format!(
+                "; ran the key derivation on {derived} of {} key files",
+                listed.len()
+            );
+            if !skipped.is_empty() {
+                detail.push_str(&format!(
+                    "; skipped {} without deriving: {}",
+                    skipped.len(),
+                    skipped.join(", ")
+                ));
+            }
+            for note in notes {
+                detail.push_str("; ");
+                detail.push_str(&note);
+            }
             return Err(RepoError::WrongPassword {
                 location: storage.location().to_string(),
+                detail,
             });
         };
         let plain = open_object(&keys, ObjectKind::Config, "config", &config_bytes)?;
         let config: RepoConfig = serde_json::from_slice(&plain)
             .map_err(|e| RepoError::corrupt("config", format!("invalid JSON: {e}")))?;
         config.validate()?;
+        if let Some(dir) = &options.cache_dir {
+            if remembered.as_deref() != Some(key_id.as_str()) {
+                key_hint::write(dir, &cache_name, &key_id);
+            }
+        }
         Self::assemble(storage, Arc::new(keys), config, key_id)
     }
 
@@ -230,17 +362,22 @@ impl Repository {
     }
 
     /// Adds a key file for `password`; returns its id.
+    ///
+    /// # Errors
+    /// [`RepoError::InvalidInput`] when `kdf` is below the floor for new keys
+    /// ([`KdfParams::check_new_key`]); storage errors.
     pub async fn add_key(&self, password: &[u8], kdf: KdfParams) -> Result<String> {
         write_key(&self.storage, &self.keys, password, kdf).await
     }
 
-    /// Lists every key with its info. Keys whose info does not authenticate are reported as
-    /// damaged, not skipped.
+    /// Lists every key with its info. A key file that does not hash to its name, does not
+    /// parse or whose info does not authenticate is an error naming it, not skipped.
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for listed in self.storage.list(FileType::Key).await? {
             let object = format!("keys/{}", listed.name);
             let bytes = self.storage.get(FileType::Key, &listed.name).await?;
+            check_content_id(&object, &listed.name, &bytes)?;
             let key_file = KeyFile::parse(&bytes).map_err(|source| RepoError::Pack {
                 object: object.clone(),
                 source,
@@ -292,6 +429,9 @@ impl Repository {
 
     /// Replaces the current key with one for `new_password`: the new key is written first,
     /// then the old one removed, so an interruption leaves both (never neither).
+    ///
+    /// # Errors
+    /// As [`Repository::add_key`].
     pub async fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<String> {
         let new_id = write_key(&self.storage, &self.keys, new_password, kdf).await?;
         self.storage.delete(FileType::Key, &self.key_id).await?;
@@ -306,6 +446,14 @@ async fn write_key(
     password: &[u8],
     kdf: KdfParams,
 ) -> Result<String> {
+    // The weakest key sets the repository's security: no new key below the floor. This
+    // crate's own unit tests are exempt (they make hundreds of throwaway repositories);
+    // integration tests and other crates use `KdfParams::insecure_for_tests`.
+    if let Err(e) = kdf.check_new_key() {
+        if !cfg!(test) {
+            return Err(RepoError::InvalidInput(format!("new key: {e}")));
+        }
+    }
     let info = KeyInfo {
         id: String::new(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
@@ -315,7 +463,7 @@ async fn write_key(
     };
     let info = serde_json::to_vec(&info).expect("key info serializes");
     let keys = Arc::clone(keys);
-    let password = zeroize::Zeroizing::new(password.to_vec());
+    let password = Zeroizing::new(password.to_vec());
     let key_file =
         tokio::task::spawn_blocking(move || KeyFile::create(&keys, &password, kdf, &info))
             .await

@@ -88,7 +88,7 @@ async fn key_management() {
     let mut repo = Repository::init(storage.clone(), PASSWORD, fast_init())
         .await
         .unwrap();
-    let fast = cairn_repo::KdfParams::new(64, 1, 1).unwrap();
+    let fast = cairn_repo::KdfParams::insecure_for_tests(64, 1, 1).unwrap();
     let second = repo.add_key(b"second", fast).await.unwrap();
     let keys = repo.list_keys().await.unwrap();
     assert_eq!(keys.len(), 2);

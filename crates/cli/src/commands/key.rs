@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use cairn_repo::KdfParams;
 use serde_json::json;
 
-use crate::context::Globals;
+use crate::context::{into_password, read_password_file, Globals, Password};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -37,19 +36,17 @@ struct NewPassword {
 }
 
 impl NewPassword {
-    fn read(&self) -> anyhow::Result<Vec<u8>> {
+    fn read(&self) -> anyhow::Result<Password> {
         if let Some(file) = &self.new_password_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            return Ok(text.lines().next().unwrap_or("").as_bytes().to_vec());
+            return read_password_file(file);
         }
         if let Ok(value) = std::env::var("CAIRN_NEW_PASSWORD") {
-            return Ok(value.into_bytes());
+            return Ok(into_password(value));
         }
-        let first = rpassword::prompt_password("enter new password: ")?;
-        let second = rpassword::prompt_password("enter password again: ")?;
-        anyhow::ensure!(first == second, "passwords do not match");
-        Ok(first.into_bytes())
+        let first = into_password(rpassword::prompt_password("enter new password: ")?);
+        let second = into_password(rpassword::prompt_password("enter password again: ")?);
+        anyhow::ensure!(*first == *second, "passwords do not match");
+        Ok(first)
     }
 }
 

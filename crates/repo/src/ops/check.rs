@@ -108,6 +108,18 @@ pub enum Finding {
         /// What is wrong.
         reason: String,
     },
+    /// A key file's KDF costs are below the floor for new keys: its password is cheaper to
+    /// guess than the repository's policy allows, and the weakest key sets the repository's
+    /// security. A warning (the key works); replace it with `key passwd` or `key add` +
+    /// `key remove`.
+    KeyWeak {
+        /// The key file's name.
+        file: String,
+        /// Its Argon2 memory cost in KiB.
+        memory_kib: u32,
+        /// Its Argon2 passes.
+        time_cost: u32,
+    },
     /// A drill or check record could not be read, authenticated or decoded.
     RecordDamaged {
         /// The object, e.g. `drills/<id>`.
@@ -190,11 +202,11 @@ pub enum Finding {
 }
 
 impl Finding {
-    /// False only for findings that lose no data (unindexed packs).
+    /// False only for findings that lose no data (unindexed packs, weak keys).
     pub fn is_error(&self) -> bool {
         !matches!(
             self,
-            Finding::PackNotIndexed { .. } | Finding::LockInvalid { .. }
+            Finding::PackNotIndexed { .. } | Finding::LockInvalid { .. } | Finding::KeyWeak { .. }
         )
     }
 }
@@ -209,6 +221,16 @@ impl fmt::Display for Finding {
             Finding::KeyFileDamaged { file, reason } => {
                 write!(f, "key file {file} is damaged: {reason}")
             }
+            Finding::KeyWeak {
+                file,
+                memory_kib,
+                time_cost,
+            } => write!(
+                f,
+                "key {file} is weak: Argon2 {memory_kib} KiB × {time_cost} passes is below the floor for new keys ({} KiB and {} KiB·passes); replace it (key passwd, or key add then key remove)",
+                cairn_pack::KdfParams::MIN_MEMORY_KIB,
+                cairn_pack::KdfParams::MIN_WORK_KIB
+            ),
             Finding::RecordDamaged { object, reason } => {
                 write!(f, "record {object} is damaged: {reason}")
             }
@@ -329,20 +351,27 @@ impl Repository {
         let mut report = CheckReport::default();
 
         // 0. Key files: well-formed and named by their hash (the config was authenticated
-        //    when the repository was opened).
+        //    when the repository was opened), and not below the KDF floor (a warning).
         for listed in self.storage.list(FileType::Key).await? {
             let bytes = self.storage.get(FileType::Key, &listed.name).await?;
             let object = format!("keys/{}", listed.name);
             let verdict = check_content_id(&object, &listed.name, &bytes).and_then(|()| {
                 cairn_pack::KeyFile::parse(&bytes)
-                    .map(|_| ())
                     .map_err(|source| RepoError::Pack { object, source })
             });
-            if let Err(e) = verdict {
-                report.findings.push(Finding::KeyFileDamaged {
+            match verdict {
+                Ok(key_file) if key_file.params().is_weak() => {
+                    report.findings.push(Finding::KeyWeak {
+                        file: listed.name,
+                        memory_kib: key_file.params().memory_kib(),
+                        time_cost: key_file.params().time_cost(),
+                    })
+                }
+                Ok(_) => {}
+                Err(e) => report.findings.push(Finding::KeyFileDamaged {
                     file: listed.name,
                     reason: e.to_string(),
-                });
+                }),
             }
         }
 

@@ -2,6 +2,7 @@
 //! `object_store`.
 
 mod layout;
+mod private_local;
 mod url;
 
 pub use layout::{FileType, MAINTENANCE_LOCK};

@@ -11,6 +11,7 @@ use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use object_store::{Certificate, ClientOptions, ObjectStore};
 
+use super::private_local;
 use crate::error::{RepoError, Result};
 
 /// A parsed repository location.
@@ -241,8 +242,12 @@ pub(crate) fn open_location(
     match parse(location)? {
         Location::Memory => Ok(Arc::new(InMemory::new())),
         Location::Local(path) => {
+            // Files 0600 and directories 0700 (restic's modes; see private_local.rs). A
+            // repository directory `init` creates is 0700 too; one that exists already (a
+            // mount point) keeps its mode, and what cairn creates inside it is private.
             if create_local {
-                std::fs::create_dir_all(&path).map_err(|e| RepoError::io(&path, e))?;
+                private_local::create_dirs(&path, private_local::Modes::PRIVATE.dir, true)
+                    .map_err(|e| RepoError::io(&path, e))?;
             } else if !path.is_dir() {
                 return Err(RepoError::RepositoryNotFound {
                     location: location.to_string(),
@@ -253,7 +258,10 @@ pub(crate) fn open_location(
             let store = LocalFileSystem::new_with_prefix(&path)
                 .map_err(backend_error)?
                 .with_fsync(true);
-            Ok(Arc::new(store))
+            let modes = private_local::Modes::for_repository(&path);
+            Ok(Arc::new(private_local::PrivateLocalStore::new(
+                store, modes, true,
+            )))
         }
         Location::S3 {
             bucket,

@@ -30,7 +30,7 @@ pub fn fast_init() -> InitOptions {
         chunker: ChunkerParams::new(16 * 1024, 64 * 1024, 256 * 1024).unwrap(),
         pack_size: 256 * 1024,
         compression: Some(3),
-        kdf: KdfParams::new(64, 1, 1).unwrap(),
+        kdf: KdfParams::insecure_for_tests(64, 1, 1).unwrap(),
     }
 }
 
