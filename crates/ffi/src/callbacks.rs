@@ -73,8 +73,9 @@ pub(crate) fn call_back<R>(kind: &'static str, call: impl FnOnce() -> R) -> R {
     let _inside = InCallback::enter(kind);
     // The `catch_unwind` guarantees a handler above the callback, so the unwinder's second
     // phase runs and drops `bomb` (an exception nobody catches would otherwise go straight
-    // to `std::terminate` without a word); `bomb` aborts before that handler is reached,
-    // which matters because `catch_unwind` itself aborts silently on a foreign exception.
+    // to `std::terminate` without a word); `bomb` aborts with our message before that
+    // handler is reached, which matters because `catch_unwind` itself aborts on a foreign
+    // exception with a message that names neither cairn nor the callback.
     match catch_unwind(AssertUnwindSafe(|| {
         let bomb = AbortOnUnwind(kind);
         let result = call();
@@ -151,7 +152,9 @@ impl std::io::Write for CallbackWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let (write, user) = (self.write, self.user);
         // SAFETY: `buf` is valid for `buf.len()` bytes for the duration of the call.
-        let rc = call_back("write", || unsafe { write(user.0, buf.as_ptr(), buf.len()) });
+        let rc = call_back("write", || unsafe {
+            write(user.0, buf.as_ptr(), buf.len())
+        });
         if rc != 0 {
             return Err(std::io::Error::other(format!(
                 "write callback failed ({rc})"

@@ -23,7 +23,8 @@ fn init() -> Repo {
     let url = CString::new(dir.path().join("repo").to_str().unwrap()).unwrap();
     let mut handle = null_mut();
     // SAFETY: valid strings and out pointer.
-    let status = unsafe { cairn_repo_init(url.as_ptr(), c"pw".as_ptr(), INIT.as_ptr(), &mut handle) };
+    let status =
+        unsafe { cairn_repo_init(url.as_ptr(), c"pw".as_ptr(), INIT.as_ptr(), &mut handle) };
     assert_eq!(status, CairnStatus::Ok, "{:?}", last_error());
     Repo {
         _dir: dir,
@@ -120,7 +121,10 @@ fn cairn_calls_from_a_read_callback_are_refused() {
     unsafe { cairn_string_free(out) };
     assert_all_refused(&state.seen, "read");
     // The refused close did nothing: the handle still works and closes normally.
-    assert_eq!(unsafe { cairn_snapshots(repo.handle, null(), null_mut()) }, CairnStatus::Ok);
+    assert_eq!(
+        unsafe { cairn_snapshots(repo.handle, null(), null_mut()) },
+        CairnStatus::Ok
+    );
     assert_eq!(cairn_repo_close(repo.handle), CairnStatus::Ok);
 }
 
@@ -131,7 +135,11 @@ struct WriteState {
     bytes: usize,
 }
 
-unsafe extern "C-unwind" fn write_and_reenter(user: *mut c_void, _buf: *const u8, len: usize) -> i32 {
+unsafe extern "C-unwind" fn write_and_reenter(
+    user: *mut c_void,
+    _buf: *const u8,
+    len: usize,
+) -> i32 {
     // SAFETY: `user` is the `WriteState` the test passed.
     let state = unsafe { &mut *user.cast::<WriteState>() };
     if state.seen.is_empty() {
@@ -268,7 +276,9 @@ fn last_error_copy_stays_valid_after_later_calls() {
     let second = dir.path().join("second-missing");
     assert_ne!(open_missing(second.to_str().unwrap()), CairnStatus::Ok);
     // SAFETY: the borrowed message of the call just made.
-    let now = unsafe { CStr::from_ptr(cairn_last_error()) }.to_str().unwrap();
+    let now = unsafe { CStr::from_ptr(cairn_last_error()) }
+        .to_str()
+        .unwrap();
     assert!(now.contains("second-missing"), "{now}");
     assert_eq!(cairn_repo_close(null_mut()), CairnStatus::Ok);
     assert!(cairn_last_error().is_null(), "a success clears the message");
@@ -351,7 +361,10 @@ fn close_refuses_while_another_thread_uses_the_handle() {
     assert!(message.contains("still running"), "{message}");
     let mut out = null_mut();
     // SAFETY: the handle is still open.
-    assert_eq!(unsafe { cairn_snapshots(repo.handle, null(), &mut out) }, CairnStatus::Ok);
+    assert_eq!(
+        unsafe { cairn_snapshots(repo.handle, null(), &mut out) },
+        CairnStatus::Ok
+    );
     unsafe { cairn_string_free(out) };
 
     proceed_tx.send(()).unwrap();

@@ -221,9 +221,7 @@ fn cpp_exception_from_a_callback_aborts_with_a_message() {
             out.status
         );
         assert!(
-            stderr.contains(&format!(
-                "the {kind} callback did not return normally"
-            )),
+            stderr.contains(&format!("the {kind} callback did not return normally")),
             "{kind}: {stderr}"
         );
         assert!(!stdout.contains("reached the caller"), "{kind}: {stdout}");
