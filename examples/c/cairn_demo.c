@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
     expect(cairn_backup_paths(repo, paths, 1, NULL, NULL, NULL, cancel, NULL) ==
                CAIRN_STATUS_CANCELLED, "cancelled backup");
     cairn_cancel_free(cancel);
-    cairn_repo_close(repo);
+    expect(cairn_repo_close(repo) == CAIRN_STATUS_OK, "close");
 
     cairn_repo *wrong = NULL;
     expect(cairn_repo_open(repo_dir, "not the password", NULL, &wrong) ==

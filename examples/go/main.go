@@ -1,6 +1,7 @@
 // A node-agent-style cairn consumer in Go (cgo): backs up the directory given on the command
 // line into a repository, restores the snapshot into another directory, checks the
-// repository, drills the snapshot and checks the recovery point. Build flags come from the environment (see README):
+// repository, drills the snapshot and checks the recovery point, and reads the errors of
+// many concurrent failing calls. Build flags come from the environment:
 //
 //	CGO_CFLAGS=-I<repo>/crates/ffi/include CGO_LDFLAGS="-L<repo>/target/debug -lcairn_ffi" \
 //	  go run ./examples/go REPO SOURCE_DIR RESTORE_DIR
@@ -16,17 +17,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
+	"strings"
+	"sync"
 	"unsafe"
 )
 
-// cairnError turns a status into a Go error carrying cairn's message.
-func cairnError(op string, status C.cairn_status) error {
+// call runs one cairn call and turns a failure into a Go error carrying cairn's message.
+//
+// cairn keeps the message per OS thread, but a goroutine may move to another OS thread
+// between two cgo calls, and another goroutine may make a cairn call on the thread it left.
+// So the call and the reading of its message happen with the goroutine locked to its
+// thread, and the message is taken as an owned copy (cairn_last_error_copy, freed here):
+// reading cairn_last_error() after the fact could return another call's message, or memory
+// that call already freed.
+func call(op string, f func() C.cairn_status) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	status := f()
 	if status == C.CAIRN_STATUS_OK {
 		return nil
 	}
 	msg := "no message"
-	if text := C.cairn_last_error(); text != nil {
+	if text := C.cairn_last_error_copy(); text != nil {
 		msg = C.GoString(text)
+		C.cairn_string_free(text)
 	}
 	return fmt.Errorf("%s: status %d: %s", op, int(status), msg)
 }
@@ -48,10 +63,17 @@ func run(repoDir, source, target string) error {
 	defer C.free(unsafe.Pointer(cOptions))
 
 	var repo *C.cairn_repo
-	if err := cairnError("init", C.cairn_repo_init(cURL, cPassword, cOptions, &repo)); err != nil {
+	if err := call("init", func() C.cairn_status {
+		return C.cairn_repo_init(cURL, cPassword, cOptions, &repo)
+	}); err != nil {
 		return err
 	}
-	defer C.cairn_repo_close(repo)
+	closed := false
+	defer func() {
+		if !closed {
+			C.cairn_repo_close(repo)
+		}
+	}()
 
 	cSource := C.CString(source)
 	defer C.free(unsafe.Pointer(cSource))
@@ -59,8 +81,9 @@ func run(repoDir, source, target string) error {
 	cBackup := C.CString(`{"host": "node-1", "tags": ["pvc"]}`)
 	defer C.free(unsafe.Pointer(cBackup))
 	var out *C.char
-	status := C.cairn_backup_paths(repo, (**C.char)(unsafe.Pointer(&paths[0])), 1, cBackup, nil, nil, nil, &out)
-	if err := cairnError("backup", status); err != nil {
+	if err := call("backup", func() C.cairn_status {
+		return C.cairn_backup_paths(repo, (**C.char)(unsafe.Pointer(&paths[0])), 1, cBackup, nil, nil, nil, &out)
+	}); err != nil {
 		return err
 	}
 	var result struct {
@@ -74,11 +97,13 @@ func run(repoDir, source, target string) error {
 	cID, cTarget := C.CString(result.SnapshotID), C.CString(target)
 	defer C.free(unsafe.Pointer(cID))
 	defer C.free(unsafe.Pointer(cTarget))
-	if err := cairnError("restore", C.cairn_restore(repo, cID, cTarget, nil, nil, nil, nil, &out)); err != nil {
+	if err := call("restore", func() C.cairn_status {
+		return C.cairn_restore(repo, cID, cTarget, nil, nil, nil, nil, &out)
+	}); err != nil {
 		return err
 	}
 	fmt.Println("restored", takeString(out))
-	if err := cairnError("check", C.cairn_check(repo, nil, &out)); err != nil {
+	if err := call("check", func() C.cairn_status { return C.cairn_check(repo, nil, &out) }); err != nil {
 		return err
 	}
 	C.cairn_string_free(out)
@@ -86,13 +111,13 @@ func run(repoDir, source, target string) error {
 	// The sidecar's DR signal: drill the snapshot, then ask whether the RPO holds.
 	cDrill := C.CString(`{"command": "test -n \"$(ls -A)\"", "timeout": "5min"}`)
 	defer C.free(unsafe.Pointer(cDrill))
-	if err := cairnError("drill", C.cairn_drill(repo, cDrill, &out)); err != nil {
+	if err := call("drill", func() C.cairn_status { return C.cairn_drill(repo, cDrill, &out) }); err != nil {
 		return err
 	}
 	C.cairn_string_free(out)
 	cRpo := C.CString(`{"max_age": "26h", "max_verified_age": "8d"}`)
 	defer C.free(unsafe.Pointer(cRpo))
-	if err := cairnError("rpo", C.cairn_rpo(repo, cRpo, &out)); err != nil {
+	if err := call("rpo", func() C.cairn_status { return C.cairn_rpo(repo, cRpo, &out) }); err != nil {
 		return err
 	}
 	var rpo struct {
@@ -110,6 +135,57 @@ func run(repoDir, source, target string) error {
 		return fmt.Errorf("rpo: unexpected report %+v", rpo)
 	}
 	fmt.Println("rpo ok, newest snapshot", rpo.Groups[0].Newest.AgeSeconds, "s old")
+
+	if err := concurrentErrors(repoDir); err != nil {
+		return err
+	}
+	closed = true
+	if err := call("close", func() C.cairn_status { return C.cairn_repo_close(repo) }); err != nil {
+		return err
+	}
+	// The handle is gone: a second close is an error, not a crash.
+	if err := call("close again", func() C.cairn_status { return C.cairn_repo_close(repo) }); err == nil ||
+		!strings.Contains(err.Error(), "not an open cairn_repo") {
+		return fmt.Errorf("second close: expected an error, got %v", err)
+	}
+	return nil
+}
+
+// concurrentErrors has many goroutines fail at once, each opening a repository that does not
+// exist under a name of its own: every error must name that goroutine's path, never
+// another's. Reading C.cairn_last_error() without pinning the thread fails this within a
+// few hundred calls (seen on every run when this step was written).
+func concurrentErrors(base string) error {
+	const goroutines, rounds = 32, 200
+	cPassword := C.CString("go password")
+	defer C.free(unsafe.Pointer(cPassword))
+	errs := make(chan error, goroutines)
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				// "-end" keeps one path from being a prefix of another (g1-r2, g1-r20).
+				path := fmt.Sprintf("%s-missing-g%d-r%d-end", base, g, r)
+				cPath := C.CString(path)
+				var repo *C.cairn_repo
+				err := call("open", func() C.cairn_status { return C.cairn_repo_open(cPath, cPassword, nil, &repo) })
+				C.free(unsafe.Pointer(cPath))
+				if err == nil || !strings.Contains(err.Error(), path) {
+					errs <- fmt.Errorf("goroutine %d round %d: expected an error naming %s, got %v", g, r, path, err)
+					return
+				}
+				runtime.Gosched()
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	fmt.Println("errors of", goroutines*rounds, "concurrent failing calls each named their own path")
 	return nil
 }
 

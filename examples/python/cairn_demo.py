@@ -32,6 +32,7 @@ class Cairn:
         lib.cairn_repo_init.argtypes = [s, s, s, ctypes.POINTER(handle)]
         lib.cairn_repo_open.argtypes = [s, s, s, ctypes.POINTER(handle)]
         lib.cairn_repo_close.argtypes = [handle]
+        lib.cairn_repo_close.restype = ctypes.c_int
         lib.cairn_string_free.argtypes = [ctypes.c_void_p]
         lib.cairn_backup_paths.argtypes = [handle, ctypes.POINTER(s), ctypes.c_size_t, s, PROGRESS, ctypes.c_void_p, ctypes.c_void_p, out]
         lib.cairn_backup_fd.argtypes = [handle, ctypes.c_int32, s, s, PROGRESS, ctypes.c_void_p, ctypes.c_void_p, out]
@@ -169,12 +170,15 @@ def main():
     c.call("cairn_snapshots", None, None, ctypes.byref(out), expect=INVALID_ARGUMENT)
     c.call("cairn_prune", repo, b'{"max_unused": "lots"}', None, expect=INVALID_ARGUMENT)
     assert "prune options" in c.error()
-    c.lib.cairn_repo_close(repo)
+    c.call("cairn_repo_close", repo)
+    # A closed handle is refused, not used after free.
+    c.call("cairn_repo_close", repo, expect=INVALID_ARGUMENT)
+    assert "not an open cairn_repo" in c.error()
     wrong = ctypes.c_void_p()
     c.call("cairn_repo_open", repo_dir.encode(), b"py password", None, ctypes.byref(wrong), expect=WRONG_PASSWORD)
     reopened = ctypes.c_void_p()
     c.call("cairn_repo_open", repo_dir.encode(), b"new py password", None, ctypes.byref(reopened))
-    c.lib.cairn_repo_close(reopened)
+    c.call("cairn_repo_close", reopened)
     print("cairn Python demo: all steps passed")
 
 

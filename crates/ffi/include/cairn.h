@@ -1,13 +1,22 @@
 /*
  * cairn: content-addressed, deduplicating, encrypted backups. C ABI.
  *
- * Every function returns a cairn_status; on failure cairn_last_error() describes it
- * (thread-local, valid until this thread's next cairn call; do not free). Strings returned
- * through `char **out` parameters are the caller's: free them with cairn_string_free().
- * Options and results are JSON objects, so new options never change a signature.
- * A cairn_repo may be used from several threads at once, never during or after
- * cairn_repo_close(). Callbacks run on library threads and must be thread-safe; the user
- * data pointer passed with them is handed back unchanged.
+ * Every function returns a cairn_status; on failure cairn_last_error() describes it. The
+ * message is per OS thread and valid only until this thread's next call (do not free it);
+ * cairn_last_error_copy() returns a copy the caller owns (free it with cairn_string_free()).
+ * Read either on the thread that made the failed call, before it calls again: Go code must
+ * pin the goroutine with runtime.LockOSThread() across the call and the read.
+ * Strings returned through `char **out` parameters are the caller's: free them with
+ * cairn_string_free(). Options and results are JSON objects, so new options never change a
+ * signature.
+ * A cairn_repo may be used from several threads at once. cairn_repo_close() refuses with
+ * CAIRN_STATUS_BUSY while a call on the handle runs (the handle stays open); a closed
+ * handle gives CAIRN_STATUS_INVALID_ARGUMENT until its address is reused, so never use one.
+ * Callbacks run on library threads or on the calling thread, and must be thread-safe; the user data pointer passed with them is handed back unchanged. Callbacks
+ * must return normally: an exception or panic escaping one aborts the process with a
+ * message; longjmp out of one, or a Go panic recovered above the cairn call, is undefined
+ * behaviour. From inside a callback, calls that open, use or close a cairn_repo return
+ * CAIRN_STATUS_REENTRANT and do nothing; cairn_cancel_trigger() may be called there.
  * Check cairn_abi_version() == CAIRN_ABI_VERSION at startup.
  */
 
@@ -87,6 +96,18 @@ typedef enum {
    */
   CAIRN_STATUS_DRILL_FAILED = 26,
   /*
+   `cairn_repo_close`: a call on the handle is still running. Nothing was closed: the
+   handle stays open and usable; close it again once the calls have returned.
+   */
+  CAIRN_STATUS_BUSY = 40,
+  /*
+   The call was made from inside a cairn callback (or on a thread cairn runs its own
+   work on) and was refused without doing anything: it would have waited for the very
+   call that is waiting for the callback. Return from the callback first (a callback may
+   call `cairn_cancel_trigger` to stop the running operation).
+   */
+  CAIRN_STATUS_REENTRANT = 41,
+  /*
    A bug in cairn (a caught panic); the message says where.
    */
   CAIRN_STATUS_INTERNAL = 99,
@@ -104,27 +125,43 @@ typedef struct cairn_cancel cairn_cancel;
 
 /*
  An open repository. Create with `cairn_repo_init` or `cairn_repo_open`; free with
- `cairn_repo_close`. Thread-safe: calls on one handle may run concurrently.
+ `cairn_repo_close`. Thread-safe: calls on one handle may run concurrently, and
+ `cairn_repo_close` refuses (`CAIRN_STATUS_BUSY`) while any of them runs.
  */
 typedef struct cairn_repo cairn_repo;
 
 /*
  Receives progress as a JSON object (`files_done`, `bytes_done`, `total_files`,
  `total_bytes`, `error_count`, `current_path`, `seconds_elapsed`) about once a second, on a
- library thread. The string is valid only during the call.
+ library thread. The string is valid only during the call. Must return normally (see
+ `cairn_read_fn`).
  */
 typedef void (*cairn_progress_fn)(const char *json, void *user);
 
 /*
  Fills `buf` with up to `len` bytes of the stream; returns how many (0 = end of stream) or
  a negative number on error. Called on a library thread, never concurrently.
+
+ Every callback (read, write, progress) must return normally: an exception or panic
+ escaping it aborts the process with a message (the types are `"C-unwind"` on cairn's
+ side, so this is defined, not undefined, behaviour); `longjmp` out of it, or a Go panic
+ recovered above the cairn call, is undefined behaviour. Catch and recover inside the
+ callback and return an error value instead. From inside a callback, calls that open, use
+ or close a `cairn_repo` return `CAIRN_STATUS_REENTRANT` and do nothing;
+ `cairn_cancel_trigger`, `cairn_last_error`, `cairn_last_error_copy`, `cairn_string_free`
+ and the version functions may be called.
  */
 typedef ptrdiff_t (*cairn_read_fn)(void *user, uint8_t *buf, size_t len);
 
 /*
- Consumes `len` bytes at `buf`; returns 0 on success, non-zero to abort.
+ Consumes `len` bytes at `buf`; returns 0 on success, non-zero to abort. Must return
+ normally (see `cairn_read_fn`).
  */
 typedef int32_t (*cairn_write_fn)(void *user, const uint8_t *buf, size_t len);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
 
 /*
  The ABI version this library implements ([`CAIRN_ABI_VERSION`]); check it at startup.
@@ -181,12 +218,22 @@ cairn_status cairn_repo_init(const char *url, const char *password, const char *
 cairn_status cairn_repo_open(const char *url, const char *password, const char *options_json, cairn_repo **out);
 
 /*
- Closes a handle and frees everything it holds. Null is ignored.
+ Closes a handle and frees everything it holds. Null is ignored (`CAIRN_STATUS_OK`).
 
- # Safety
- `repo` is null or a live handle on which no call is running; it is invalid afterwards.
+ Returns `CAIRN_STATUS_BUSY` while another thread's call on the handle is still running:
+ then nothing happened, the handle stays open and usable, and the caller closes it again
+ once that call has returned. A handle that is not open (closed already, or not from
+ `cairn_repo_open`/`cairn_repo_init`) gives `CAIRN_STATUS_INVALID_ARGUMENT`. From inside a
+ callback it gives `CAIRN_STATUS_REENTRANT`. After `CAIRN_STATUS_OK` the pointer is
+ invalid; cairn detects its later use only until a new handle happens to get the same
+ address, so do not rely on that.
+
+ (It returned void before; binaries built against that header ignore the value and keep
+ working, so the ABI version did not change.)
+
+ The pointer is looked up among the open handles, never dereferenced: any value is safe.
  */
-void cairn_repo_close(cairn_repo *repo);
+cairn_status cairn_repo_close(cairn_repo *repo);
 
 /*
  Backs up `paths` (`count` NUL-terminated strings) into a new snapshot. Returns
@@ -377,16 +424,36 @@ cairn_status cairn_metrics(const cairn_repo *repo, const char *options_json, cha
 
 /*
  The message of this thread's last failed call, or null if it succeeded. Owned by the
- library: valid until this thread's next cairn call; do not free.
+ library: valid only until this OS thread's next call of a function that returns a
+ `cairn_status`; do not free. The message is per OS thread: read it on the thread that
+ made the failed call, before that thread makes another call. Where a caller cannot be
+ sure of both (Go: a goroutine may move to another OS thread between two cgo calls, and
+ another goroutine may then call cairn on the first thread), use
+ `cairn_last_error_copy` with the thread pinned (see docs/ffi.md).
  */
 const char *cairn_last_error(void);
 
 /*
- Frees a string cairn returned through an out parameter. Null is ignored.
+ A copy of this thread's last error message (what `cairn_last_error` returns), or null if
+ the last call succeeded. The copy belongs to the caller: it stays valid whatever cairn
+ calls follow, on any thread, until the caller frees it with `cairn_string_free`. Reading
+ it does not change the last error. It is still this OS thread's message: call it on the
+ thread that made the failed call, before that thread makes another call (Go: between
+ `runtime.LockOSThread()` and `runtime.UnlockOSThread()`, see docs/ffi.md).
+ */
+char *cairn_last_error_copy(void);
+
+/*
+ Frees a string cairn returned through an out parameter or from `cairn_last_error_copy`.
+ Null is ignored.
 
  # Safety
  `text` must come from cairn and not have been freed.
  */
 void cairn_string_free(char *text);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
 
 #endif  /* CAIRN_H */

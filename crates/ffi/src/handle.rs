@@ -1,6 +1,17 @@
-//! The repository handle: a repository and the runtime its calls run on.
+//! The repository handle: a repository and the runtime its calls run on, and the registry
+//! of open handles that makes `cairn_repo_close` safe against calls still running.
+//!
+//! Why a registry: the caller holds a raw pointer. Without one, `cairn_repo_close` on one
+//! thread frees the handle under a call running on another (use after free), and a second
+//! close, or a call after close, dereferences freed memory. With one, every call looks its
+//! pointer up (never dereferencing it) and takes a reference-counted lease for its duration;
+//! close refuses with `CAIRN_STATUS_BUSY` while a lease is out and otherwise removes the
+//! handle, so a call on a closed handle finds nothing and fails cleanly. The lookup is one
+//! uncontended mutex and a map probe per call, nothing beside the work a call does.
 
+use std::collections::BTreeMap;
 use std::ffi::c_char;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cairn_repo::{Repository, Storage};
 
@@ -8,7 +19,8 @@ use crate::options::{parse, RepoJson};
 use crate::status::{guard, optional_str, required_str, CairnStatus, Failure};
 
 /// An open repository. Create with `cairn_repo_init` or `cairn_repo_open`; free with
-/// `cairn_repo_close`. Thread-safe: calls on one handle may run concurrently.
+/// `cairn_repo_close`. Thread-safe: calls on one handle may run concurrently, and
+/// `cairn_repo_close` refuses (`CAIRN_STATUS_BUSY`) while any of them runs.
 pub struct CairnRepo {
     pub(crate) runtime: tokio::runtime::Runtime,
     /// Written only by a password change (which switches the key in use).
@@ -28,6 +40,16 @@ impl CairnRepo {
     pub(crate) fn run<T>(&self, future: impl std::future::Future<Output = T>) -> T {
         self.runtime.block_on(future)
     }
+}
+
+/// The open handles, by address (the pointer the caller holds). Each entry holds one
+/// reference; every running call holds another (its lease), taken under this lock, so an
+/// entry whose count is 1 under the lock has no call running and none can start.
+static OPEN: Mutex<BTreeMap<usize, Arc<CairnRepo>>> = Mutex::new(BTreeMap::new());
+
+fn open_handles() -> std::sync::MutexGuard<'static, BTreeMap<usize, Arc<CairnRepo>>> {
+    // Nothing panics while holding the lock; if something did, the map is still whole.
+    OPEN.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -72,12 +94,14 @@ unsafe fn connect(
             Repository::open_with(storage, password.as_bytes(), &open).await
         }
     })?;
-    let handle = Box::new(CairnRepo {
+    let handle = Arc::new(CairnRepo {
         runtime,
         shared: std::sync::RwLock::new(repo),
     });
+    let pointer = Arc::as_ptr(&handle).cast_mut();
+    open_handles().insert(pointer as usize, handle);
     // SAFETY: `out` is non-null and writable.
-    unsafe { *out = Box::into_raw(handle) };
+    unsafe { *out = pointer };
     Ok(CairnStatus::Ok)
 }
 
@@ -117,28 +141,70 @@ pub unsafe extern "C" fn cairn_repo_open(
     guard(|| unsafe { connect(url, password, options_json, false, out) })
 }
 
-/// Closes a handle and frees everything it holds. Null is ignored.
+/// Closes a handle and frees everything it holds. Null is ignored (`CAIRN_STATUS_OK`).
 ///
-/// # Safety
-/// `repo` is null or a live handle on which no call is running; it is invalid afterwards.
+/// Returns `CAIRN_STATUS_BUSY` while another thread's call on the handle is still running:
+/// then nothing happened, the handle stays open and usable, and the caller closes it again
+/// once that call has returned. A handle that is not open (closed already, or not from
+/// `cairn_repo_open`/`cairn_repo_init`) gives `CAIRN_STATUS_INVALID_ARGUMENT`. From inside a
+/// callback it gives `CAIRN_STATUS_REENTRANT`. After `CAIRN_STATUS_OK` the pointer is
+/// invalid; cairn detects its later use only until a new handle happens to get the same
+/// address, so do not rely on that.
+///
+/// (It returned void before; binaries built against that header ignore the value and keep
+/// working, so the ABI version did not change.)
+///
+/// The pointer is looked up among the open handles, never dereferenced: any value is safe.
 #[no_mangle]
-pub unsafe extern "C" fn cairn_repo_close(repo: *mut CairnRepo) {
-    if repo.is_null() {
-        return;
-    }
-    let _ = guard(|| {
-        // SAFETY: it came from `Box::into_raw` in `connect`.
-        let handle = unsafe { Box::from_raw(repo) };
-        // Background work (lock removal) gets a moment, then the runtime stops.
-        let CairnRepo { runtime, shared } = *handle;
-        drop(shared);
-        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+pub extern "C" fn cairn_repo_close(repo: *mut CairnRepo) -> CairnStatus {
+    guard(|| {
+        if repo.is_null() {
+            return Ok(CairnStatus::Ok);
+        }
+        let handle = {
+            let mut open = open_handles();
+            let Some(handle) = open.get(&(repo as usize)) else {
+                return Err(Failure::invalid(not_open()));
+            };
+            let running = Arc::strong_count(handle) - 1;
+            if running > 0 {
+                return Err(Failure {
+                    status: CairnStatus::Busy,
+                    message: format!(
+                        "cairn_repo_close: {running} call(s) on this handle are still \
+                         running; the handle stays open, close it once they have returned"
+                    ),
+                });
+            }
+            open.remove(&(repo as usize))
+        };
+        // Outside the lock: stopping the runtime may wait up to two seconds.
+        if let Some(handle) = handle.and_then(|h| Arc::try_unwrap(h).ok()) {
+            // Background work (lock removal) gets a moment, then the runtime stops.
+            let CairnRepo { runtime, shared } = handle;
+            drop(shared);
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+        }
         Ok(CairnStatus::Ok)
-    });
+    })
 }
 
-/// Borrows the handle behind a pointer.
-pub(crate) unsafe fn handle<'a>(repo: *const CairnRepo) -> Result<&'a CairnRepo, Failure> {
-    // SAFETY: the caller passes null or a live handle.
-    unsafe { repo.as_ref() }.ok_or_else(|| Failure::invalid("repo is null"))
+fn not_open() -> &'static str {
+    "repo is not an open cairn_repo (closed already, or not from cairn_repo_open or \
+     cairn_repo_init)"
+}
+
+/// A running call's hold on an open handle: while it lives, `cairn_repo_close` refuses.
+pub(crate) type Lease = Arc<CairnRepo>;
+
+/// Looks the caller's pointer up among the open handles and leases it for this call. The
+/// pointer is never dereferenced, so a closed or bogus one is an error, not a crash.
+pub(crate) fn handle(repo: *const CairnRepo) -> Result<Lease, Failure> {
+    if repo.is_null() {
+        return Err(Failure::invalid("repo is null"));
+    }
+    open_handles()
+        .get(&(repo as usize))
+        .cloned()
+        .ok_or_else(|| Failure::invalid(not_open()))
 }

@@ -4,15 +4,20 @@
 //!
 //! Conventions, for every function:
 //! - The return value is a [`CairnStatus`]; on failure `cairn_last_error()` describes it
-//!   (thread-local, valid until this thread's next cairn call).
+//!   (per OS thread, valid until this thread's next call); `cairn_last_error_copy()` returns
+//!   an owned copy, for callers (Go) whose code moves between OS threads.
 //! - No panic crosses the boundary: a panic becomes `CAIRN_STATUS_INTERNAL`.
 //! - Null pointers where a value is required, and strings that are not UTF-8, are
 //!   `CAIRN_STATUS_INVALID_ARGUMENT`, never a crash.
 //! - Strings returned through `char **out` parameters belong to the caller, who frees them
 //!   with `cairn_string_free`. Options and results are JSON, so new fields never change a
 //!   function's signature.
-//! - A `cairn_repo` may be used from several threads at once; it must not be used during or
-//!   after `cairn_repo_close`. Callbacks run on library threads and must be thread-safe.
+//! - A `cairn_repo` may be used from several threads at once. Open handles are kept in a
+//!   registry: `cairn_repo_close` refuses with `CAIRN_STATUS_BUSY` while a call on the
+//!   handle runs, and a closed handle is an error, not a use after free.
+//! - Callbacks run on library threads, must be thread-safe and must return normally (an
+//!   unwind out of one aborts with a message); cairn calls made from inside one return
+//!   `CAIRN_STATUS_REENTRANT`.
 
 #![allow(clippy::missing_safety_doc)] // Each function's safety contract is in its doc comment.
 
@@ -21,6 +26,8 @@ mod handle;
 mod operations;
 mod options;
 mod status;
+#[cfg(test)]
+mod tests;
 
 pub use callbacks::{CairnCancel, CairnProgressFn, CairnReadFn, CairnWriteFn};
 pub use handle::CairnRepo;

@@ -29,10 +29,10 @@ unsafe fn json_call<T: serde::de::DeserializeOwned + Default>(
     body: impl FnOnce(&CairnRepo, T) -> Result<(CairnStatus, String), Failure>,
 ) -> CairnStatus {
     guard(|| {
-        // SAFETY: the caller's contract: a live handle, strings null or valid, out writable.
-        let handle = unsafe { handle(repo) }?;
+        // SAFETY: the caller's contract: strings null or valid, out null or writable.
+        let handle = handle(repo)?;
         let options: T = parse(unsafe { optional_str(options_json, what) }?, what)?;
-        let (status, text) = body(handle, options)?;
+        let (status, text) = body(&handle, options)?;
         unsafe { give_string(out_json, text) }?;
         Ok(status)
     })
@@ -89,7 +89,7 @@ pub unsafe extern "C" fn cairn_backup_paths(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         if paths.is_null() || count == 0 {
             return Err(Failure::invalid("no paths given"));
         }
@@ -206,7 +206,7 @@ unsafe fn backup_stream<R: std::io::Read + Send + 'static>(
     out_json: *mut *mut c_char,
 ) -> Result<CairnStatus, Failure> {
     // SAFETY: forwarded contract.
-    let handle = unsafe { handle(repo) }?;
+    let handle = handle(repo)?;
     let filename = unsafe { required_str(filename, "filename") }?;
     let json: BackupJson = parse(unsafe { optional_str(options_json, "options") }?, "backup")?;
     let mut options = json.options()?;
@@ -266,7 +266,7 @@ pub unsafe extern "C" fn cairn_restore(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         let spec = unsafe { required_str(snapshot, "snapshot") }?;
         let target = PathBuf::from(unsafe { required_str(target, "target") }?);
         let json: RestoreJson =
@@ -320,7 +320,7 @@ pub unsafe extern "C" fn cairn_dump(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         let spec = unsafe { required_str(snapshot, "snapshot") }?;
         let path = unsafe { required_str(path, "path") }?;
         let write = write.ok_or_else(|| Failure::invalid("write callback is null"))?;
@@ -365,7 +365,7 @@ pub unsafe extern "C" fn cairn_forget(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         let json: ForgetJson = parse(
             Some(unsafe { required_str(policy_json, "policy") }?),
             "forget",
@@ -477,8 +477,8 @@ pub unsafe extern "C" fn cairn_copy(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let source = unsafe { handle(source) }?;
-        let dest = unsafe { handle(dest) }?;
+        let source = handle(source)?;
+        let dest = handle(dest)?;
         let json: CopyJson = parse(unsafe { optional_str(options_json, "options") }?, "copy")?;
         let report = source.run(source.repo().copy_snapshots(&dest.repo(), &json.options()))?;
         let text = to_json(&report)?;
@@ -499,7 +499,7 @@ pub unsafe extern "C" fn cairn_key_add(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         let password = unsafe { required_str(password, "password") }?;
         let id = handle.run(
             handle
@@ -524,7 +524,7 @@ pub unsafe extern "C" fn cairn_key_passwd(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         let password = unsafe { required_str(new_password, "new password") }?;
         let mut shared = handle
             .shared
@@ -550,7 +550,7 @@ pub unsafe extern "C" fn cairn_key_list(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         let keys = handle.run(handle.repo().list_keys())?;
         let value = Value::Array(
             keys.iter()
@@ -577,7 +577,7 @@ pub unsafe extern "C" fn cairn_key_remove(
 ) -> CairnStatus {
     guard(|| {
         // SAFETY: per the contract above.
-        let handle = unsafe { handle(repo) }?;
+        let handle = handle(repo)?;
         let id = unsafe { required_str(id, "id") }?;
         handle.run(handle.repo().remove_key(id))?;
         Ok(CairnStatus::Ok)

@@ -1,6 +1,8 @@
 //! The C ABI as its consumers use it: a C program built against the header and both library
-//! kinds (and run under valgrind), and a Python ctypes script. Tools that are missing are
-//! skipped with a note, unless `CAIRN_REQUIRE_FFI_TOOLS` is set (CI sets it).
+//! kinds (and run under valgrind), a C program exercising the guards (close while in use,
+//! calls from callbacks, owned error copies) under valgrind, a C++ program whose callback
+//! throws, a Python ctypes script and a Go (cgo) program. Tools that are missing are skipped
+//! with a note, unless `CAIRN_REQUIRE_FFI_TOOLS` is set (CI sets it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -144,6 +146,86 @@ fn c_program_is_clean_under_valgrind() {
         ],
     );
     assert!(out.contains("all steps passed"), "{out}");
+}
+
+/// Builds one of the test programs in tests/c or tests/cpp against the shared library.
+fn compile_test_program(dir: &Path, compiler: &str, source: &str) -> PathBuf {
+    let exe = dir.join(Path::new(source).file_stem().unwrap());
+    run(Command::new(compiler)
+        .args(["-Wall", "-Werror", "-g", "-pthread", "-I"])
+        .arg(root().join("crates/ffi/include"))
+        .arg(root().join("crates/ffi/tests").join(source))
+        .arg("-o")
+        .arg(&exe)
+        .arg("-L")
+        .arg(lib_dir())
+        .arg("-lcairn_ffi"));
+    exe
+}
+
+/// `cairn_repo_close` while another thread's backup runs is `CAIRN_STATUS_BUSY`, a closed
+/// handle is an error, a call from a callback is `CAIRN_STATUS_REENTRANT`, and error copies
+/// outlive later calls; valgrind would report a use after free.
+#[test]
+fn c_guards_under_valgrind() {
+    if !have("gcc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile_test_program(dir.path(), "gcc", "c/guards.c");
+    let out = run(Command::new(&exe)
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .arg(dir.path().join("repo-plain")));
+    assert!(out.contains("all steps passed"), "{out}");
+    if !have("valgrind") {
+        return;
+    }
+    let out = run(Command::new("valgrind")
+        .args([
+            "--quiet",
+            "--error-exitcode=97",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+            "--show-leak-kinds=definite,indirect",
+        ])
+        .arg(&exe)
+        .env("LD_LIBRARY_PATH", lib_dir())
+        .arg(dir.path().join("repo-valgrind")));
+    assert!(out.contains("all steps passed"), "{out}");
+}
+
+/// A C++ exception thrown by a read callback (on a library thread) and by a write callback
+/// (on the caller's thread, with the caller's `catch` on the stack) aborts the process with
+/// cairn's message: it neither reaches the caller nor unwinds through the engine unseen.
+#[test]
+fn cpp_exception_from_a_callback_aborts_with_a_message() {
+    use std::os::unix::process::ExitStatusExt;
+    if !have("g++") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile_test_program(dir.path(), "g++", "cpp/unwind.cpp");
+    for kind in ["read", "write"] {
+        let out = Command::new(&exe)
+            .env("LD_LIBRARY_PATH", lib_dir())
+            .arg(dir.path().join(format!("repo-{kind}")))
+            .arg(kind)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(nix::libc::SIGABRT),
+            "{kind}: {}\n{stdout}\n{stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains(&format!("the {kind} callback did not return normally")),
+            "{kind}: {stderr}"
+        );
+        assert!(!stdout.contains("reached the caller"), "{kind}: {stdout}");
+    }
 }
 
 #[test]
