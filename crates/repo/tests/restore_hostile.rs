@@ -6,7 +6,7 @@
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -523,9 +523,9 @@ async fn privileges_follow_the_restore_options() {
     let snapshot = repo
         .backup_built_tree(vec!["/".into()], BackupOptions::default(), move |store| {
             let empty = store(BlobType::Tree, &Tree::default().encode()?)?;
-            let entries = entries
-                .into_iter()
-                .map(|(name, entry)| match entry {
+            let mut filled = Vec::new();
+            for (name, entry) in entries {
+                filled.push(match entry {
                     Entry::Raw(mut n) if n.kind == NodeKind::Dir => {
                         n.subtree = Some(empty);
                         (name, Entry::Raw(n))
@@ -536,8 +536,9 @@ async fn privileges_follow_the_restore_options() {
                         (name, Entry::Raw(n))
                     }
                     other => (name, other),
-                })
-                .collect();
+                });
+            }
+            let entries = filled;
             store_dir(store, entries)
         })
         .await
@@ -700,11 +701,12 @@ async fn unrepresentable_symlink_targets_are_entry_errors() {
     let report = restore(&repo, &snapshot, target.path(), RestoreOptions::default())
         .await
         .unwrap();
-    let failed: Vec<(PathBuf, &str)> = report
+    let mut failed: Vec<(PathBuf, &str)> = report
         .errors
         .iter()
         .map(|(p, m)| (p.clone(), m.as_str()))
         .collect();
+    failed.sort();
     assert_eq!(failed.len(), 2, "{failed:?}");
     assert_eq!(failed[0].0, target.path().join("empty"), "{failed:?}");
     assert!(failed[0].1.contains("empty"));

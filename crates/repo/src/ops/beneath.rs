@@ -37,6 +37,9 @@ const CACHE_CAPACITY: usize = 256;
 /// a component at a time, so depth is never limited by `PATH_MAX`.
 const MAX_OPENAT2_PATH: usize = 3072;
 
+/// How many levels up [`Beneath::dir`] looks for an open ancestor.
+const ANCESTORS_LOOKED_UP: usize = 16;
+
 /// Most symlinks followed while resolving the target path (the kernel's limit too).
 const MAX_TARGET_SYMLINKS: usize = 40;
 
@@ -100,11 +103,6 @@ impl Beneath {
         self.forget_all();
     }
 
-    /// The target as given.
-    pub fn display(&self) -> &Path {
-        &self.display
-    }
-
     /// The path of `rel` for messages.
     pub fn path_of(&self, rel: &Path) -> PathBuf {
         self.display.join(rel)
@@ -118,12 +116,14 @@ impl Beneath {
         if let Some(fd) = self.cache.lock().expect("dir cache").get(rel) {
             return Ok(Arc::clone(fd));
         }
-        // Start from the nearest directory already open.
+        // Start from the nearest directory already open (looking a few levels up only:
+        // from the root is one `openat2` call anyway, and hashing every ancestor of a very
+        // deep path on every miss would cost more than the walk).
         let mut base = Arc::clone(&self.root);
         let mut done = Path::new("");
         {
             let cache = self.cache.lock().expect("dir cache");
-            for ancestor in rel.ancestors().skip(1) {
+            for ancestor in rel.ancestors().skip(1).take(ANCESTORS_LOOKED_UP) {
                 if ancestor.as_os_str().is_empty() {
                     break;
                 }
@@ -269,10 +269,15 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
         }
     }
     let mut followed = 0;
+    // Components that came from a symlink's target and are still queued: those must exist
+    // (as for `mkdir -p`, a dangling symlink is an error, not a place to create).
+    let mut from_link = 0usize;
     // Once a component had to be created, everything below it is new: nothing to follow.
     let mut creating = false;
     let mut walked = PathBuf::from(if path.is_absolute() { "/" } else { "" });
     while let Some(name) = queue.pop_front() {
+        let linked = from_link > 0;
+        from_link = from_link.saturating_sub(1);
         walked.push(&name);
         if name == ".." {
             current = openat(current.as_fd(), "..", walk_flags, Mode::empty()).map_err(io_err)?;
@@ -282,6 +287,9 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
             Ok(fd) => {
                 current = fd;
                 continue;
+            }
+            Err(Errno::ENOENT) if linked => {
+                return Err(with_path(io_err(Errno::ENOENT), &walked));
             }
             Err(Errno::ENOENT) => {
                 creating = true;
@@ -340,11 +348,13 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
             current = start(true)?;
         }
         for component in link.components().rev() {
-            match component {
-                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-                Component::ParentDir => queue.push_front("..".into()),
-                Component::Normal(name) => queue.push_front(name.to_os_string()),
-            }
+            let pushed: OsString = match component {
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+                Component::ParentDir => "..".into(),
+                Component::Normal(name) => name.to_os_string(),
+            };
+            queue.push_front(pushed);
+            from_link += 1;
         }
     }
     // The final descriptor is a readable one (listing for --delete, fstat, fchmod).
@@ -492,8 +502,8 @@ mod tests {
         symlink(outside.path(), target.path().join("d/link")).unwrap();
         let beneath = Beneath::open_target(target.path()).unwrap();
         let root = beneath.dir(Path::new("")).unwrap();
-        let spare = |p: &Path| p.extension().is_some_and(|e| e == "log");
-        assert!(!remove_at(root.as_fd(), OsStr::new("d"), Path::new("d"), Some(&spare)).unwrap());
+        let spare: &dyn Fn(&Path) -> bool = &|p: &Path| p.extension().is_some_and(|e| e == "log");
+        assert!(!remove_at(root.as_fd(), OsStr::new("d"), Path::new("d"), Some(spare)).unwrap());
         assert!(target.path().join("d/spare.log").exists());
         assert!(!target.path().join("d/e").exists());
         assert!(target.path().join("d/link").symlink_metadata().is_err());

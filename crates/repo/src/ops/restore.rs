@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -695,7 +695,8 @@ impl Restorer {
                 .filter(|(i, item)| item.node.kind == NodeKind::Dir && self.ok(*i))
                 .map(|(_, item)| item.rel.as_path()),
         );
-        let spare = |rel: &Path| exclude.is_some_and(|set| matches_self_or_ancestor(set, rel));
+        let spare: &dyn Fn(&Path) -> bool =
+            &|rel: &Path| exclude.is_some_and(|set| matches_self_or_ancestor(set, rel));
         let mut deleted = 0;
         for dir in dirs {
             let io = |e| RepoError::io(self.fs.path_of(dir), e);
@@ -709,7 +710,7 @@ impl Restorer {
                 {
                     continue;
                 }
-                if remove_at(fd.as_fd(), &name, &rel, Some(&spare))
+                if remove_at(fd.as_fd(), &name, &rel, Some(spare))
                     .map_err(|e| RepoError::io(self.fs.path_of(&rel), e))?
                 {
                     deleted += 1;
@@ -784,7 +785,8 @@ impl Restorer {
     }
 }
 
-/// A borrowed descriptor as the `xattr` crate's `FileExt` (fsetxattr) wants it.
+/// A borrowed descriptor as the `xattr` crate's `FileExt` (fsetxattr) wants it (it
+/// implements the trait for `File` only; the trait is open to other descriptor holders).
 struct BorrowedFile<'a>(BorrowedFd<'a>);
 
 impl AsRawFd for BorrowedFile<'_> {
@@ -792,6 +794,8 @@ impl AsRawFd for BorrowedFile<'_> {
         self.0.as_raw_fd()
     }
 }
+
+impl xattr::FileExt for BorrowedFile<'_> {}
 
 /// Restoring an attribute the file system or our privileges refuse is not an error.
 fn tolerate_xattr(result: std::io::Result<()>) -> std::io::Result<()> {
@@ -1107,7 +1111,7 @@ impl Repository {
         let plan = Arc::new(Mutex::new(None));
         {
             let plan = Arc::clone(&plan);
-            blocking(Box::new(move |r| {
+            blocking(Box::new(move |r: &Restorer| {
                 r.create_dirs()?;
                 *plan.lock().expect("plan lock") = Some(r.create_entries()?);
                 Ok(())
@@ -1163,7 +1167,7 @@ impl Repository {
         let deleted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if options.delete {
             let deleted = Arc::clone(&deleted);
-            blocking(Box::new(move |r| {
+            blocking(Box::new(move |r: &Restorer| {
                 let n = r.delete_extraneous(include.as_ref(), exclude.as_ref())?;
                 deleted.store(n, Ordering::Relaxed);
                 Ok(())
@@ -1171,7 +1175,7 @@ impl Repository {
             .await?;
         }
         // 3. Hard links and symlinks, then metadata (files, then directories deepest first).
-        blocking(Box::new(move |r| {
+        blocking(Box::new(move |r: &Restorer| {
             r.link_entries(&hardlinks, &symlinks)?;
             r.finish_entries()
         }))
@@ -1181,7 +1185,7 @@ impl Repository {
             let keys = Arc::clone(&self.keys);
             let index = Arc::clone(&index);
             let verified = Arc::clone(&verified);
-            blocking(Box::new(move |r| {
+            blocking(Box::new(move |r: &Restorer| {
                 verified.store(r.verify_files(&keys, &index, &files), Ordering::Relaxed);
                 Ok(())
             }))
