@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(terminal("plain name ü.txt"), "plain name ü.txt");
         assert_eq!(terminal("a\nb\tc\rd"), "a\\nb\\tc\\rd");
         assert_eq!(terminal("\x1b[31mred\x07\x7f"), "\\x1b[31mred\\x07\\x7f");
-        assert_eq!(terminal("\u{9b}2J \u{202e}txt.exe"), "\\u{9b}2J \\u{202e}txt.exe");
+        assert_eq!(
+            terminal("\u{9b}2J \u{202e}txt.exe"),
+            "\\u{9b}2J \\u{202e}txt.exe"
+        );
         assert_eq!(terminal_bytes(b"n\xff\xfe-x"), "n\\xff\\xfe-x");
         assert_eq!(terminal_path(std::path::Path::new("/a\x1b/b")), "/a\\x1b/b");
     }

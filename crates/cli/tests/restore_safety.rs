@@ -23,7 +23,11 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
         name: Name(name.to_vec()),
         kind,
-        mode: if kind == NodeKind::Dir { 0o40755 } else { 0o100644 },
+        mode: if kind == NodeKind::Dir {
+            0o40755
+        } else {
+            0o100644
+        },
         uid: 0,
         gid: 0,
         user: String::new(),
@@ -61,7 +65,7 @@ where
 {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let storage = Storage::open(repo.to_str().unwrap()).unwrap();
+        let storage = Storage::open_or_create(repo.to_str().unwrap()).unwrap();
         let repo = Repository::init(storage, PASSWORD.as_bytes(), InitOptions::default())
             .await
             .unwrap();
@@ -95,15 +99,18 @@ fn names_reach_the_terminal_escaped_and_json_exact() {
     control_character_repo(&repo);
 
     let listing = ok(cairn(&repo).args(["ls", "latest"]));
-    assert!(!listing.contains('\x1b') && !listing.contains('\x07'), "{listing:?}");
+    assert!(
+        !listing.contains('\x1b') && !listing.contains('\x07'),
+        "{listing:?}"
+    );
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(
         lines,
         [
             "/bad\\x1b]0;title\\x07",
             "/evil\\x1b[31m",
-            "/evil\\x1b[31m/line\\nbreak\\x07",
-            "/fine"
+            "/fine",
+            "/evil\\x1b[31m/line\\nbreak\\x07"
         ]
     );
 
@@ -114,21 +121,31 @@ fn names_reach_the_terminal_escaped_and_json_exact() {
         .filter(|v| v["message_type"] == "node")
         .map(|v| v["path"].as_str().unwrap().to_string())
         .collect();
-    assert!(paths.contains(&"/evil\x1b[31m/line\nbreak\x07".to_string()), "{paths:?}");
+    assert!(
+        paths.contains(&"/evil\x1b[31m/line\nbreak\x07".to_string()),
+        "{paths:?}"
+    );
 
     // The empty symlink is an entry error: reported escaped, exit code 1, the rest restored.
     let target = dir.path().join("target");
-    let out = run(cairn(&repo).args(["restore", "latest", "--target"]).arg(&target));
+    let out = run(cairn(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&target));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains('\x1b') && !stderr.contains('\x07'), "{stderr:?}");
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\x07'),
+        "{stderr:?}"
+    );
     assert!(
         stderr.contains("bad\\x1b]0;title\\x07: cannot create symlink: its target is empty"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(target.join("fine")).unwrap(), b"fine");
 
-    let out = run(cairn(&repo).args(["restore", "--json", "latest", "--target"]).arg(&target));
+    let out = run(cairn(&repo)
+        .args(["restore", "--json", "latest", "--target"])
+        .arg(&target));
     assert_eq!(out.status.code(), Some(1));
     let errors: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -136,7 +153,10 @@ fn names_reach_the_terminal_escaped_and_json_exact() {
         .filter(|v| v["message_type"] == "error")
         .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(errors[0]["item"].as_str().unwrap().ends_with("bad\x1b]0;title\x07"));
+    assert!(errors[0]["item"]
+        .as_str()
+        .unwrap()
+        .ends_with("bad\x1b]0;title\x07"));
 
     // A fatal error naming a path: escaped too.
     let out = run(cairn(&repo).args(["ls", "latest", "/no\x1b[2Jsuch"]));
@@ -171,7 +191,9 @@ fn drill_commands_see_no_secrets_unless_passed() {
     ];
     let drill = |command: &str, extra: &[&str]| {
         let mut cmd = cairn(&repo);
-        cmd.envs(secrets).args(["drill", "--command", command]).args(extra);
+        cmd.envs(secrets)
+            .args(["drill", "--command", command])
+            .args(extra);
         run(&mut cmd)
     };
     let unset = |names: &[&str]| {
@@ -191,7 +213,10 @@ fn drill_commands_see_no_secrets_unless_passed() {
         "CAIRN_REPOSITORY",
     ];
     let out = drill(
-        &format!("{} && test \"$KEEP_ME\" = kept && test -n \"$CAIRN_DRILL_DIR\"", unset(&all)),
+        &format!(
+            "{} && test \"$KEEP_ME\" = kept && test -n \"$CAIRN_DRILL_DIR\"",
+            unset(&all)
+        ),
         &[],
     );
     assert!(
@@ -263,12 +288,21 @@ fn restore_privilege_flags_are_applied() {
     });
     let target = dir.path().join("t");
     ok(cairn(&repo)
-        .args(["restore", "latest", "--no-owner", "--no-setid", "--no-devices"])
+        .args([
+            "restore",
+            "latest",
+            "--no-owner",
+            "--no-setid",
+            "--no-devices",
+        ])
         .args(["--exclude-xattr", "security.*", "--include-xattr", "user.*"])
         .arg("--target")
         .arg(&target));
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(target.join("tool")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(target.join("tool"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o755);
     let out = run(cairn(&repo)
         .args(["restore", "latest", "--max-entries", "0", "--target"])

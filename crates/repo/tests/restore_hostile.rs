@@ -174,7 +174,10 @@ async fn a_colliding_directory_and_symlink_change_nothing_outside() {
                 Entry::Dir(vec![
                     ("passwd", Entry::File(b"hacked::0:0".to_vec())),
                     ("victim", Entry::File(noise(300_000, 1))),
-                    ("etc", Entry::Dir(vec![("passwd", Entry::File(b"x".to_vec()))])),
+                    (
+                        "etc",
+                        Entry::Dir(vec![("passwd", Entry::File(b"x".to_vec()))]),
+                    ),
                 ]),
             ),
             ("s", Entry::Symlink(bytes(outside.path()))),
@@ -183,21 +186,36 @@ async fn a_colliding_directory_and_symlink_change_nothing_outside() {
     .await;
     let target = tempfile::tempdir().unwrap();
     symlink(outside.path(), target.path().join("S")).unwrap();
-    let report = restore(&repo, &snapshot, target.path(), RestoreOptions {
-        verify: true,
-        delete: true,
-        ..Default::default()
-    })
+    let report = restore(
+        &repo,
+        &snapshot,
+        target.path(),
+        RestoreOptions {
+            verify: true,
+            delete: true,
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
-    assert_eq!(fingerprint(outside.path()), before, "outside the target changed");
+    assert_eq!(
+        fingerprint(outside.path()),
+        before,
+        "outside the target changed"
+    );
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     let s_dir = target.path().join("S");
     assert!(s_dir.symlink_metadata().unwrap().is_dir());
     assert_eq!(std::fs::read(s_dir.join("passwd")).unwrap(), b"hacked::0:0");
-    assert_eq!(std::fs::read(s_dir.join("victim")).unwrap(), noise(300_000, 1));
+    assert_eq!(
+        std::fs::read(s_dir.join("victim")).unwrap(),
+        noise(300_000, 1)
+    );
     // The symlink itself is restored as the snapshot has it: nothing is written through it.
-    assert_eq!(std::fs::read_link(target.path().join("s")).unwrap(), outside.path());
+    assert_eq!(
+        std::fs::read_link(target.path().join("s")).unwrap(),
+        outside.path()
+    );
     assert_eq!(report.files_verified, 3);
 }
 
@@ -215,7 +233,10 @@ async fn symlinks_planted_inside_the_target_are_replaced_never_followed() {
                 "etc",
                 Entry::Dir(vec![
                     ("passwd", Entry::File(b"restored".to_vec())),
-                    ("deep", Entry::Dir(vec![("f", Entry::File(noise(200_000, 2)))])),
+                    (
+                        "deep",
+                        Entry::Dir(vec![("f", Entry::File(noise(200_000, 2)))]),
+                    ),
                 ]),
             ),
         ],
@@ -232,21 +253,39 @@ async fn symlinks_planted_inside_the_target_are_replaced_never_followed() {
     std::fs::remove_dir_all(target.path().join("etc/deep")).unwrap();
     symlink(outside.path(), target.path().join("etc/deep")).unwrap();
     std::fs::remove_file(target.path().join("etc/passwd")).unwrap();
-    symlink(outside.path().join("etc/passwd"), target.path().join("etc/passwd")).unwrap();
-    let report = restore(&repo, &snapshot, target.path(), RestoreOptions {
-        verify: true,
-        ..Default::default()
-    })
+    symlink(
+        outside.path().join("etc/passwd"),
+        target.path().join("etc/passwd"),
+    )
+    .unwrap();
+    let report = restore(
+        &repo,
+        &snapshot,
+        target.path(),
+        RestoreOptions {
+            verify: true,
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(fingerprint(outside.path()), before, "outside the target changed");
+    assert_eq!(
+        fingerprint(outside.path()),
+        before,
+        "outside the target changed"
+    );
     for (path, content) in [("victim", &b"restored"[..]), ("etc/passwd", b"restored")] {
         let path = target.path().join(path);
         assert!(path.symlink_metadata().unwrap().is_file());
         assert_eq!(std::fs::read(path).unwrap(), content);
     }
-    assert!(target.path().join("etc/deep").symlink_metadata().unwrap().is_dir());
+    assert!(target
+        .path()
+        .join("etc/deep")
+        .symlink_metadata()
+        .unwrap()
+        .is_dir());
 }
 
 /// (c) The target lies below a symlink someone else planted where a directory was
@@ -273,17 +312,25 @@ async fn a_target_behind_a_planted_symlink_is_refused() {
         .unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
     }
-    assert_eq!(std::fs::read(real.join("new/dir/passwd")).unwrap(), b"hacked");
+    assert_eq!(
+        std::fs::read(real.join("new/dir/passwd")).unwrap(),
+        b"hacked"
+    );
 
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped the planted-symlink half: needs root to plant a symlink as another user");
+        eprintln!(
+            "skipped the planted-symlink half: needs root to plant a symlink as another user"
+        );
         return;
     }
     // Planted by another user (uid 65534) at an intermediate directory of the target and
     // at the target itself.
     let planted = base.path().join("shared");
     std::fs::create_dir(&planted).unwrap();
-    for (link, to) in [("shared/app", outside.path().join("etc")), ("shared/direct", outside.path().join("etc"))] {
+    for (link, to) in [
+        ("shared/app", outside.path().join("etc")),
+        ("shared/direct", outside.path().join("etc")),
+    ] {
         let link = base.path().join(link);
         symlink(&to, &link).unwrap();
         nix::unistd::fchownat(
@@ -305,9 +352,16 @@ async fn a_target_behind_a_planted_symlink_is_refused() {
         .await
         .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Io, "{error}");
-        assert!(error.to_string().contains("symlink owned by uid 65534"), "{error}");
+        assert!(
+            error.to_string().contains("symlink owned by uid 65534"),
+            "{error}"
+        );
     }
-    assert_eq!(fingerprint(outside.path()), before, "outside the target changed");
+    assert_eq!(
+        fingerprint(outside.path()),
+        before,
+        "outside the target changed"
+    );
 }
 
 /// (d) `--delete` over a target with symlinks planted in restored directories, pointing at
@@ -334,19 +388,35 @@ async fn delete_removes_planted_symlinks_without_following_them() {
     std::fs::write(target.path().join("keep/extra/deeper/x.log"), b"spared").unwrap();
     symlink(outside.path(), target.path().join("keep/link")).unwrap();
     symlink(outside.path(), target.path().join("keep/extra/deeper/link")).unwrap();
-    symlink(outside.path().join("etc"), target.path().join("keep/sub/etc")).unwrap();
+    symlink(
+        outside.path().join("etc"),
+        target.path().join("keep/sub/etc"),
+    )
+    .unwrap();
     symlink(outside.path(), target.path().join("top")).unwrap();
-    let report = restore(&repo, &snapshot, target.path(), RestoreOptions {
-        delete: true,
-        exclude: vec!["*.log".into()],
-        ..Default::default()
-    })
+    let report = restore(
+        &repo,
+        &snapshot,
+        target.path(),
+        RestoreOptions {
+            delete: true,
+            exclude: vec!["*.log".into()],
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(fingerprint(outside.path()), before, "outside the target changed");
+    assert_eq!(
+        fingerprint(outside.path()),
+        before,
+        "outside the target changed"
+    );
     for gone in ["keep/link", "keep/sub/etc", "top", "keep/extra/deeper/link"] {
-        assert!(target.path().join(gone).symlink_metadata().is_err(), "{gone}");
+        assert!(
+            target.path().join(gone).symlink_metadata().is_err(),
+            "{gone}"
+        );
     }
     assert!(target.path().join("keep/extra/deeper/x.log").exists());
     assert_eq!(report.deleted, 3, "link, sub/etc and top; extra/ is spared");
@@ -381,7 +451,10 @@ async fn case_insensitive_target_when_available() {
     drop(mount);
     let report = report.unwrap();
     assert_eq!(fingerprint_after, before, "outside the target changed");
-    assert!(!report.errors.is_empty(), "the collision is reported: {report:?}");
+    assert!(
+        !report.errors.is_empty(),
+        "the collision is reported: {report:?}"
+    );
 }
 
 mod casefold {
@@ -554,29 +627,51 @@ async fn privileges_follow_the_restore_options() {
     let meta = tool.metadata().unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o4755, "setuid kept");
     assert_eq!(
-        full.path().join("shared").metadata().unwrap().permissions().mode() & 0o7777,
+        full.path()
+            .join("shared")
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
         0o2775
     );
     if root {
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!((meta.uid(), meta.gid()), (1234, 4321));
-        assert!(full.path().join("null").symlink_metadata().unwrap().file_type().is_char_device());
+        assert!(full
+            .path()
+            .join("null")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_char_device());
         assert_eq!(
             xattr_names(&tool),
-            ["security.capability", "trusted.cairn", "user.drop", "user.keep"]
+            [
+                "security.capability",
+                "trusted.cairn",
+                "user.drop",
+                "user.keep"
+            ]
         );
     } else {
         eprintln!("owner, device and security-attribute checks need root: skipped");
     }
 
     let limited = tempfile::tempdir().unwrap();
-    let report = restore(&repo, &snapshot, limited.path(), RestoreOptions {
-        no_owner: true,
-        no_setid: true,
-        no_devices: true,
-        exclude_xattr: vec!["security.*".into(), "trusted.*".into(), "user.drop".into()],
-        ..Default::default()
-    })
+    let report = restore(
+        &repo,
+        &snapshot,
+        limited.path(),
+        RestoreOptions {
+            no_owner: true,
+            no_setid: true,
+            no_devices: true,
+            exclude_xattr: vec!["security.*".into(), "trusted.*".into(), "user.drop".into()],
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -585,7 +680,14 @@ async fn privileges_follow_the_restore_options() {
     let meta = tool.metadata().unwrap();
     assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "setuid cleared");
     assert_eq!(
-        limited.path().join("shared").metadata().unwrap().permissions().mode() & 0o7777,
+        limited
+            .path()
+            .join("shared")
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
         0o775,
         "setgid cleared"
     );
@@ -595,11 +697,16 @@ async fn privileges_follow_the_restore_options() {
 
     // --include-xattr selects; --exclude-xattr still applies after it.
     let selected = tempfile::tempdir().unwrap();
-    restore(&repo, &snapshot, selected.path(), RestoreOptions {
-        include_xattr: vec!["user.*".into()],
-        exclude_xattr: vec!["*.keep".into()],
-        ..Default::default()
-    })
+    restore(
+        &repo,
+        &snapshot,
+        selected.path(),
+        RestoreOptions {
+            include_xattr: vec!["user.*".into()],
+            exclude_xattr: vec!["*.keep".into()],
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     assert_eq!(xattr_names(&selected.path().join("tool")), ["user.drop"]);
@@ -656,14 +763,22 @@ async fn shared_subtrees_restore_everywhere_and_blowups_are_refused() {
         b"leaf content"
     );
     // The same snapshot over a lower limit.
-    let error = restore(&repo, &small, target.path(), RestoreOptions {
-        max_entries: Some(10),
-        ..Default::default()
-    })
+    let error = restore(
+        &repo,
+        &small,
+        target.path(),
+        RestoreOptions {
+            max_entries: Some(10),
+            ..Default::default()
+        },
+    )
     .await
     .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Corrupt);
-    assert!(error.to_string().contains("more than the limit of 10"), "{error}");
+    assert!(
+        error.to_string().contains("more than the limit of 10"),
+        "{error}"
+    );
 
     let huge = doubling_snapshot(&repo, 30).await;
     let started = std::time::Instant::now();
@@ -674,7 +789,10 @@ async fn shared_subtrees_restore_everywhere_and_blowups_are_refused() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     assert_eq!(error.kind(), ErrorKind::Corrupt, "{error}");
     let message = error.to_string();
-    assert!(message.contains("more than the limit of 16777216"), "{message}");
+    assert!(
+        message.contains("more than the limit of 16777216"),
+        "{message}"
+    );
     // The smallest tree over the limit: 23 levels expand to 3 * 2^23 - 2 entries, 22 to
     // fewer than 2^24; from the root (30 levels) that is 7 levels down.
     assert!(message.contains("at /a/a/a/a/a/a/a of"), "{message}");
@@ -713,7 +831,10 @@ async fn unrepresentable_symlink_targets_are_entry_errors() {
     assert_eq!(failed[1].0, target.path().join("nul"));
     assert!(failed[1].1.contains("NUL"));
     assert_eq!(std::fs::read(target.path().join("fine")).unwrap(), b"fine");
-    assert_eq!(std::fs::read_link(target.path().join("good")).unwrap(), Path::new("fine"));
+    assert_eq!(
+        std::fs::read_link(target.path().join("good")).unwrap(),
+        Path::new("fine")
+    );
     assert_eq!((report.files_restored, report.others_restored), (1, 1));
 }
 
@@ -766,7 +887,12 @@ fn a_very_deep_snapshot_dumps_as_tar_without_recursion() {
         let snapshot = deep_snapshot(&repo, 10_000, b"d").await;
         let out = Counter::default();
         let written = repo
-            .dump_tar(repo.load_index().await.unwrap(), snapshot.tree, PathBuf::new(), out.clone())
+            .dump_tar(
+                repo.load_index().await.unwrap(),
+                snapshot.tree,
+                PathBuf::new(),
+                out.clone(),
+            )
             .await
             .unwrap();
         assert_eq!(written, 4, "the file at the bottom");
@@ -783,10 +909,15 @@ async fn a_snapshot_deeper_than_path_max_restores() {
     let repo = repo().await;
     let snapshot = deep_snapshot(&repo, 1500, b"dir").await;
     let target = tempfile::tempdir().unwrap();
-    let report = restore(&repo, &snapshot, target.path(), RestoreOptions {
-        verify: true,
-        ..Default::default()
-    })
+    let report = restore(
+        &repo,
+        &snapshot,
+        target.path(),
+        RestoreOptions {
+            verify: true,
+            ..Default::default()
+        },
+    )
     .await
     .unwrap();
     assert!(report.errors.is_empty(), "{:?}", &report.errors[..1]);

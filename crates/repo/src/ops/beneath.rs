@@ -161,8 +161,13 @@ impl Beneath {
         } else {
             // Component by component, with O_NOFOLLOW | O_DIRECTORY at each step.
             for component in rest.components() {
-                let fd = openat(current.as_fd(), component.as_os_str(), dir_flags(), Mode::empty())
-                    .map_err(io_err)?;
+                let fd = openat(
+                    current.as_fd(),
+                    component.as_os_str(),
+                    dir_flags(),
+                    Mode::empty(),
+                )
+                .map_err(io_err)?;
                 current = Arc::new(fd);
             }
         }
@@ -226,10 +231,7 @@ fn invalid_component(path: &Path) -> io::Error {
 
 /// Rejects anything but plain names (tree names cannot hold them; this is a second guard).
 fn check_relative(path: &Path) -> io::Result<()> {
-    if path
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-    {
+    if path.components().all(|c| matches!(c, Component::Normal(_))) {
         Ok(())
     } else {
         Err(invalid_component(path))
@@ -293,7 +295,11 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
             }
             Err(Errno::ENOENT) => {
                 creating = true;
-                match mkdirat(current.as_fd(), name.as_os_str(), Mode::from_bits_truncate(0o777)) {
+                match mkdirat(
+                    current.as_fd(),
+                    name.as_os_str(),
+                    Mode::from_bits_truncate(0o777),
+                ) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(with_path(io_err(e), &walked)),
                 }
@@ -307,8 +313,12 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
             Err(e) => return Err(with_path(io_err(e), &walked)),
         }
         // Not a directory: a symlink we may follow, or something else in the way.
-        let stat = fstatat(current.as_fd(), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| with_path(io_err(e), &walked))?;
+        let stat = fstatat(
+            current.as_fd(),
+            name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| with_path(io_err(e), &walked))?;
         if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
             return Err(with_path(io_err(Errno::ENOTDIR), &walked));
         }
@@ -366,7 +376,10 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 }
 
 /// Is the entry `name` of `parent` a directory (not following a symlink)? `None` if absent.
-pub(crate) fn stat_at(parent: BorrowedFd, name: &OsStr) -> io::Result<Option<nix::sys::stat::FileStat>> {
+pub(crate) fn stat_at(
+    parent: BorrowedFd,
+    name: &OsStr,
+) -> io::Result<Option<nix::sys::stat::FileStat>> {
     match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(stat) => Ok(Some(stat)),
         Err(Errno::ENOENT) => Ok(None),
@@ -381,7 +394,8 @@ pub(crate) fn is_dir(stat: &nix::sys::stat::FileStat) -> bool {
 /// The names in the directory `dir` (a fresh open file description, so listing never
 /// disturbs a cached descriptor), without `.` and `..`.
 pub(crate) fn list(dir: BorrowedFd) -> io::Result<Vec<OsString>> {
-    let mut listing = nix::dir::Dir::openat(dir, ".", dir_flags(), Mode::empty()).map_err(io_err)?;
+    let mut listing =
+        nix::dir::Dir::openat(dir, ".", dir_flags(), Mode::empty()).map_err(io_err)?;
     let mut names = Vec::new();
     for entry in listing.iter() {
         let entry = entry.map_err(io_err)?;
@@ -463,7 +477,12 @@ mod tests {
         let mut rel = PathBuf::new();
         for _ in 0..30 {
             let parent = beneath.dir(&rel).unwrap();
-            mkdirat(parent.as_fd(), name.as_str(), Mode::from_bits_truncate(0o700)).unwrap();
+            mkdirat(
+                parent.as_fd(),
+                name.as_str(),
+                Mode::from_bits_truncate(0o700),
+            )
+            .unwrap();
             rel.push(&name);
         }
         beneath.forget_all();

@@ -436,7 +436,14 @@ mod tests {
         ] {
             assert!(scrubbed_variable(name), "{name}");
         }
-        for name in ["CAIRN_DRILL_DIR", "PATH", "HOME", "PGPASSWORD", "TMPDIR", "LANG"] {
+        for name in [
+            "CAIRN_DRILL_DIR",
+            "PATH",
+            "HOME",
+            "PGPASSWORD",
+            "TMPDIR",
+            "LANG",
+        ] {
             assert!(!scrubbed_variable(name), "{name}");
         }
     }

@@ -289,8 +289,7 @@ impl Restorer {
             self.fs.forget_all();
             return Ok(());
         }
-        nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
-            .map_err(io_err)
+        nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(io_err)
     }
 
     /// Creates the regular file `rel`, empty, mode 0600, never through an existing entry.
@@ -414,9 +413,7 @@ impl Restorer {
                 _ => to_create.push(i),
             }
         }
-        to_create
-            .par_iter()
-            .try_for_each(|&i| self.create_one(i))?;
+        to_create.par_iter().try_for_each(|&i| self.create_one(i))?;
         let files = to_create
             .into_iter()
             .filter(|&i| self.items[i].node.kind == NodeKind::File && self.ok(i))
@@ -504,7 +501,10 @@ impl Restorer {
         use rayon::prelude::*;
         for &(link, first) in hardlinks {
             if !self.ok(first) {
-                self.fail(link, "not linked: the file it links to was not restored".into());
+                self.fail(
+                    link,
+                    "not linked: the file it links to was not restored".into(),
+                );
                 continue;
             }
             let made = (|| -> std::io::Result<()> {
@@ -543,14 +543,16 @@ impl Restorer {
             return Ok(());
         }
         if target.contains(&0) {
-            self.fail(i, "cannot create symlink: its target contains a NUL byte".into());
+            self.fail(
+                i,
+                "cannot create symlink: its target contains a NUL byte".into(),
+            );
             return Ok(());
         }
         let made = (|| -> std::io::Result<()> {
             let (parent, name) = self.fs.parent(&item.rel)?;
             self.clear(parent.as_fd(), name, &item.rel)?;
-            nix::unistd::symlinkat(OsStr::from_bytes(target), parent.as_fd(), name)
-                .map_err(io_err)
+            nix::unistd::symlinkat(OsStr::from_bytes(target), parent.as_fd(), name).map_err(io_err)
         })();
         match made {
             Ok(()) => Ok(()),
@@ -934,7 +936,10 @@ impl Repository {
                 culprit = node.subtree.expect("checked above");
             }
             return Err(RepoError::corrupt(
-                format!("tree {culprit} (at {} of the restored tree)", path.display()),
+                format!(
+                    "tree {culprit} (at {} of the restored tree)",
+                    path.display()
+                ),
                 format!(
                     "expands to {} entries, more than the limit of {max_entries}: its \
                      subtrees are shared so often that restoring them at every path would \
@@ -1291,7 +1296,11 @@ mod tests {
         Node {
             name: Name(name.as_bytes().to_vec()),
             kind,
-            mode: if kind == NodeKind::Dir { 0o40755 } else { 0o100644 },
+            mode: if kind == NodeKind::Dir {
+                0o40755
+            } else {
+                0o100644
+            },
             uid: 0,
             gid: 0,
             user: String::new(),
@@ -1414,9 +1423,16 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(fingerprint(outside.path()), before, "outside the target changed");
+        assert_eq!(
+            fingerprint(outside.path()),
+            before,
+            "outside the target changed"
+        );
         let failed: Vec<_> = report.errors.iter().map(|(p, _)| p.clone()).collect();
-        assert!(failed.contains(&target.path().join("S/victim")), "{report:?}");
+        assert!(
+            failed.contains(&target.path().join("S/victim")),
+            "{report:?}"
+        );
         assert!(failed.contains(&target.path().join("S/big")), "{report:?}");
     }
 
