@@ -170,6 +170,17 @@ pub(crate) struct RestoreJson {
     pub verify: bool,
     #[serde(default)]
     pub delete: bool,
+    #[serde(default)]
+    pub no_owner: bool,
+    #[serde(default)]
+    pub no_setid: bool,
+    #[serde(default)]
+    pub no_devices: bool,
+    #[serde(default)]
+    pub include_xattr: Vec<String>,
+    #[serde(default)]
+    pub exclude_xattr: Vec<String>,
+    pub max_entries: Option<u64>,
 }
 
 impl RestoreJson {
@@ -179,6 +190,12 @@ impl RestoreJson {
             exclude: self.exclude,
             verify: self.verify,
             delete: self.delete,
+            no_owner: self.no_owner,
+            no_setid: self.no_setid,
+            no_devices: self.no_devices,
+            include_xattr: self.include_xattr,
+            exclude_xattr: self.exclude_xattr,
+            max_entries: self.max_entries,
             ..Default::default()
         }
     }
@@ -349,6 +366,16 @@ pub(crate) struct DrillJson {
     pub hosts: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    pub owners: bool,
+    #[serde(default)]
+    pub setid: bool,
+    #[serde(default)]
+    pub devices: bool,
+    #[serde(default)]
+    pub security_xattrs: bool,
+    #[serde(default)]
+    pub pass_env: Vec<String>,
 }
 
 impl DrillJson {
@@ -364,6 +391,11 @@ impl DrillJson {
             scratch_parent: self.scratch_dir.clone().map(Into::into),
             // The embedding process's stderr is not ours to write to.
             command_output_to_stderr: false,
+            owners: self.owners,
+            setid: self.setid,
+            devices: self.devices,
+            security_xattrs: self.security_xattrs,
+            pass_env: self.pass_env.clone(),
             ..Default::default()
         })
     }

@@ -10,7 +10,7 @@ use chrono::DateTime;
 use serde_json::json;
 
 use crate::context::Globals;
-use crate::output::{human_bytes, json_line};
+use crate::output::{human_bytes, json_line, terminal, terminal_path};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -207,7 +207,11 @@ fn print_report(globals: &Globals, report: &BackupReport, duration: std::time::D
         return;
     }
     for issue in &report.issues {
-        eprintln!("error: {}: {}", issue.path.display(), issue.message);
+        eprintln!(
+            "error: {}: {}",
+            terminal_path(&issue.path),
+            terminal(&issue.message)
+        );
     }
     if globals.verbose > 0 {
         for note in &report.notes {

@@ -4,7 +4,7 @@ use cairn_repo::ops::check::{CheckOptions, ReadData};
 use serde_json::json;
 
 use crate::context::Globals;
-use crate::output::json_line;
+use crate::output::{json_line, terminal};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -46,9 +46,9 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     } else {
         for finding in &report.findings {
             if finding.is_error() {
-                eprintln!("error: {finding}");
+                eprintln!("error: {}", terminal(&finding.to_string()));
             } else if !globals.quiet {
-                eprintln!("warning: {finding}");
+                eprintln!("warning: {}", terminal(&finding.to_string()));
             }
         }
         if !globals.quiet {

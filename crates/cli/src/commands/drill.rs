@@ -9,7 +9,7 @@ use cairn_repo::SnapshotFilter;
 use serde_json::json;
 
 use crate::context::{Globals, EXIT_DRILL_FAILED};
-use crate::output::{human_bytes, json_line};
+use crate::output::{human_bytes, json_line, terminal};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -36,6 +36,23 @@ pub struct Args {
     /// With "latest": only snapshots with this tag (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Restore owners (as root). A drill proves data; by default it does not install the
+    /// owners, setuid/setgid bits, device nodes or security attributes a snapshot carries.
+    #[arg(long)]
+    owners: bool,
+    /// Restore setuid and setgid bits.
+    #[arg(long)]
+    setid: bool,
+    /// Create block and character device nodes.
+    #[arg(long)]
+    devices: bool,
+    /// Restore security.* and trusted.* extended attributes (capabilities, SELinux labels).
+    #[arg(long)]
+    security_xattrs: bool,
+    /// Pass this variable to the command although it is scrubbed by default (repeatable;
+    /// scrubbed: CAIRN_*, RESTIC_* and cloud credentials such as AWS_*, AZURE_*, GOOGLE_*).
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pass_env: Vec<String>,
 }
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
@@ -55,7 +72,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         eprintln!(
             "drilling snapshot {}: restore, verify, then `{}`",
             entry.short_id(),
-            args.command
+            terminal(&args.command)
         );
     }
     let options = DrillOptions {
@@ -64,6 +81,11 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         timeout,
         scratch_parent: args.scratch_dir,
         command_output_to_stderr: !globals.quiet,
+        owners: args.owners,
+        setid: args.setid,
+        devices: args.devices,
+        security_xattrs: args.security_xattrs,
+        pass_env: args.pass_env,
         ..Default::default()
     };
     let result = repo.drill(&entry, &options).await?;
@@ -88,7 +110,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             record
                 .error
                 .as_deref()
-                .map(|e| format!("; {e}"))
+                .map(|e| format!("; {}", terminal(e)))
                 .unwrap_or_default()
         );
     }
@@ -140,7 +162,7 @@ pub async fn list(globals: &Globals, args: ListArgs) -> anyhow::Result<u8> {
             json!(d.outcome).as_str().unwrap_or(""),
             d.duration_seconds,
             human_bytes(d.bytes_restored),
-            d.command
+            terminal(&d.command)
         );
     }
     println!("{} drills", drills.len());

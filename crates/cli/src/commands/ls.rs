@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::snapshots::{snapshot_json, FilterArgs};
 use crate::context::Globals;
-use crate::output::json_line;
+use crate::output::{json_line, terminal_path};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -103,10 +103,11 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
 }
 
 fn print_node(globals: &Globals, node: &Node, path: &std::path::Path) {
-    let text = path.to_string_lossy();
     if globals.json {
-        json_line(&node_json(node, &text));
+        // JSON carries the name as it is (serde escapes what JSON must).
+        json_line(&node_json(node, &path.to_string_lossy()));
     } else {
-        println!("{text}");
+        // A name is any bytes: escape control characters before they reach a terminal.
+        println!("{}", terminal_path(path));
     }
 }

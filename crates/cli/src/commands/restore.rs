@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::snapshots::FilterArgs;
 use crate::context::Globals;
-use crate::output::{human_bytes, json_line};
+use crate::output::{human_bytes, json_line, terminal, terminal_path};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -31,6 +31,28 @@ pub struct Args {
     /// Delete what the target holds in restored directories but the snapshot does not.
     #[arg(long)]
     delete: bool,
+    /// Do not restore owners: everything belongs to the user running the restore (without
+    /// it, root restores the snapshot's numeric uid and gid).
+    #[arg(long)]
+    no_owner: bool,
+    /// Clear setuid and setgid bits.
+    #[arg(long)]
+    no_setid: bool,
+    /// Do not create block or character device nodes.
+    #[arg(long)]
+    no_devices: bool,
+    /// Restore only extended attributes whose names match this glob, e.g. 'user.*'
+    /// (repeatable; default: all).
+    #[arg(long = "include-xattr", value_name = "PATTERN")]
+    include_xattr: Vec<String>,
+    /// Do not restore extended attributes whose names match this glob, e.g.
+    /// 'security.*' (repeatable).
+    #[arg(long = "exclude-xattr", value_name = "PATTERN")]
+    exclude_xattr: Vec<String>,
+    /// Refuse a snapshot that expands to more entries than this (shared subtrees are
+    /// restored at every path that refers to them; default 16777216).
+    #[arg(long, value_name = "N")]
+    max_entries: Option<u64>,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -79,7 +101,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         eprintln!(
             "restoring snapshot {} to {}",
             entry.short_id(),
-            args.target.display()
+            terminal_path(&args.target)
         );
     }
     let started = std::time::Instant::now();
@@ -88,6 +110,12 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         exclude: args.exclude,
         verify: args.verify,
         delete: args.delete,
+        no_owner: args.no_owner,
+        no_setid: args.no_setid,
+        no_devices: args.no_devices,
+        include_xattr: args.include_xattr,
+        exclude_xattr: args.exclude_xattr,
+        max_entries: args.max_entries,
         progress,
         ..Default::default()
     };
@@ -100,7 +128,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
                 &json!({"message_type": "error", "error": {"message": message}, "during": "restore", "item": path.to_string_lossy()}),
             );
         } else {
-            eprintln!("error: {}: {message}", path.display());
+            eprintln!("error: {}: {}", terminal_path(path), terminal(message));
         }
     }
     if globals.json {
@@ -113,11 +141,12 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             "bytes_restored": report.bytes_restored,
             "files_verified": report.files_verified,
             "files_deleted": report.deleted,
+            "files_skipped": report.skipped,
             "snapshot_id": entry.id,
         }));
     } else if !globals.quiet {
         println!(
-            "restored {} files, {} directories, {} other entries, {} in {:.2}s{}{}",
+            "restored {} files, {} directories, {} other entries, {} in {:.2}s{}{}{}",
             report.files_restored,
             report.dirs_restored,
             report.others_restored,
@@ -130,6 +159,11 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             },
             if args.delete {
                 format!("; deleted {} entries", report.deleted)
+            } else {
+                String::new()
+            },
+            if report.skipped > 0 {
+                format!("; skipped {} device nodes", report.skipped)
             } else {
                 String::new()
             }

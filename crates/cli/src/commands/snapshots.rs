@@ -4,6 +4,7 @@ use cairn_repo::{SnapshotEntry, SnapshotFilter};
 use serde_json::Value;
 
 use crate::context::Globals;
+use crate::output::terminal;
 
 /// Filters shared by commands that select snapshots.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -85,9 +86,10 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             "{:<8}  {:<25}  {:<15}  {:<15}  {}{}",
             entry.short_id(),
             s.time.format("%Y-%m-%d %H:%M:%S"),
-            s.hostname,
-            s.tags.join(","),
-            s.paths.join(", "),
+            // Written by whichever host made the snapshot: escaped like file names.
+            terminal(&s.hostname),
+            terminal(&s.tags.join(",")),
+            terminal(&s.paths.join(", ")),
             if s.incomplete { "  (incomplete)" } else { "" }
         );
     }

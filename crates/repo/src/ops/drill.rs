@@ -36,6 +36,19 @@ pub struct DrillOptions {
     /// Where the command's stdout and stderr go: `true` sends both to this process's stderr
     /// (so a `--json` caller's stdout stays clean), `false` discards them.
     pub command_output_to_stderr: bool,
+    /// Restore owners (when running as root). Off by default: a drill proves that data
+    /// restores and is usable, it must not install what a compromised host planted.
+    pub owners: bool,
+    /// Restore setuid and setgid bits (off by default).
+    pub setid: bool,
+    /// Create block and character device nodes (off by default; FIFOs are always made).
+    pub devices: bool,
+    /// Restore `security.*` and `trusted.*` extended attributes (file capabilities, SELinux
+    /// labels; off by default). Other attributes (`user.*`, ACLs) are always restored.
+    pub security_xattrs: bool,
+    /// Variables passed to the command although [`scrubbed_variable`] would remove them
+    /// (exact names, e.g. `AWS_PROFILE`).
+    pub pass_env: Vec<String>,
     /// Cancellation (restore and command).
     pub cancel: CancelToken,
 }
@@ -47,6 +60,34 @@ pub struct DrillResult {
     pub record_id: String,
     /// The record.
     pub record: DrillRecord,
+}
+
+/// Is `name` a variable kept from the drill command's environment (unless named in
+/// [`DrillOptions::pass_env`])? The command is whatever the operator configured, often a
+/// script restoring into a database; it needs none of the repository's secrets, and a
+/// hostile snapshot's data is exactly what it runs against. Removed:
+///
+/// - every `CAIRN_*` and `RESTIC_*` variable (passwords, password files and commands,
+///   repository locations that may embed credentials, their `*_FROM_*` counterparts for
+///   copy), except the `CAIRN_DRILL_*` ones the drill sets;
+/// - cloud and storage credentials: `AWS_*`, `AZURE_*`, `GOOGLE_*`, `GCS_*`, `B2_*`,
+///   `OS_*` (OpenStack/Swift), `ST_*` (Swift v1), `RCLONE_*`, `OBJECT_STORE_*`.
+pub fn scrubbed_variable(name: &str) -> bool {
+    const PREFIXES: [&str; 11] = [
+        "CAIRN_",
+        "RESTIC_",
+        "AWS_",
+        "AZURE_",
+        "GOOGLE_",
+        "GCS_",
+        "B2_",
+        "OS_",
+        "ST_",
+        "RCLONE_",
+        "OBJECT_STORE_",
+    ];
+    let upper = name.to_ascii_uppercase();
+    !upper.starts_with("CAIRN_DRILL_") && PREFIXES.iter().any(|p| upper.starts_with(p))
 }
 
 /// Makes a literal path usable as a restore pattern (glob metacharacters bracketed).
@@ -63,6 +104,26 @@ fn literal_pattern(path: &str) -> String {
         }
     }
     format!("/{}", out.trim_start_matches('/'))
+}
+
+/// How a drill restores: verified, and without what could grant privileges on this host
+/// unless asked (owners, setuid/setgid bits, device nodes, `security.*` and `trusted.*`
+/// attributes).
+fn restore_options(options: &DrillOptions) -> RestoreOptions {
+    RestoreOptions {
+        include: options.path.iter().map(|p| literal_pattern(p)).collect(),
+        verify: true,
+        no_owner: !options.owners,
+        no_setid: !options.setid,
+        no_devices: !options.devices,
+        exclude_xattr: if options.security_xattrs {
+            Vec::new()
+        } else {
+            vec!["security.*".into(), "trusted.*".into()]
+        },
+        cancel: options.cancel.clone(),
+        ..Default::default()
+    }
 }
 
 /// Removes a directory tree even where restored permissions forbid writing to it.
@@ -114,6 +175,14 @@ fn run_command(
     snapshot: &str,
 ) -> Result<CommandRun> {
     let mut command = Command::new("sh");
+    for (name, _) in std::env::vars_os() {
+        let keep = name
+            .to_str()
+            .is_none_or(|n| !scrubbed_variable(n) || options.pass_env.iter().any(|p| p == n));
+        if !keep {
+            command.env_remove(&name);
+        }
+    }
     command
         .arg("-c")
         .arg(&options.command)
@@ -292,12 +361,7 @@ impl Repository {
             // A path the snapshot lacks is an error, not an empty (passing) drill.
             self.find_node(&index, &entry.snapshot, path).await?;
         }
-        let restore = RestoreOptions {
-            include: options.path.iter().map(|p| literal_pattern(p)).collect(),
-            verify: true,
-            cancel: options.cancel.clone(),
-            ..Default::default()
-        };
+        let restore = restore_options(options);
         let report = self.restore(index, &entry.snapshot, dir, restore).await?;
         if let Some((path, problem)) = report.errors.first() {
             return Err(RepoError::corrupt(
@@ -332,5 +396,55 @@ mod tests {
             .unwrap();
         assert!(set.is_match("/x/a*b"));
         assert!(!set.is_match("/x/aXb"));
+    }
+
+    #[test]
+    fn drills_restore_without_privileges_unless_asked() {
+        let plain = restore_options(&DrillOptions::default());
+        assert!(plain.verify && plain.no_owner && plain.no_setid && plain.no_devices);
+        assert_eq!(plain.exclude_xattr, ["security.*", "trusted.*"]);
+        let all = restore_options(&DrillOptions {
+            owners: true,
+            setid: true,
+            devices: true,
+            security_xattrs: true,
+            ..Default::default()
+        });
+        assert!(!all.no_owner && !all.no_setid && !all.no_devices);
+        assert!(all.exclude_xattr.is_empty() && all.include_xattr.is_empty());
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_and_drill_variables_kept() {
+        for name in [
+            "CAIRN_PASSWORD",
+            "CAIRN_PASSWORD_FILE",
+            "CAIRN_PASSWORD_COMMAND",
+            "CAIRN_FROM_PASSWORD",
+            "CAIRN_FROM_REPOSITORY",
+            "CAIRN_REPOSITORY",
+            "RESTIC_PASSWORD",
+            "RESTIC_FROM_PASSWORD_FILE",
+            "RESTIC_REST_PASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "B2_ACCOUNT_KEY",
+            "OS_PASSWORD",
+            "aws_secret_access_key",
+        ] {
+            assert!(scrubbed_variable(name), "{name}");
+        }
+        for name in [
+            "CAIRN_DRILL_DIR",
+            "PATH",
+            "HOME",
+            "PGPASSWORD",
+            "TMPDIR",
+            "LANG",
+        ] {
+            assert!(!scrubbed_variable(name), "{name}");
+        }
     }
 }

@@ -60,6 +60,9 @@ struct TarWriter<'a> {
 }
 
 impl TarWriter<'_> {
+    /// Writes every entry below tree `id`, depth first. Iterative (a stack of open trees and
+    /// one path grown and shrunk a component at a time), so a snapshot thousands of levels
+    /// deep costs memory in proportion to its depth, never the thread's stack.
     fn tree<W: Write>(
         &self,
         id: &BlobId,
@@ -67,12 +70,31 @@ impl TarWriter<'_> {
         archive: &mut tar::Builder<W>,
         written: &mut u64,
     ) -> Result<()> {
-        let tree = self.handle.block_on(self.repo.read_tree(self.index, id))?;
-        for node in &tree.nodes {
-            let path = prefix.join(OsStr::from_bytes(&node.name.0));
+        let read = |id: &BlobId| self.handle.block_on(self.repo.read_tree(self.index, id));
+        let mut path = prefix.to_path_buf();
+        // Each level: the tree being listed and the next of its nodes to write.
+        let mut stack = vec![(read(id)?, 0usize)];
+        while let Some((tree, next)) = stack.last_mut() {
+            let Some(node) = tree.nodes.get(*next) else {
+                stack.pop();
+                // Back in the parent: drop the directory's name (the root has none).
+                if !stack.is_empty() {
+                    path.pop();
+                }
+                continue;
+            };
+            *next += 1;
+            path.push(OsStr::from_bytes(&node.name.0));
             self.node(node, &path, archive, written)?;
-            if let Some(subtree) = node.subtree {
-                self.tree(&subtree, &path, archive, written)?;
+            let subtree = node.subtree.filter(|_| node.kind == NodeKind::Dir);
+            match subtree {
+                Some(subtree) => {
+                    let subtree = read(&subtree)?;
+                    stack.push((subtree, 0));
+                }
+                None => {
+                    path.pop();
+                }
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Operations on a repository.
 
 pub mod backup;
+mod beneath;
 pub mod check;
 mod content;
 pub mod drill;

@@ -3,31 +3,56 @@
 //! Files are created at their final size first (unwritten ranges are holes), then each
 //! needed pack is read once, with ranged reads of just the blobs needed (adjacent ones
 //! coalesced), and each blob is written at every offset that uses it. All-zero blobs are not
-//! written at all, so sparse files stay sparse. Metadata comes last: files, then directories
-//! deepest first, so writing content never disturbs a directory's times.
+//! written at all, so sparse files stay sparse. Hard links and symlinks come after the
+//! content, metadata last: files, then directories deepest first, so writing content never
+//! disturbs a directory's times.
+//!
+//! Nothing is ever resolved by path below the target: the target is opened once and every
+//! entry is created, written, changed, verified and removed relative to its parent
+//! directory's descriptor, which is opened without following any symlink
+//! ([`super::beneath`]). A snapshot written by a compromised host therefore cannot reach
+//! outside the target, whatever names, symlinks and collisions it holds, and neither can
+//! symlinks planted in the target beforehand. What a restore applies that could grant
+//! privileges (owners, setuid/setgid bits, device nodes, extended attributes) can each be
+//! turned off ([`RestoreOptions`]); drills turn them off by default.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId};
 use futures::{StreamExt, TryStreamExt};
-use globset::GlobSet;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
 
 use crate::error::{RepoError, Result};
 use crate::index::Index;
+use crate::ops::beneath::{io_err, is_dir, list, remove_at, stat_at, Beneath};
 use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
 use crate::snapshot::Snapshot;
 use crate::storage::FileType;
-use crate::tree::{Node, NodeKind};
+use crate::tree::{Node, NodeKind, Tree};
 use crate::Repository;
 
 /// Blobs closer than this in a pack are fetched with one ranged read.
 const COALESCE_GAP: u64 = 256 * 1024;
+
+/// Tree blobs read at once while collecting what to restore.
+const TREE_READS: usize = 16;
+
+/// The default of [`RestoreOptions::max_entries`]: 16 Mi entries. A restore keeps every
+/// entry it restores in memory (a few hundred bytes each), so this is about 6 GiB.
+pub const DEFAULT_MAX_ENTRIES: u64 = 1 << 24;
 
 /// How to restore.
 #[derive(Clone, Default)]
@@ -44,6 +69,26 @@ pub struct RestoreOptions {
     /// (restic's `--delete`), so the target ends up equal to the snapshot. With `include`,
     /// only what the patterns select is removed; what `exclude` matches is never removed.
     pub delete: bool,
+    /// Do not restore owners: entries belong to the user running the restore. Without it,
+    /// owners (numeric uid and gid) are restored when running as root.
+    pub no_owner: bool,
+    /// Clear the setuid and setgid bits of every restored mode.
+    pub no_setid: bool,
+    /// Do not create block or character device nodes (they are counted in
+    /// [`RestoreReport::skipped`]); FIFOs are still created.
+    pub no_devices: bool,
+    /// Restore only the extended attributes whose names match one of these glob patterns
+    /// (`user.*`), if non-empty (restic's `--include-xattr`).
+    pub include_xattr: Vec<String>,
+    /// Do not restore the extended attributes whose names match one of these glob patterns
+    /// (`security.*`, `trusted.*`; restic's `--exclude-xattr`). Applies after `include_xattr`.
+    pub exclude_xattr: Vec<String>,
+    /// Refuse snapshots (or the restored directory of one) that expand to more entries than
+    /// this; `None` means [`DEFAULT_MAX_ENTRIES`]. Equal directories are stored once and may
+    /// be referenced from many places, so a snapshot of a few kilobytes can describe 2^30
+    /// paths; the count is taken over the distinct trees before anything is expanded, so a
+    /// refusal costs as little as the snapshot's size.
+    pub max_entries: Option<u64>,
     /// Progress callback.
     pub progress: Option<ProgressFn>,
     /// Cancellation.
@@ -65,7 +110,11 @@ pub struct RestoreReport {
     pub files_verified: u64,
     /// Entries of the target removed by `delete` (a removed directory counts once).
     pub deleted: u64,
-    /// Problems with single items (metadata that could not be set, verify mismatches).
+    /// Entries left out on purpose (device nodes with [`RestoreOptions::no_devices`]).
+    pub skipped: u64,
+    /// Problems with single items (an entry that could not be created, such as a symlink
+    /// with an empty target or a name colliding with another on a case-insensitive file
+    /// system; metadata that could not be set; verify mismatches). The restore goes on.
     pub errors: Vec<(PathBuf, String)>,
 }
 
@@ -82,84 +131,43 @@ fn matches_self_or_ancestor(set: &GlobSet, rel: &Path) -> bool {
         .any(|p| p != Path::new("/") && set.is_match(p))
 }
 
-/// Removes entries of restored directories that the snapshot does not have.
-fn delete_extraneous(
-    items: &[Item],
-    target: &Path,
-    include: Option<&GlobSet>,
-    exclude: Option<&GlobSet>,
-    report: &Mutex<RestoreReport>,
-) -> Result<()> {
-    let present: std::collections::HashSet<&Path> =
-        items.iter().map(|item| item.rel.as_path()).collect();
-    let dirs = std::iter::once(Path::new("")).chain(
-        items
-            .iter()
-            .filter(|item| item.node.kind == NodeKind::Dir)
-            .map(|item| item.rel.as_path()),
-    );
-    let mut deleted = 0;
-    for dir in dirs {
-        let on_disk = target.join(dir);
-        // Never list (and delete) through a symlink: only real directories restore created.
-        if !std::fs::symlink_metadata(&on_disk).is_ok_and(|m| m.is_dir()) {
-            continue;
-        }
-        let entries = match std::fs::read_dir(&on_disk) {
-            Ok(entries) => entries,
-            Err(e) => return Err(RepoError::io(&on_disk, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| RepoError::io(&on_disk, e))?;
-            let rel = dir.join(entry.file_name());
-            if present.contains(rel.as_path())
-                || exclude.is_some_and(|set| matches_self_or_ancestor(set, &rel))
-                || include.is_some_and(|set| !matches_self_or_ancestor(set, &rel))
-            {
-                continue;
-            }
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if remove_unless_excluded(&entry.path(), &rel, is_dir, exclude)? {
-                deleted += 1;
-            }
-        }
-    }
-    report.lock().expect("report lock").deleted = deleted;
-    Ok(())
+/// Which extended attributes to restore.
+#[derive(Clone, Default)]
+struct XattrFilter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
 }
 
-/// Removes `path` (a directory with what it holds), sparing anything `exclude` matches and
-/// the directories leading to it. True when `path` itself is gone.
-fn remove_unless_excluded(
-    path: &Path,
-    rel: &Path,
-    is_dir: bool,
-    exclude: Option<&GlobSet>,
-) -> Result<bool> {
-    if !is_dir {
-        std::fs::remove_file(path).map_err(|e| RepoError::io(path, e))?;
-        return Ok(true);
-    }
-    let Some(exclude) = exclude else {
-        std::fs::remove_dir_all(path).map_err(|e| RepoError::io(path, e))?;
-        return Ok(true);
-    };
-    let mut spared = false;
-    for entry in std::fs::read_dir(path).map_err(|e| RepoError::io(path, e))? {
-        let entry = entry.map_err(|e| RepoError::io(path, e))?;
-        let child_rel = rel.join(entry.file_name());
-        if matches_self_or_ancestor(exclude, &child_rel) {
-            spared = true;
-            continue;
+impl XattrFilter {
+    fn new(include: &[String], exclude: &[String]) -> Result<XattrFilter> {
+        fn compile(patterns: &[String], what: &str) -> Result<Option<GlobSet>> {
+            let mut set = GlobSetBuilder::new();
+            let mut any = false;
+            for pattern in patterns.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+                // Attribute names hold no `/`: `*` matches any run of characters.
+                set.add(GlobBuilder::new(pattern).build().map_err(|e| {
+                    RepoError::InvalidInput(format!("{what} pattern {pattern:?}: {e}"))
+                })?);
+                any = true;
+            }
+            if !any {
+                return Ok(None);
+            }
+            set.build()
+                .map(Some)
+                .map_err(|e| RepoError::InvalidInput(format!("{what} patterns: {e}")))
         }
-        let child_is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        spared |= !remove_unless_excluded(&entry.path(), &child_rel, child_is_dir, Some(exclude))?;
+        Ok(XattrFilter {
+            include: compile(include, "include-xattr")?,
+            exclude: compile(exclude, "exclude-xattr")?,
+        })
     }
-    if spared {
-        return Ok(false);
+
+    fn wants(&self, name: &[u8]) -> bool {
+        let name = Path::new(OsStr::from_bytes(name));
+        self.include.as_ref().is_none_or(|set| set.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|set| set.is_match(name))
     }
-    std::fs::remove_dir(path).map_err(|e| RepoError::io(path, e))?;
-    Ok(true)
 }
 
 /// A hard link to make: (item index, index of the item it links to).
@@ -168,23 +176,802 @@ type HardLink = (usize, usize);
 /// One use of a blob: file index and offset in it.
 type Use = (usize, u64);
 
-impl Repository {
-    /// Lists every node of a snapshot below the root, directories before their contents.
-    async fn collect_items(&self, index: &Index, root: &BlobId) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut stack = vec![(PathBuf::new(), *root)];
-        while let Some((dir, tree_id)) = stack.pop() {
-            let tree = self.read_tree(index, &tree_id).await?;
-            for node in tree.nodes {
-                let rel = dir.join(node.name.to_os());
-                if let (NodeKind::Dir, Some(subtree)) = (node.kind, node.subtree) {
-                    stack.push((rel.clone(), subtree));
+/// What became of an item.
+const OK: u8 = 0;
+/// Could not be restored (reported once), or lies below a directory that could not.
+const FAILED: u8 = 1;
+/// Left out on purpose (a device node with `no_devices`).
+const SKIPPED: u8 = 2;
+
+/// An error that stops the whole restore (the target's file system is full, read-only or
+/// broken, or this process ran out of descriptors), as opposed to one about a single entry.
+fn fatal(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(
+            Errno::ENOSPC
+                | Errno::EDQUOT
+                | Errno::EROFS
+                | Errno::EIO
+                | Errno::EMFILE
+                | Errno::ENFILE
+                | Errno::ENOMEM
+        )
+    )
+}
+
+/// The error for a name another restored directory already has.
+fn collision() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "a directory restored from the snapshot already has this name (a case-insensitive \
+         or normalising file system folds two of the snapshot's names into one); not \
+         replacing it",
+    )
+}
+
+fn timespec(ns: i64) -> TimeSpec {
+    TimeSpec::new(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
+}
+
+/// The state of one restore, shared by its phases.
+struct Restorer {
+    items: Vec<Item>,
+    fs: Beneath,
+    /// Set owners (running as root, and not `no_owner`).
+    chown: bool,
+    no_setid: bool,
+    no_devices: bool,
+    xattrs: XattrFilter,
+    /// Device and inode of every directory this restore made (or kept): a later entry of
+    /// the same name is a collision, never a reason to remove it.
+    dirs: Mutex<HashSet<(u64, u64)>>,
+    state: Vec<AtomicU8>,
+    problems: Mutex<Vec<(PathBuf, String)>>,
+}
+
+impl Restorer {
+    fn ok(&self, i: usize) -> bool {
+        self.state[i].load(Ordering::Relaxed) == OK
+    }
+
+    /// Records that item `i` could not be restored (reported once).
+    fn fail(&self, i: usize, message: String) {
+        if self.state[i].swap(FAILED, Ordering::Relaxed) != FAILED {
+            self.problem(i, message);
+        }
+    }
+
+    /// Reports a problem with item `i` that leaves it restored (metadata, verification).
+    fn problem(&self, i: usize, message: String) {
+        let path = self.fs.path_of(&self.items[i].rel);
+        self.problems
+            .lock()
+            .expect("problems lock")
+            .push((path, message));
+    }
+
+    /// A single entry's failure: reported unless it is one that stops the restore.
+    fn entry_error(&self, i: usize, what: &str, e: std::io::Error) -> Result<()> {
+        if fatal(&e) {
+            return Err(RepoError::io(self.fs.path_of(&self.items[i].rel), e));
+        }
+        self.fail(i, format!("{what}: {e}"));
+        Ok(())
+    }
+
+    /// The mode to set: permission bits, less setuid/setgid when asked.
+    fn mode(&self, node: &Node) -> Mode {
+        let mut bits = node.mode & 0o7777;
+        if self.no_setid {
+            bits &= !0o6000;
+        }
+        Mode::from_bits_truncate(bits as nix::libc::mode_t)
+    }
+
+    /// Makes room for a new non-directory entry `name` in `parent`: an existing file or
+    /// symlink is removed (so nothing is written through it); an existing directory too,
+    /// unless this restore made it (a collision).
+    fn clear(&self, parent: BorrowedFd, name: &OsStr, rel: &Path) -> std::io::Result<()> {
+        let Some(stat) = stat_at(parent, name)? else {
+            return Ok(());
+        };
+        if is_dir(&stat) {
+            if self
+                .dirs
+                .lock()
+                .expect("dirs lock")
+                .contains(&(stat.st_dev, stat.st_ino))
+            {
+                return Err(collision());
+            }
+            remove_at(parent, name, rel, None)?;
+            self.fs.forget_all();
+            return Ok(());
+        }
+        nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(io_err)
+    }
+
+    /// Creates the regular file `rel`, empty, mode 0600, never through an existing entry.
+    fn create_file(&self, rel: &Path) -> std::io::Result<std::fs::File> {
+        let (parent, name) = self.fs.parent(rel)?;
+        let open = || {
+            nix::fcntl::openat(
+                parent.as_fd(),
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        let fd = match open() {
+            Err(Errno::EEXIST) => {
+                self.clear(parent.as_fd(), name, rel)?;
+                open().map_err(io_err)?
+            }
+            other => other.map_err(io_err)?,
+        };
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Phase 1, in order (parents first): every directory, mode 0700 while it is filled.
+    fn create_dirs(&self) -> Result<()> {
+        // Entries below a directory that could not be made fail with it, silently.
+        let mut failed_dir: Option<&Path> = None;
+        for (i, item) in self.items.iter().enumerate() {
+            if let Some(dir) = failed_dir {
+                if item.rel.starts_with(dir) {
+                    self.state[i].store(FAILED, Ordering::Relaxed);
+                    continue;
                 }
-                items.push(Item { rel, node });
+                failed_dir = None;
+            }
+            if item.node.kind != NodeKind::Dir {
+                continue;
+            }
+            if let Err(e) = self.make_dir(&item.rel) {
+                self.entry_error(i, "cannot create directory", e)?;
+                failed_dir = Some(&item.rel);
             }
         }
-        // Parents before children, siblings in name order.
-        items.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(())
+    }
+
+    fn make_dir(&self, rel: &Path) -> std::io::Result<()> {
+        let (parent, name) = self.fs.parent(rel)?;
+        let parent = parent.as_fd();
+        let placeholder = Mode::from_bits_truncate(0o700);
+        let existed = match nix::sys::stat::mkdirat(parent, name, placeholder) {
+            Ok(()) => false,
+            Err(Errno::EEXIST) => match stat_at(parent, name)? {
+                Some(stat) if is_dir(&stat) => true,
+                _ => {
+                    // A file or symlink where the snapshot has a directory: replaced.
+                    self.clear(parent, name, rel)?;
+                    nix::sys::stat::mkdirat(parent, name, placeholder).map_err(io_err)?;
+                    false
+                }
+            },
+            Err(e) => return Err(io_err(e)),
+        };
+        let fd = nix::fcntl::openat(
+            parent,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err)?;
+        if existed {
+            // Writable while we fill it; the real mode is set at the end. Someone else's
+            // directory keeps its mode (and the restore into it may then fail per entry).
+            match nix::sys::stat::fchmod(fd.as_fd(), placeholder) {
+                Ok(()) | Err(Errno::EPERM) => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        let stat = nix::sys::stat::fstat(fd.as_fd()).map_err(io_err)?;
+        self.dirs
+            .lock()
+            .expect("dirs lock")
+            .insert((stat.st_dev, stat.st_ino));
+        self.fs.remember(rel, Arc::new(fd));
+        Ok(())
+    }
+
+    /// Phase 1, in parallel: regular files (at full size; one-blob files wait for their
+    /// blob), FIFOs and devices. Returns the files whose content must be written, the hard
+    /// links to make and the symlinks to create (both after the content).
+    fn create_entries(&self) -> Result<(Vec<usize>, Vec<HardLink>, Vec<usize>)> {
+        use rayon::prelude::*;
+        let mut hardlinks = Vec::new();
+        let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut to_create = Vec::new();
+        let mut symlinks = Vec::new();
+        for (i, item) in self.items.iter().enumerate() {
+            if !self.ok(i) {
+                continue;
+            }
+            let node = &item.node;
+            match node.kind {
+                NodeKind::Dir => {}
+                NodeKind::Symlink => symlinks.push(i),
+                NodeKind::Dev | NodeKind::Chardev if self.no_devices => {
+                    self.state[i].store(SKIPPED, Ordering::Relaxed);
+                }
+                NodeKind::File if node.links > 1 && node.inode != 0 => {
+                    match first_link.get(&(node.device, node.inode)) {
+                        Some(&first) => hardlinks.push((i, first)),
+                        None => {
+                            first_link.insert((node.device, node.inode), i);
+                            to_create.push(i);
+                        }
+                    }
+                }
+                _ => to_create.push(i),
+            }
+        }
+        to_create.par_iter().try_for_each(|&i| self.create_one(i))?;
+        let files = to_create
+            .into_iter()
+            .filter(|&i| self.items[i].node.kind == NodeKind::File && self.ok(i))
+            .collect();
+        Ok((files, hardlinks, symlinks))
+    }
+
+    /// Creates one file, FIFO or device node.
+    fn create_one(&self, i: usize) -> Result<()> {
+        let item = &self.items[i];
+        let node = &item.node;
+        if one_shot(node) {
+            // Created, written and finished in one go when its only blob arrives.
+            return Ok(());
+        }
+        let outcome = (|| -> std::io::Result<()> {
+            if node.kind == NodeKind::File {
+                let file = self.create_file(&item.rel)?;
+                return file.set_len(node.size);
+            }
+            let (parent, name) = self.fs.parent(&item.rel)?;
+            self.clear(parent.as_fd(), name, &item.rel)?;
+            let kind = match node.kind {
+                NodeKind::Fifo => SFlag::S_IFIFO,
+                NodeKind::Dev => SFlag::S_IFBLK,
+                _ => SFlag::S_IFCHR,
+            };
+            nix::sys::stat::mknodat(
+                parent.as_fd(),
+                name,
+                kind,
+                Mode::from_bits_truncate(0o600),
+                node.rdev.unwrap_or(0) as nix::libc::dev_t,
+            )
+            .map_err(io_err)
+        })();
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e) => self.entry_error(i, &format!("cannot create {:?}", node.kind), e),
+        }
+    }
+
+    /// Writes one blob into file `i` at `offset`.
+    fn write_blob(&self, i: usize, offset: u64, plain: &[u8], zero: bool) -> Result<()> {
+        if !self.ok(i) {
+            return Ok(());
+        }
+        let item = &self.items[i];
+        if one_shot(&item.node) {
+            return self.write_one_shot(i, plain, zero);
+        }
+        if zero {
+            return Ok(());
+        }
+        let file = match self.fs.open(&item.rel, OFlag::O_WRONLY) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => return self.entry_error(i, "cannot open to write", e),
+        };
+        file.write_all_at(plain, offset)
+            .map_err(|e| RepoError::io(self.fs.path_of(&item.rel), e))
+    }
+
+    /// Restores a one-blob file completely: create, write, metadata.
+    fn write_one_shot(&self, i: usize, plain: &[u8], zero: bool) -> Result<()> {
+        let item = &self.items[i];
+        let file = match self.create_file(&item.rel) {
+            Ok(file) => file,
+            Err(e) => return self.entry_error(i, "cannot create file", e),
+        };
+        let written = if zero {
+            file.set_len(plain.len() as u64)
+        } else {
+            file.write_all_at(plain, 0)
+        };
+        written.map_err(|e| RepoError::io(self.fs.path_of(&item.rel), e))?;
+        if let Err(e) = self.apply_fd(file.as_fd(), &item.node) {
+            self.problem(i, format!("metadata: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Hard links (to files restored earlier), then symlinks: last, so no restore step
+    /// ever runs after a symlink exists (and none would follow one anyway).
+    fn link_entries(&self, hardlinks: &[HardLink], symlinks: &[usize]) -> Result<()> {
+        use rayon::prelude::*;
+        for &(link, first) in hardlinks {
+            if !self.ok(first) {
+                self.fail(
+                    link,
+                    "not linked: the file it links to was not restored".into(),
+                );
+                continue;
+            }
+            let made = (|| -> std::io::Result<()> {
+                let (from_dir, from_name) = self.fs.parent(&self.items[first].rel)?;
+                let (to_dir, to_name) = self.fs.parent(&self.items[link].rel)?;
+                self.clear(to_dir.as_fd(), to_name, &self.items[link].rel)?;
+                nix::unistd::linkat(
+                    from_dir.as_fd(),
+                    from_name,
+                    to_dir.as_fd(),
+                    to_name,
+                    AtFlags::empty(),
+                )
+                .map_err(io_err)
+            })();
+            if let Err(e) = made {
+                self.entry_error(link, "cannot create hard link", e)?;
+            }
+        }
+        symlinks
+            .par_iter()
+            .try_for_each(|&i| self.create_symlink(i))
+    }
+
+    fn create_symlink(&self, i: usize) -> Result<()> {
+        let item = &self.items[i];
+        let target = item
+            .node
+            .link_target
+            .as_ref()
+            .map(|t| t.0.as_slice())
+            .unwrap_or_default();
+        // A target no file system can hold is this entry's problem, not the restore's.
+        if target.is_empty() {
+            self.fail(i, "cannot create symlink: its target is empty".into());
+            return Ok(());
+        }
+        if target.contains(&0) {
+            self.fail(
+                i,
+                "cannot create symlink: its target contains a NUL byte".into(),
+            );
+            return Ok(());
+        }
+        let made = (|| -> std::io::Result<()> {
+            let (parent, name) = self.fs.parent(&item.rel)?;
+            self.clear(parent.as_fd(), name, &item.rel)?;
+            nix::unistd::symlinkat(OsStr::from_bytes(target), parent.as_fd(), name).map_err(io_err)
+        })();
+        match made {
+            Ok(()) => Ok(()),
+            Err(e) => self.entry_error(i, "cannot create symlink", e),
+        }
+    }
+
+    /// Metadata through an open descriptor: owner, then mode (a chown clears setuid bits),
+    /// extended attributes, times.
+    fn apply_fd(&self, fd: BorrowedFd, node: &Node) -> std::io::Result<()> {
+        if self.chown {
+            nix::unistd::fchown(fd, Some(node.uid.into()), Some(node.gid.into()))
+                .map_err(io_err)?;
+        }
+        nix::sys::stat::fchmod(fd, self.mode(node)).map_err(io_err)?;
+        for xattr in node.xattrs.iter().filter(|x| self.xattrs.wants(&x.name.0)) {
+            tolerate_xattr(xattr::FileExt::set_xattr(
+                &BorrowedFile(fd),
+                xattr.name.to_os(),
+                &xattr.value.0,
+            ))?;
+        }
+        // Access times are not stored (they change on every read and would make every
+        // directory's tree differ between backups): restore sets them to the mtime.
+        nix::sys::stat::futimens(fd, &timespec(node.mtime_ns), &timespec(node.mtime_ns))
+            .map_err(io_err)
+    }
+
+    /// Metadata of an entry that is not opened (a symlink, or a device node, whose opening
+    /// can have side effects): by name in its parent, never following a symlink.
+    fn apply_at(&self, parent: BorrowedFd, name: &OsStr, node: &Node) -> std::io::Result<()> {
+        if self.chown {
+            nix::unistd::fchownat(
+                parent,
+                name,
+                Some(node.uid.into()),
+                Some(node.gid.into()),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(io_err)?;
+        }
+        if node.kind != NodeKind::Symlink {
+            chmod_nofollow(parent, name, self.mode(node))?;
+        }
+        let wanted: Vec<_> = node
+            .xattrs
+            .iter()
+            .filter(|x| self.xattrs.wants(&x.name.0))
+            .collect();
+        if !wanted.is_empty() {
+            // There is no fd-relative lsetxattr: the parent's descriptor is named through
+            // /proc (resolved to that very directory) and `xattr::set` (lsetxattr) does not
+            // follow the last component.
+            let mut path = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd()));
+            path.push(name);
+            for xattr in wanted {
+                tolerate_xattr(xattr::set(&path, xattr.name.to_os(), &xattr.value.0))?;
+            }
+        }
+        nix::sys::stat::utimensat(
+            parent,
+            name,
+            &timespec(node.mtime_ns),
+            &timespec(node.mtime_ns),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(io_err)
+    }
+
+    /// Phase 3: metadata of everything not finished yet; directories last, deepest first,
+    /// so setting a directory's times comes after everything inside it changed.
+    fn finish_entries(&self) -> Result<()> {
+        use rayon::prelude::*;
+        (0..self.items.len())
+            .into_par_iter()
+            .filter(|&i| {
+                let node = &self.items[i].node;
+                self.ok(i) && node.kind != NodeKind::Dir && !one_shot(node)
+            })
+            .for_each(|i| {
+                if let Err(e) = self.finish_one(i) {
+                    self.problem(i, format!("metadata: {e}"));
+                }
+            });
+        for (i, item) in self.items.iter().enumerate().rev() {
+            if item.node.kind != NodeKind::Dir || !self.ok(i) {
+                continue;
+            }
+            let done = self
+                .fs
+                .dir(&item.rel)
+                .and_then(|fd| self.apply_fd(fd.as_fd(), &item.node));
+            if let Err(e) = done {
+                self.problem(i, format!("metadata: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_one(&self, i: usize) -> std::io::Result<()> {
+        let item = &self.items[i];
+        match item.node.kind {
+            NodeKind::File | NodeKind::Fifo => {
+                // Non-blocking, so a FIFO opens without a writer.
+                let fd = self.fs.open(
+                    &item.rel,
+                    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+                )?;
+                let kind = SFlag::from_bits_truncate(
+                    nix::sys::stat::fstat(fd.as_fd()).map_err(io_err)?.st_mode,
+                ) & SFlag::S_IFMT;
+                let expected = if item.node.kind == NodeKind::File {
+                    SFlag::S_IFREG
+                } else {
+                    SFlag::S_IFIFO
+                };
+                if kind != expected {
+                    return Err(std::io::Error::other(
+                        "replaced by another kind of entry during the restore",
+                    ));
+                }
+                self.apply_fd(fd.as_fd(), &item.node)
+            }
+            _ => {
+                let (parent, name) = self.fs.parent(&item.rel)?;
+                self.apply_at(parent.as_fd(), name, &item.node)
+            }
+        }
+    }
+
+    /// Removes entries of restored directories that the snapshot does not have.
+    fn delete_extraneous(
+        &self,
+        include: Option<&GlobSet>,
+        exclude: Option<&GlobSet>,
+    ) -> Result<u64> {
+        let present: HashSet<&Path> = self.items.iter().map(|item| item.rel.as_path()).collect();
+        let dirs = std::iter::once(Path::new("")).chain(
+            self.items
+                .iter()
+                .enumerate()
+                .filter(|(i, item)| item.node.kind == NodeKind::Dir && self.ok(*i))
+                .map(|(_, item)| item.rel.as_path()),
+        );
+        let spare: &dyn Fn(&Path) -> bool =
+            &|rel: &Path| exclude.is_some_and(|set| matches_self_or_ancestor(set, rel));
+        let mut deleted = 0;
+        for dir in dirs {
+            let io = |e| RepoError::io(self.fs.path_of(dir), e);
+            // Only directories this restore holds open are listed: never through a symlink.
+            let fd = self.fs.dir(dir).map_err(io)?;
+            for name in list(fd.as_fd()).map_err(io)? {
+                let rel = dir.join(&name);
+                if present.contains(rel.as_path())
+                    || spare(&rel)
+                    || include.is_some_and(|set| !matches_self_or_ancestor(set, &rel))
+                {
+                    continue;
+                }
+                if remove_at(fd.as_fd(), &name, &rel, Some(spare))
+                    .map_err(|e| RepoError::io(self.fs.path_of(&rel), e))?
+                {
+                    deleted += 1;
+                }
+            }
+        }
+        if deleted > 0 {
+            self.fs.forget_all();
+        }
+        Ok(deleted)
+    }
+
+    fn verify_files(&self, keys: &cairn_pack::MasterKeys, index: &Index, files: &[usize]) -> u64 {
+        let mut verified = 0;
+        for &i in files.iter().filter(|&&i| self.ok(i)) {
+            match self.verify_file(keys, index, i) {
+                Ok(()) => verified += 1,
+                Err(message) => self.problem(i, message),
+            }
+        }
+        verified
+    }
+
+    fn verify_file(
+        &self,
+        keys: &cairn_pack::MasterKeys,
+        index: &Index,
+        i: usize,
+    ) -> std::result::Result<(), String> {
+        let node = &self.items[i].node;
+        let mut file = std::fs::File::from(
+            self.fs
+                .open(&self.items[i].rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
+                .map_err(|e| e.to_string())?,
+        );
+        let mut buffer = Vec::new();
+        for (n, id) in node.content.iter().enumerate() {
+            let len = index
+                .get(id)
+                .map(|l| l.entry.plain_len as usize)
+                .ok_or_else(|| format!("blob {id} not indexed"))?;
+            buffer.resize(len, 0);
+            file.read_exact(&mut buffer)
+                .map_err(|e| format!("chunk {n}: {e}"))?;
+            if keys.blob_id(&buffer) != *id {
+                return Err(format!("chunk {n} does not match blob {id}"));
+            }
+        }
+        let mut rest = [0u8; 1];
+        if file.read(&mut rest).map_err(|e| e.to_string())? != 0 {
+            return Err("file is longer than its content".into());
+        }
+        Ok(())
+    }
+
+    /// The report's counts: what exists now, as the snapshot has it.
+    fn counts(&self, report: &mut RestoreReport) {
+        for (i, item) in self.items.iter().enumerate() {
+            match self.state[i].load(Ordering::Relaxed) {
+                OK => match item.node.kind {
+                    NodeKind::File => {
+                        report.files_restored += 1;
+                        report.bytes_restored += item.node.size;
+                    }
+                    NodeKind::Dir => report.dirs_restored += 1,
+                    _ => report.others_restored += 1,
+                },
+                SKIPPED => report.skipped += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A borrowed descriptor as the `xattr` crate's `FileExt` (fsetxattr) wants it (it
+/// implements the trait for `File` only; the trait is open to other descriptor holders).
+struct BorrowedFile<'a>(BorrowedFd<'a>);
+
+impl AsRawFd for BorrowedFile<'_> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl xattr::FileExt for BorrowedFile<'_> {}
+
+/// Restoring an attribute the file system or our privileges refuse is not an error.
+fn tolerate_xattr(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e)
+            if e.raw_os_error() == Some(nix::libc::ENOTSUP)
+                || e.raw_os_error() == Some(nix::libc::EPERM) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// `chmod` of `name` in `parent` that never follows a symlink. glibc (2.32+) and musl
+/// implement `AT_SYMLINK_NOFOLLOW` (fchmodat2, or O_PATH and /proc); where the C library
+/// refuses it, the entry is checked not to be a symlink first (it lives in a directory this
+/// restore created and keeps at mode 0700 until the end, so it cannot be swapped meanwhile).
+fn chmod_nofollow(parent: BorrowedFd, name: &OsStr, mode: Mode) -> std::io::Result<()> {
+    match nix::sys::stat::fchmodat(parent, name, mode, FchmodatFlags::NoFollowSymlink) {
+        Ok(()) => Ok(()),
+        Err(Errno::ENOTSUP) => {
+            let stat = stat_at(parent, name)?.ok_or_else(|| io_err(Errno::ENOENT))?;
+            if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+                return Err(io_err(Errno::ELOOP));
+            }
+            nix::sys::stat::fchmodat(parent, name, mode, FchmodatFlags::FollowSymlink)
+                .map_err(io_err)
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// A regular file with exactly one content blob: the common small file, restored by one task
+/// from open to metadata (about half the system calls of the general path).
+fn one_shot(node: &Node) -> bool {
+    node.kind == NodeKind::File && node.content.len() == 1
+}
+
+/// Entries below each tree, counted once per path (saturating), computed bottom-up over the
+/// distinct trees without recursion.
+fn expanded_counts(
+    trees: &HashMap<BlobId, Arc<Tree>>,
+    root: &BlobId,
+) -> Result<HashMap<BlobId, u64>> {
+    let subtrees = |id: &BlobId| -> Vec<BlobId> {
+        trees[id]
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Dir)
+            .filter_map(|n| n.subtree)
+            .collect()
+    };
+    let mut counts: HashMap<BlobId, u64> = HashMap::new();
+    let mut open: HashSet<BlobId> = HashSet::new();
+    let mut stack = vec![(*root, false)];
+    while let Some((id, children_done)) = stack.pop() {
+        if counts.contains_key(&id) {
+            continue;
+        }
+        if !children_done {
+            if !open.insert(id) {
+                // Ids are hashes of contents, so a tree cannot contain itself; one that
+                // claims to is forged.
+                return Err(RepoError::corrupt(
+                    format!("tree {id}"),
+                    "contains itself (a cycle of subtrees)",
+                ));
+            }
+            stack.push((id, true));
+            for child in subtrees(&id) {
+                if !counts.contains_key(&child) {
+                    stack.push((child, false));
+                }
+            }
+            continue;
+        }
+        open.remove(&id);
+        let count = trees[&id].nodes.iter().fold(0u64, |sum, node| {
+            let below = match (node.kind, node.subtree) {
+                (NodeKind::Dir, Some(sub)) => counts.get(&sub).copied().unwrap_or(0),
+                _ => 0,
+            };
+            sum.saturating_add(1).saturating_add(below)
+        });
+        counts.insert(id, count);
+    }
+    Ok(counts)
+}
+
+impl Repository {
+    /// Lists every node of a snapshot below `root` in path order (directories before their
+    /// contents, siblings in name order), leaving out what `exclude` matches.
+    ///
+    /// Each distinct tree is read once, however often the snapshot refers to it (equal
+    /// directories are one blob). Restoring a shared subtree at every path that refers to
+    /// it is what a restore must do, so the expansion is counted first, over the distinct
+    /// trees: a snapshot that expands to more than `max_entries` is refused naming the
+    /// smallest tree that does, before any memory is spent on the expansion.
+    async fn collect_items(
+        &self,
+        index: &Index,
+        root: &BlobId,
+        exclude: Option<&GlobSet>,
+        max_entries: u64,
+    ) -> Result<Vec<Item>> {
+        let mut trees: HashMap<BlobId, Arc<Tree>> = HashMap::new();
+        let mut queued: HashSet<BlobId> = HashSet::from([*root]);
+        let mut pending = vec![*root];
+        while !pending.is_empty() {
+            let read: Vec<(BlobId, Tree)> = futures::stream::iter(std::mem::take(&mut pending))
+                .map(|id| async move { self.read_tree(index, &id).await.map(|tree| (id, tree)) })
+                .buffer_unordered(TREE_READS)
+                .try_collect()
+                .await?;
+            for (id, tree) in read {
+                for node in &tree.nodes {
+                    if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                        if queued.insert(sub) {
+                            pending.push(sub);
+                        }
+                    }
+                }
+                trees.insert(id, Arc::new(tree));
+            }
+        }
+        let counts = expanded_counts(&trees, root)?;
+        if counts[root] > max_entries {
+            // Name the smallest tree over the limit: the one whose sharing multiplies.
+            let mut culprit = *root;
+            let mut path = PathBuf::from("/");
+            while let Some(node) = trees[&culprit].nodes.iter().find(|n| {
+                n.kind == NodeKind::Dir && n.subtree.is_some_and(|s| counts[&s] > max_entries)
+            }) {
+                path.push(node.name.to_os());
+                culprit = node.subtree.expect("checked above");
+            }
+            return Err(RepoError::corrupt(
+                format!(
+                    "tree {culprit} (at {} of the restored tree)",
+                    path.display()
+                ),
+                format!(
+                    "expands to {} entries, more than the limit of {max_entries}: its \
+                     subtrees are shared so often that restoring them at every path would \
+                     exhaust memory (raise the limit with --max-entries only for a snapshot \
+                     you trust, or restore a smaller part with SNAPSHOT:PATH)",
+                    counts[&culprit]
+                ),
+            ));
+        }
+        let mut items = Vec::with_capacity(usize::try_from(counts[root]).unwrap_or(0));
+        // Depth first, children pushed in reverse: path order without sorting.
+        let mut stack: Vec<(PathBuf, &Node)> = trees[root]
+            .nodes
+            .iter()
+            .rev()
+            .map(|n| (PathBuf::from(n.name.to_os()), n))
+            .collect();
+        while let Some((rel, node)) = stack.pop() {
+            // Parents come first, so an excluded directory is left out with all below it.
+            if exclude.is_some_and(|set| set.is_match(Path::new("/").join(&rel))) {
+                continue;
+            }
+            if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
+                for child in trees[&sub].nodes.iter().rev() {
+                    stack.push((rel.join(child.name.to_os()), child));
+                }
+            }
+            items.push(Item {
+                rel,
+                node: node.clone(),
+            });
+        }
         Ok(items)
     }
 
@@ -247,6 +1034,10 @@ impl Repository {
     }
 
     /// Restores `snapshot` (or the parts `options` select) under `target`.
+    ///
+    /// Everything is created beneath the target and nowhere else (see the module's
+    /// documentation); problems with single entries are listed in
+    /// [`RestoreReport::errors`] and the restore goes on.
     pub async fn restore(
         &self,
         index: Arc<Index>,
@@ -256,19 +1047,18 @@ impl Repository {
     ) -> Result<RestoreReport> {
         let include = crate::ops::patterns::compile(&options.include, "include")?;
         let exclude = crate::ops::patterns::compile(&options.exclude, "exclude")?;
-        let mut items = self.collect_items(&index, &snapshot.tree).await?;
-        items.retain(|item| {
-            !exclude
-                .as_ref()
-                .is_some_and(|set| matches_self_or_ancestor(set, &item.rel))
-        });
+        let xattrs = XattrFilter::new(&options.include_xattr, &options.exclude_xattr)?;
+        let max_entries = options.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+        let mut items = self
+            .collect_items(&index, &snapshot.tree, exclude.as_ref(), max_entries)
+            .await?;
         if let Some(include) = &include {
             let selected: Vec<bool> = items
                 .iter()
                 .map(|i| matches_self_or_ancestor(include, &i.rel))
                 .collect();
             // Keep selected items and the directories leading to them.
-            let mut needed_dirs = std::collections::HashSet::new();
+            let mut needed_dirs = HashSet::new();
             for (item, keep) in items.iter().zip(&selected) {
                 if *keep {
                     for ancestor in item.rel.ancestors().skip(1) {
@@ -279,8 +1069,14 @@ impl Repository {
             let mut keep = selected.into_iter();
             items.retain(|item| keep.next().unwrap_or(false) || needed_dirs.contains(&item.rel));
         }
-        std::fs::create_dir_all(target).map_err(|e| RepoError::io(target, e))?;
-        let target = target.to_path_buf();
+        let fs = {
+            let target = target.to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                Beneath::open_target(&target).map_err(|e| RepoError::io(&target, e))
+            })
+            .await
+            .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??
+        };
         let counters = Arc::new(Counters::default());
         for item in &items {
             if item.node.kind == NodeKind::File {
@@ -295,30 +1091,60 @@ impl Repository {
             Arc::clone(&counters),
             Duration::from_secs(1),
         );
-        let report = Arc::new(Mutex::new(RestoreReport::default()));
-
-        // 1. The namespace: directories, files at full size, links, special files.
-        let items = Arc::new(items);
-        let (files, hardlinks) = {
-            let (items, target, report) = (Arc::clone(&items), target.clone(), Arc::clone(&report));
-            tokio::task::spawn_blocking(move || create_entries(&items, &target, &report))
-                .await
-                .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??
+        let state = items.iter().map(|_| AtomicU8::new(OK)).collect();
+        let restorer = Arc::new(Restorer {
+            items,
+            fs,
+            chown: nix::unistd::geteuid().is_root() && !options.no_owner,
+            no_setid: options.no_setid,
+            no_devices: options.no_devices,
+            xattrs,
+            dirs: Mutex::new(HashSet::new()),
+            state,
+            problems: Mutex::new(Vec::new()),
+        });
+        let blocking = |f: Box<dyn FnOnce(&Restorer) -> Result<()> + Send>| {
+            let restorer = Arc::clone(&restorer);
+            async move {
+                tokio::task::spawn_blocking(move || f(&restorer))
+                    .await
+                    .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))?
+            }
         };
 
+        // 1. The namespace: directories, files at full size, special files.
+        let plan = Arc::new(Mutex::new(None));
+        {
+            let plan = Arc::clone(&plan);
+            blocking(Box::new(move |r: &Restorer| {
+                r.create_dirs()?;
+                *plan.lock().expect("plan lock") = Some(r.create_entries()?);
+                Ok(())
+            }))
+            .await?;
+        }
+        #[cfg(test)]
+        tests::after_namespace(target);
+        let (files, hardlinks, symlinks) = plan
+            .lock()
+            .expect("plan lock")
+            .take()
+            .expect("set by the task above");
+
         // 2. Content: plan per pack, fetch, decode, write.
-        let mut plan: HashMap<PackId, BTreeMap<u32, (PackEntry, Vec<Use>)>> = HashMap::new();
+        let mut per_pack: HashMap<PackId, BTreeMap<u32, (PackEntry, Vec<Use>)>> = HashMap::new();
         for &file in &files {
-            let node = &items[file].node;
+            let item = &restorer.items[file];
             let mut offset = 0u64;
-            for id in &node.content {
+            for id in &item.node.content {
                 let location = index
                     .get(id)
                     .filter(|l| l.entry.blob_type == BlobType::Data)
                     .ok_or_else(|| RepoError::MissingObject {
-                        object: format!("data blob {id} of {}", items[file].rel.display()),
+                        object: format!("data blob {id} of {}", item.rel.display()),
                     })?;
-                plan.entry(location.pack)
+                per_pack
+                    .entry(location.pack)
                     .or_default()
                     .entry(location.entry.offset)
                     .or_insert_with(|| (location.entry, Vec::new()))
@@ -327,72 +1153,57 @@ impl Repository {
                 offset += location.entry.plain_len as u64;
             }
         }
-        let problems = Arc::new(Mutex::new(Vec::new()));
-        futures::stream::iter(plan)
+        futures::stream::iter(per_pack)
             .map(|(pack, blobs)| {
-                let (items, target, counters, problems) = (
-                    Arc::clone(&items),
-                    target.clone(),
-                    Arc::clone(&counters),
-                    Arc::clone(&problems),
-                );
+                let (restorer, counters) = (Arc::clone(&restorer), Arc::clone(&counters));
                 let cancel = options.cancel.clone();
                 async move {
                     if cancel.is_cancelled() {
                         return Err(RepoError::Cancelled);
                     }
-                    self.restore_pack(pack, blobs, items, target, counters, problems)
-                        .await
+                    self.restore_pack(pack, blobs, restorer, counters).await
                 }
             })
             .buffer_unordered(self.storage.transfer_concurrency().max(2))
             .try_collect::<Vec<()>>()
             .await?;
-        report
-            .lock()
-            .expect("report lock")
-            .errors
-            .extend(std::mem::take(
-                &mut *problems.lock().expect("problems lock"),
-            ));
 
         // Removing entries changes directories' times, so it comes before metadata.
+        let deleted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if options.delete {
-            let (items, target, report) = (Arc::clone(&items), target.clone(), Arc::clone(&report));
-            let (include, exclude) = (include.clone(), exclude.clone());
-            tokio::task::spawn_blocking(move || {
-                delete_extraneous(&items, &target, include.as_ref(), exclude.as_ref(), &report)
-            })
-            .await
-            .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??;
+            let deleted = Arc::clone(&deleted);
+            blocking(Box::new(move |r: &Restorer| {
+                let n = r.delete_extraneous(include.as_ref(), exclude.as_ref())?;
+                deleted.store(n, Ordering::Relaxed);
+                Ok(())
+            }))
+            .await?;
         }
-        // 3. Hard links, then metadata (files before their directories, deepest first).
-        {
-            let (items, target, report) = (Arc::clone(&items), target.clone(), Arc::clone(&report));
-            tokio::task::spawn_blocking(move || {
-                finish_entries(&items, &target, &hardlinks, &report)
-            })
-            .await
-            .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??;
-        }
+        // 3. Hard links and symlinks, then metadata (files, then directories deepest first).
+        blocking(Box::new(move |r: &Restorer| {
+            r.link_entries(&hardlinks, &symlinks)?;
+            r.finish_entries()
+        }))
+        .await?;
+        let verified = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if options.verify {
-            let (items, target, report) = (Arc::clone(&items), target.clone(), Arc::clone(&report));
             let keys = Arc::clone(&self.keys);
             let index = Arc::clone(&index);
-            let files = files.clone();
-            tokio::task::spawn_blocking(move || {
-                verify_files(&keys, &index, &items, &files, &target, &report)
-            })
-            .await
-            .map_err(|e| RepoError::InvalidInput(format!("verify task failed: {e}")))??;
+            let verified = Arc::clone(&verified);
+            blocking(Box::new(move |r: &Restorer| {
+                verified.store(r.verify_files(&keys, &index, &files), Ordering::Relaxed);
+                Ok(())
+            }))
+            .await?;
         }
         drop(reporter);
-        let mut report = std::mem::take(&mut *report.lock().expect("report lock"));
-        report.bytes_restored = items
-            .iter()
-            .filter(|i| i.node.kind == NodeKind::File)
-            .map(|i| i.node.size)
-            .sum();
+        let mut report = RestoreReport {
+            files_verified: verified.load(Ordering::Relaxed),
+            deleted: deleted.load(Ordering::Relaxed),
+            errors: std::mem::take(&mut *restorer.problems.lock().expect("problems lock")),
+            ..Default::default()
+        };
+        restorer.counts(&mut report);
         Ok(report)
     }
 
@@ -400,12 +1211,9 @@ impl Repository {
         &self,
         pack: PackId,
         blobs: BTreeMap<u32, (PackEntry, Vec<Use>)>,
-        items: Arc<Vec<Item>>,
-        target: PathBuf,
+        restorer: Arc<Restorer>,
         counters: Arc<Counters>,
-        problems: Arc<Mutex<Vec<(PathBuf, String)>>>,
     ) -> Result<()> {
-        let is_root = nix::unistd::geteuid().is_root();
         let name = pack.to_hex();
         // Coalesce blobs that sit close together into one ranged read.
         let mut groups: Vec<Vec<(PackEntry, Vec<Use>)>> = Vec::new();
@@ -428,13 +1236,8 @@ impl Repository {
                 .get_range(FileType::Pack, &name, start..end)
                 .await?;
             let keys = Arc::clone(&self.keys);
-            let (items, target, counters, problems, name) = (
-                Arc::clone(&items),
-                target.clone(),
-                Arc::clone(&counters),
-                Arc::clone(&problems),
-                name.clone(),
-            );
+            let (restorer, counters, name) =
+                (Arc::clone(&restorer), Arc::clone(&counters), name.clone());
             tokio::task::spawn_blocking(move || -> Result<()> {
                 use rayon::prelude::*;
                 // Decode (decrypt, decompress, hash) the group's blobs on every core.
@@ -452,27 +1255,7 @@ impl Repository {
                             })?;
                         let zero = plain.iter().all(|&b| b == 0);
                         for (file, offset) in uses {
-                            let path = target.join(&items[file].rel);
-                            let node = &items[file].node;
-                            if one_shot(node) {
-                                if let Some(problem) =
-                                    write_one_shot(&path, node, &plain, zero, is_root)?
-                                {
-                                    problems
-                                        .lock()
-                                        .expect("problems lock")
-                                        .push((path, problem));
-                                }
-                            } else if !zero {
-                                let handle = std::fs::OpenOptions::new()
-                                    .write(true)
-                                    .custom_flags(nix::libc::O_NOFOLLOW)
-                                    .open(&path)
-                                    .map_err(|e| RepoError::io(&path, e))?;
-                                handle
-                                    .write_all_at(&plain, offset)
-                                    .map_err(|e| RepoError::io(&path, e))?;
-                            }
+                            restorer.write_blob(file, offset, &plain, zero)?;
                             counters
                                 .bytes_done
                                 .fetch_add(plain.len() as u64, Ordering::Relaxed);
@@ -487,348 +1270,203 @@ impl Repository {
     }
 }
 
-/// Makes room for a new entry at `path`: an existing non-directory is removed (so nothing is
-/// ever written through a symlink that was there before).
-fn clear_for(path: &Path, want_dir: bool) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() && want_dir => Ok(()),
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::backup::BackupOptions;
+    use crate::tree::Name;
+    use crate::{InitOptions, Storage};
 
-/// Creates every entry; returns the indices of files whose content must be written and the
-/// hard links to make. Directories are made first (in order, parents before children), then
-/// everything else in parallel.
-fn create_entries(
-    items: &[Item],
-    target: &Path,
-    report: &Mutex<RestoreReport>,
-) -> Result<(Vec<usize>, Vec<HardLink>)> {
-    use rayon::prelude::*;
-    let mut hardlinks = Vec::new();
-    let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut to_create = Vec::new();
-    let mut dirs = 0;
-    for (i, item) in items.iter().enumerate() {
-        let node = &item.node;
-        match node.kind {
-            NodeKind::Dir => {
-                let path = target.join(&item.rel);
-                let io = |e| RepoError::io(&path, e);
-                // Writable while we fill it; the real mode is set at the end.
-                let mut builder = std::fs::DirBuilder::new();
-                builder.mode(0o700);
-                match builder.create(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        // Something is there: keep a directory, replace anything else.
-                        clear_for(&path, true).map_err(io)?;
-                        match builder.create(&path) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                                std::fs::set_permissions(
-                                    &path,
-                                    std::fs::Permissions::from_mode(0o700),
-                                )
-                                .map_err(io)?
-                            }
-                            Err(e) => return Err(io(e)),
-                        }
-                    }
-                    Err(e) => return Err(io(e)),
-                }
-                dirs += 1;
-            }
-            NodeKind::File if node.links > 1 && node.inode != 0 => {
-                match first_link.get(&(node.device, node.inode)) {
-                    Some(&first) => hardlinks.push((i, first)),
-                    None => {
-                        first_link.insert((node.device, node.inode), i);
-                        to_create.push(i);
-                    }
-                }
-            }
-            _ => to_create.push(i),
-        }
-    }
-    let created: Vec<(usize, Result<Created>)> = to_create
-        .par_iter()
-        .map(|&i| (i, create_one(&items[i], &target.join(&items[i].rel))))
-        .collect();
-    let mut files = Vec::new();
-    let mut report = report.lock().expect("report lock");
-    report.dirs_restored += dirs;
-    report.files_restored += hardlinks.len() as u64;
-    for (i, outcome) in created {
-        match outcome? {
-            Created::File => {
-                files.push(i);
-                report.files_restored += 1;
-            }
-            Created::Other => report.others_restored += 1,
-            Created::Failed(message) => report.errors.push((target.join(&items[i].rel), message)),
-        }
-    }
-    files.sort_unstable();
-    Ok((files, hardlinks))
-}
+    type Hook = Box<dyn Fn() + Send>;
 
-/// What creating one entry did.
-enum Created {
-    /// A regular file, now at its full size, to be filled.
-    File,
-    /// A symlink or special file.
-    Other,
-    /// Could not be created, not fatal (a device node without privileges).
-    Failed(String),
-}
+    /// Run after the namespace is created and before any content is written, for restores
+    /// into the given target: lets a test do what a case-insensitive file system does when
+    /// a restore step creates a second name for the same entry.
+    static HOOKS: Mutex<Vec<(PathBuf, Hook)>> = Mutex::new(Vec::new());
 
-/// Creates one non-directory entry.
-fn create_one(item: &Item, path: &Path) -> Result<Created> {
-    let node = &item.node;
-    let io = |e| RepoError::io(path, e);
-    if one_shot(node) {
-        // Created, written and finished in one go when its only blob arrives.
-        return Ok(Created::File);
-    }
-    // Regular files clear their way in `create_file`; others only when something is there.
-    if node.kind != NodeKind::File && std::fs::symlink_metadata(path).is_ok() {
-        clear_for(path, false).map_err(io)?;
-    }
-    match node.kind {
-        NodeKind::File => {
-            let file = create_file(path).map_err(io)?;
-            file.set_len(node.size).map_err(io)?;
-            Ok(Created::File)
-        }
-        NodeKind::Symlink => {
-            let target_name = node
-                .link_target
-                .as_ref()
-                .map(|t| t.to_os())
-                .unwrap_or_default();
-            std::os::unix::fs::symlink(target_name, path).map_err(io)?;
-            Ok(Created::Other)
-        }
-        NodeKind::Fifo | NodeKind::Dev | NodeKind::Chardev => {
-            let kind = match node.kind {
-                NodeKind::Fifo => nix::sys::stat::SFlag::S_IFIFO,
-                NodeKind::Dev => nix::sys::stat::SFlag::S_IFBLK,
-                _ => nix::sys::stat::SFlag::S_IFCHR,
-            };
-            let perm = nix::sys::stat::Mode::from_bits_truncate(node.mode & 0o7777);
-            match nix::sys::stat::mknod(
-                path,
-                kind,
-                perm,
-                node.rdev.unwrap_or(0) as nix::libc::dev_t,
-            ) {
-                Ok(()) => Ok(Created::Other),
-                Err(e) => Ok(Created::Failed(format!(
-                    "cannot create {:?}: {e}",
-                    node.kind
-                ))),
+    pub(super) fn after_namespace(target: &Path) {
+        for (hooked, hook) in HOOKS.lock().expect("hooks").iter() {
+            if hooked == target {
+                hook();
             }
         }
-        NodeKind::Dir => Ok(Created::Other),
     }
-}
 
-fn finish_entries(
-    items: &[Item],
-    target: &Path,
-    hardlinks: &[HardLink],
-    report: &Mutex<RestoreReport>,
-) -> Result<()> {
-    use rayon::prelude::*;
-    for &(link, first) in hardlinks {
-        let path = target.join(&items[link].rel);
-        let existing = target.join(&items[first].rel);
-        clear_for(&path, false).map_err(|e| RepoError::io(&path, e))?;
-        std::fs::hard_link(&existing, &path).map_err(|e| RepoError::io(&path, e))?;
-    }
-    let is_root = nix::unistd::geteuid().is_root();
-    // Everything but directories in parallel; then directories deepest first, so setting a
-    // directory's times comes after everything inside it changed.
-    let mut errors: Vec<(PathBuf, String)> = items
-        .par_iter()
-        .filter(|item| item.node.kind != NodeKind::Dir && !one_shot(&item.node))
-        .filter_map(|item| {
-            let path = target.join(&item.rel);
-            apply_metadata(&path, &item.node, is_root)
-                .err()
-                .map(|e| (path, format!("metadata: {e}")))
-        })
-        .collect();
-    for item in items
-        .iter()
-        .rev()
-        .filter(|item| item.node.kind == NodeKind::Dir)
-    {
-        let path = target.join(&item.rel);
-        if let Err(e) = apply_metadata(&path, &item.node, is_root) {
-            errors.push((path, format!("metadata: {e}")));
+    fn node(name: &str, kind: NodeKind) -> Node {
+        Node {
+            name: Name(name.as_bytes().to_vec()),
+            kind,
+            mode: if kind == NodeKind::Dir {
+                0o40755
+            } else {
+                0o100644
+            },
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime_ns: 1_600_000_000_000_000_000,
+            ctime_ns: 1_600_000_000_000_000_000,
+            size: 0,
+            inode: 0,
+            device: 0,
+            links: 1,
+            rdev: None,
+            link_target: None,
+            content: Vec::new(),
+            subtree: None,
+            xattrs: Vec::new(),
         }
     }
-    report.lock().expect("report lock").errors.extend(errors);
-    Ok(())
-}
 
-/// A regular file with exactly one content blob: the common small file, restored by one task
-/// from open to metadata (about half the system calls of the general path).
-fn one_shot(node: &Node) -> bool {
-    node.kind == NodeKind::File && node.content.len() == 1
-}
-
-/// Creates a file that must not exist yet; anything in the way (a file, a symlink) is removed
-/// first, so nothing is ever written through an existing symlink.
-fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(path)
-    };
-    match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            clear_for(path, false)?;
-            open()
+    /// Every path below `dir` with its kind and content or link target.
+    fn fingerprint(dir: &Path) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                let meta = path.symlink_metadata().unwrap();
+                let what = if meta.is_dir() {
+                    stack.push(path.clone());
+                    "dir".to_string()
+                } else if meta.is_symlink() {
+                    format!("-> {:?}", std::fs::read_link(&path).unwrap())
+                } else {
+                    format!("{:?}", std::fs::read(&path).unwrap())
+                };
+                out.push((path, what));
+            }
         }
-        other => other,
+        out.sort();
+        out
     }
-}
 
-/// Restores a one-blob file completely. Returns a metadata problem to report, if any.
-fn write_one_shot(
-    path: &Path,
-    node: &Node,
-    plain: &[u8],
-    zero: bool,
-    is_root: bool,
-) -> Result<Option<String>> {
-    use std::os::fd::AsFd;
-    let io = |e| RepoError::io(path, e);
-    let file = create_file(path).map_err(io)?;
-    if zero {
-        file.set_len(plain.len() as u64).map_err(io)?;
-    } else {
-        file.write_all_at(plain, 0).map_err(io)?;
-    }
-    let metadata = (|| -> std::io::Result<()> {
-        if is_root {
-            nix::unistd::fchown(file.as_fd(), Some(node.uid.into()), Some(node.gid.into()))
-                .map_err(std::io::Error::from)?;
-        }
-        file.set_permissions(std::fs::Permissions::from_mode(node.mode & 0o7777))?;
-        set_xattrs(path, node)?;
-        let ts = |ns: i64| {
-            nix::sys::time::TimeSpec::new(
-                ns.div_euclid(1_000_000_000),
-                ns.rem_euclid(1_000_000_000),
-            )
+    /// A snapshot holding directory `S` (two files) and a symlink `s` pointing at
+    /// `outside`: on a case-insensitive target the two names are one entry.
+    async fn colliding_snapshot(outside: &Path) -> (Repository, Snapshot) {
+        let options = InitOptions {
+            kdf: cairn_pack::KdfParams::new(8 * 1024, 1, 1).unwrap(),
+            pack_size: 64 * 1024,
+            ..Default::default()
         };
-        nix::sys::stat::futimens(file.as_fd(), &ts(node.mtime_ns), &ts(node.mtime_ns))
-            .map_err(std::io::Error::from)
-    })();
-    Ok(metadata.err().map(|e| format!("metadata: {e}")))
-}
+        let repo = Repository::init(Storage::in_memory(), b"pw", options)
+            .await
+            .unwrap();
+        let outside = outside.as_os_str().as_bytes().to_vec();
+        let report = repo
+            .backup_built_tree(vec!["/x".into()], BackupOptions::default(), move |store| {
+                let mut small = node("victim", NodeKind::File);
+                small.content = vec![store(BlobType::Data, b"written by the snapshot")?];
+                small.size = 23;
+                // Two blobs: written by the general path, not in one shot.
+                let mut big = node("big", NodeKind::File);
+                big.content = vec![
+                    store(BlobType::Data, &[1u8; 1000])?,
+                    store(BlobType::Data, &[2u8; 1000])?,
+                ];
+                big.size = 2000;
+                let inner = store(
+                    BlobType::Tree,
+                    &Tree {
+                        nodes: vec![big, small],
+                    }
+                    .encode()?,
+                )?;
+                let mut dir = node("S", NodeKind::Dir);
+                dir.subtree = Some(inner);
+                let mut link = node("s", NodeKind::Symlink);
+                link.link_target = Some(Name(outside));
+                store(
+                    BlobType::Tree,
+                    &Tree {
+                        nodes: vec![dir, link],
+                    }
+                    .encode()?,
+                )
+            })
+            .await
+            .unwrap();
+        (repo, report.snapshot)
+    }
 
-fn set_xattrs(path: &Path, node: &Node) -> std::io::Result<()> {
-    for xattr in &node.xattrs {
-        // Restoring an attribute the file system or our privileges refuse is not fatal.
-        if let Err(e) = xattr::set(path, xattr.name.to_os(), &xattr.value.0) {
-            if e.raw_os_error() != Some(nix::libc::ENOTSUP)
-                && e.raw_os_error() != Some(nix::libc::EPERM)
-            {
-                return Err(e);
-            }
-        }
+    /// What a case-insensitive file system does to the old restore order, forced here on a
+    /// case-sensitive one at the worst moment (after the directories exist, before any
+    /// content is written): the entry `S` becomes the symlink to outside. Content writes
+    /// must fail for those files alone and nothing outside may change.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_directory_swapped_for_a_symlink_mid_restore_is_never_written_through() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("victim"), b"precious").unwrap();
+        std::fs::write(outside.path().join("big"), b"precious too").unwrap();
+        let before = fingerprint(outside.path());
+        let (repo, snapshot) = colliding_snapshot(outside.path()).await;
+        let target = tempfile::tempdir().unwrap();
+        let folded = target.path().join("S");
+        let to = outside.path().to_path_buf();
+        HOOKS.lock().unwrap().push((
+            target.path().to_path_buf(),
+            Box::new(move || {
+                std::fs::remove_dir_all(&folded).unwrap();
+                std::os::unix::fs::symlink(&to, &folded).unwrap();
+            }),
+        ));
+        let report = repo
+            .restore(
+                repo.load_index().await.unwrap(),
+                &snapshot,
+                target.path(),
+                RestoreOptions {
+                    verify: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fingerprint(outside.path()),
+            before,
+            "outside the target changed"
+        );
+        let failed: Vec<_> = report.errors.iter().map(|(p, _)| p.clone()).collect();
+        assert!(
+            failed.contains(&target.path().join("S/victim")),
+            "{report:?}"
+        );
+        assert!(failed.contains(&target.path().join("S/big")), "{report:?}");
     }
-    Ok(())
-}
 
-fn apply_metadata(path: &Path, node: &Node, is_root: bool) -> std::io::Result<()> {
-    use nix::sys::stat::{utimensat, UtimensatFlags};
-    use nix::sys::time::TimeSpec;
-    let symlink = node.kind == NodeKind::Symlink;
-    if is_root {
-        nix::unistd::fchownat(
-            nix::fcntl::AT_FDCWD,
-            path,
-            Some(node.uid.into()),
-            Some(node.gid.into()),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(std::io::Error::from)?;
+    /// The same collision as the file system reports it when the symlink is created over
+    /// the directory's folded name: a per-entry error, the directory and its files kept.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_symlink_colliding_with_a_restored_directory_is_an_entry_error() {
+        let outside = tempfile::tempdir().unwrap();
+        let before = fingerprint(outside.path());
+        let (repo, snapshot) = colliding_snapshot(outside.path()).await;
+        let target = tempfile::tempdir().unwrap();
+        // Folding `s` onto `S`: the restored directory now answers to the symlink's name.
+        let (from, to) = (target.path().join("S"), target.path().join("s"));
+        HOOKS.lock().unwrap().push((
+            target.path().to_path_buf(),
+            Box::new(move || std::fs::rename(&from, &to).unwrap()),
+        ));
+        let report = repo
+            .restore(
+                repo.load_index().await.unwrap(),
+                &snapshot,
+                target.path(),
+                RestoreOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(fingerprint(outside.path()), before);
+        let (_, message) = report
+            .errors
+            .iter()
+            .find(|(p, _)| p == &target.path().join("s"))
+            .expect("the symlink is reported");
+        assert!(message.contains("case-insensitive"), "{message}");
+        assert!(target.path().join("s").symlink_metadata().unwrap().is_dir());
+        assert_eq!(report.others_restored, 0, "{report:?}");
     }
-    if !symlink {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode & 0o7777))?;
-    }
-    set_xattrs(path, node)?;
-    let ts = |ns: i64| TimeSpec::new(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
-    utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        // Access times are not stored (they change on every read and would make every
-        // directory's tree differ between backups): restore sets them to the mtime.
-        &ts(node.mtime_ns),
-        &ts(node.mtime_ns),
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(std::io::Error::from)
-}
-
-fn verify_files(
-    keys: &cairn_pack::MasterKeys,
-    index: &Index,
-    items: &[Item],
-    files: &[usize],
-    target: &Path,
-    report: &Mutex<RestoreReport>,
-) -> Result<()> {
-    let mut verified = 0;
-    let mut errors = Vec::new();
-    for &i in files {
-        let path = target.join(&items[i].rel);
-        match verify_file(keys, index, &items[i].node, &path) {
-            Ok(()) => verified += 1,
-            Err(message) => errors.push((path, message)),
-        }
-    }
-    let mut report = report.lock().expect("report lock");
-    report.files_verified += verified;
-    report.errors.extend(errors);
-    Ok(())
-}
-
-fn verify_file(
-    keys: &cairn_pack::MasterKeys,
-    index: &Index,
-    node: &Node,
-    path: &Path,
-) -> std::result::Result<(), String> {
-    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut buffer = Vec::new();
-    for (n, id) in node.content.iter().enumerate() {
-        let len = index
-            .get(id)
-            .map(|l| l.entry.plain_len as usize)
-            .ok_or_else(|| format!("blob {id} not indexed"))?;
-        buffer.resize(len, 0);
-        file.read_exact(&mut buffer)
-            .map_err(|e| format!("chunk {n}: {e}"))?;
-        if keys.blob_id(&buffer) != *id {
-            return Err(format!("chunk {n} does not match blob {id}"));
-        }
-    }
-    let mut rest = [0u8; 1];
-    if file.read(&mut rest).map_err(|e| e.to_string())? != 0 {
-        return Err("file is longer than its content".into());
-    }
-    Ok(())
 }

@@ -5,6 +5,7 @@
 //! pack it needs is stored and indexed. An interrupted backup leaves packs and index files
 //! that later backups reuse, and no snapshot.
 
+mod built;
 pub mod copy;
 mod excludes;
 mod metadata;
@@ -33,6 +34,7 @@ use crate::storage::FileType;
 use crate::tree::{Name, Node, NodeKind, Tree};
 use crate::Repository;
 
+pub use built::StoreBlob;
 use excludes::Excludes;
 use saver::Saver;
 use walker::{arrange_targets, spawn_scanner, Walker};
