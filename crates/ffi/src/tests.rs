@@ -10,7 +10,7 @@ use crate::operations::{cairn_backup_reader, cairn_dump, cairn_snapshots};
 use crate::status::{cairn_last_error, cairn_last_error_copy, cairn_string_free};
 use crate::{CairnRepo, CairnStatus};
 
-const INIT: &CStr = c"{\"kdf_memory_kib\": 8192, \"kdf_time_cost\": 1}";
+const INIT: &CStr = c"{\"kdf_memory_kib\": 19456, \"kdf_time_cost\": 2}";
 
 struct Repo {
     _dir: tempfile::TempDir,

@@ -71,7 +71,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     cairn_repo *repo = NULL;
-    expect(cairn_repo_init(argv[1], "pw", "{\"kdf_memory_kib\": 8192, \"kdf_time_cost\": 1}",
+    expect(cairn_repo_init(argv[1], "pw", "{\"kdf_memory_kib\": 19456, \"kdf_time_cost\": 2}",
                            &repo) == CAIRN_STATUS_OK, "init");
 
     /* An owned copy of an error outlives the calls that follow it. */

@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     cairn_repo *repo = nullptr;
-    if (cairn_repo_init(argv[1], "pw", "{\"kdf_memory_kib\": 8192, \"kdf_time_cost\": 1}",
+    if (cairn_repo_init(argv[1], "pw", "{\"kdf_memory_kib\": 19456, \"kdf_time_cost\": 2}",
                         &repo) != CAIRN_STATUS_OK) {
         std::fprintf(stderr, "init failed: %s\n", cairn_last_error());
         return 1;
