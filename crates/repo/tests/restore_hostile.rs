@@ -23,7 +23,7 @@ enum Entry {
     Dir(Vec<(&'static str, Entry)>),
     Symlink(Vec<u8>),
     /// A node given in full (modes, owners, xattrs, devices).
-    Raw(Node),
+    Raw(Box<Node>),
 }
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
@@ -76,7 +76,7 @@ fn store_dir(store: &mut StoreBlob<'_>, entries: Vec<(&'static str, Entry)>) -> 
                 n.link_target = Some(Name(target));
                 n
             }
-            Entry::Raw(n) => n,
+            Entry::Raw(n) => *n,
         };
         nodes.push(n);
     }
@@ -570,9 +570,9 @@ fn privileged_entries() -> Vec<(&'static str, Entry)> {
     let mut setgid_dir = node(b"shared", NodeKind::Dir);
     setgid_dir.mode = 0o42775;
     vec![
-        ("null", Entry::Raw(dev)),
-        ("shared", Entry::Raw(setgid_dir)),
-        ("tool", Entry::Raw(tool)),
+        ("null", Entry::Raw(Box::new(dev))),
+        ("shared", Entry::Raw(Box::new(setgid_dir))),
+        ("tool", Entry::Raw(Box::new(tool))),
     ]
 }
 

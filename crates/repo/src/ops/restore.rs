@@ -170,6 +170,9 @@ impl XattrFilter {
     }
 }
 
+/// One step of a restore, run on a blocking thread.
+type Phase = Box<dyn FnOnce(&Restorer) -> Result<()> + Send>;
+
 /// A hard link to make: (item index, index of the item it links to).
 type HardLink = (usize, usize);
 
@@ -1103,7 +1106,7 @@ impl Repository {
             state,
             problems: Mutex::new(Vec::new()),
         });
-        let blocking = |f: Box<dyn FnOnce(&Restorer) -> Result<()> + Send>| {
+        let blocking = |f: Phase| {
             let restorer = Arc::clone(&restorer);
             async move {
                 tokio::task::spawn_blocking(move || f(&restorer))
