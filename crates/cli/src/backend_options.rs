@@ -28,7 +28,10 @@ pub fn parse(options: &[String]) -> anyhow::Result<BackendOptions> {
         // Values can be secrets (aws_secret_access_key=...): errors name the key, never the
         // value, nor an option that has no `=` (it may be a value passed without its key).
         let Some((key, value)) = option.split_once('=') else {
-            bail!("invalid option {}: expected key=value", describe_malformed(option));
+            bail!(
+                "invalid option {}: expected key=value",
+                describe_malformed(option)
+            );
         };
         let (key, value) = (key.trim(), value.trim());
         let mapped = match key {
@@ -91,7 +94,9 @@ fn describe_malformed(option: &str) -> String {
     let key: String = option
         .trim()
         .chars()
-        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+        .take_while(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
+        })
         .collect();
     // Without `=` there is no telling a key from a value: only a key in a namespace cairn
     // knows is named.

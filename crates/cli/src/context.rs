@@ -163,9 +163,10 @@ impl Globals {
 
     /// How to open the repository: the key hint and the cache directory.
     pub fn open_options(&self) -> OpenOptions {
-        let key_hint = self.key_hint.clone().or_else(|| {
-            env_first(&["CAIRN_KEY_HINT", "RESTIC_KEY_HINT"]).map(|(_, value)| value)
-        });
+        let key_hint = self
+            .key_hint
+            .clone()
+            .or_else(|| env_first(&["CAIRN_KEY_HINT", "RESTIC_KEY_HINT"]).map(|(_, value)| value));
         OpenOptions {
             key_hint,
             cache_dir: self.cache_dir(),
@@ -312,9 +313,8 @@ pub fn into_password(text: String) -> Password {
 
 /// The first line of a password file (without its line ending), wiping the file's text.
 pub fn read_password_file(path: &std::path::Path) -> anyhow::Result<Password> {
-    let text = Zeroizing::new(
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-    );
+    let text =
+        Zeroizing::new(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
     if std::str::from_utf8(&text).is_err() {
         bail!("reading {}: the password file is not UTF-8", path.display());
     }

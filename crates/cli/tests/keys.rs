@@ -43,10 +43,7 @@ fn key_hint_and_the_remembered_key() {
     ok(cairn(&repo)
         .env("CAIRN_NEW_PASSWORD", "second password")
         .args(["key", "add"]));
-    let second = key_ids(&repo)
-        .into_iter()
-        .find(|id| *id != first)
-        .unwrap();
+    let second = key_ids(&repo).into_iter().find(|id| *id != first).unwrap();
 
     let as_second = || {
         let mut cmd = cairn(&repo);
@@ -56,9 +53,7 @@ fn key_hint_and_the_remembered_key() {
     };
     // The flag (a unique prefix), and both environment variables.
     ok(as_second().args(["snapshots", "--key-hint", &second[..8]]));
-    ok(as_second()
-        .env("CAIRN_KEY_HINT", &second)
-        .arg("snapshots"));
+    ok(as_second().env("CAIRN_KEY_HINT", &second).arg("snapshots"));
     ok(as_second()
         .env("RESTIC_KEY_HINT", &second[..12])
         .arg("snapshots"));
@@ -72,9 +67,11 @@ fn key_hint_and_the_remembered_key() {
     // A hint naming no key is passed over (the other keys are still tried)...
     ok(as_second().args(["snapshots", "--key-hint", "ffffffff"]));
     // ...and named when nothing opens, with exit 12.
-    let out = run(as_second()
-        .env("CAIRN_PASSWORD", "wrong")
-        .args(["snapshots", "--key-hint", "ffffffff"]));
+    let out = run(as_second().env("CAIRN_PASSWORD", "wrong").args([
+        "snapshots",
+        "--key-hint",
+        "ffffffff",
+    ]));
     assert_eq!(out.status.code(), Some(12));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -35,7 +35,8 @@ const INFO_AD_PREFIX: &[u8] = b"cairn key info v1";
 pub const MAX_KEY_INFO_LEN: usize = 64 * 1024;
 /// Largest well-formed key file, in bytes: a listed key file larger than this can be skipped
 /// without downloading it.
-pub const MAX_KEY_FILE_LEN: usize = HEADER_LEN + SEALED_KEYS_LEN + 4 + MAX_KEY_INFO_LEN + SEAL_OVERHEAD;
+pub const MAX_KEY_FILE_LEN: usize =
+    HEADER_LEN + SEALED_KEYS_LEN + 4 + MAX_KEY_INFO_LEN + SEAL_OVERHEAD;
 
 /// Argon2id cost parameters, stored in each key file.
 ///
@@ -234,7 +235,8 @@ impl KdfParams {
         })?;
         memory.resize(blocks, argon2::Block::default());
         let mut out = Zeroizing::new([0u8; 32]);
-        let result = argon.hash_password_into_with_memory(password, salt, out.as_mut(), &mut memory[..]);
+        let result =
+            argon.hash_password_into_with_memory(password, salt, out.as_mut(), &mut memory[..]);
         memory.iter_mut().for_each(Zeroize::zeroize);
         result.map_err(|e| PackError::InvalidParameter(format!("Argon2: {e}")))?;
         Ok(out)

@@ -238,11 +238,10 @@ impl Repository {
 
         // One copy of the password, wiped when the last derivation task is done with it.
         let password = Arc::new(Zeroizing::new(password.to_vec()));
-        let mut examined = 0usize;
         let mut derived = 0usize;
         let mut skipped: Vec<String> = Vec::new();
         let mut unlocked = None;
-        for name in order {
+        for (examined, name) in order.enumerate() {
             if examined == MAX_KEYS_TRIED {
                 notes.push(format!(
                     "stopped after {MAX_KEYS_TRIED} of {} key files (the most tried per open): name the key to try first with a key hint (--key-hint ID)",
@@ -250,12 +249,8 @@ impl Repository {
                 ));
                 break;
             }
-            examined += 1;
             let object = format!("keys/{name}");
-            let size = listed
-                .iter()
-                .find(|l| l.name == name)
-                .map_or(0, |l| l.size);
+            let size = listed.iter().find(|l| l.name == name).map_or(0, |l| l.size);
             if size > MAX_KEY_FILE_LEN as u64 {
                 skipped.push(format!("{object} ({size} bytes, larger than any key file)"));
                 continue;

@@ -312,7 +312,10 @@ async fn damaged_key_file_is_found() {
     let f = fixture().await;
     let id = f
         .repo
-        .add_key(b"second", cairn_repo::KdfParams::insecure_for_tests(64, 1, 1).unwrap())
+        .add_key(
+            b"second",
+            cairn_repo::KdfParams::insecure_for_tests(64, 1, 1).unwrap(),
+        )
         .await
         .unwrap();
     let path = f.repo_dir.join("keys").join(&id);

@@ -203,9 +203,11 @@ async fn the_key_that_opened_is_remembered_per_repository() {
         cache_dir: Some(cache.path().to_path_buf()),
     };
     // Nothing remembered yet: beyond the limit.
-    assert!(Repository::open_with(storage.clone(), &password, &remembering)
-        .await
-        .is_err());
+    assert!(
+        Repository::open_with(storage.clone(), &password, &remembering)
+            .await
+            .is_err()
+    );
     // Opened once with a hint...
     let hinted = OpenOptions {
         key_hint: Some(last.clone()),
@@ -288,7 +290,11 @@ async fn check_warns_about_weak_keys() {
         .unwrap();
     let weak = key_names(&storage).await.remove(0);
     let report = repo.check(&CheckOptions::default()).await.unwrap();
-    assert!(report.is_ok(), "a weak key is a warning: {:?}", report.findings);
+    assert!(
+        report.is_ok(),
+        "a weak key is a warning: {:?}",
+        report.findings
+    );
     let warning = report
         .findings
         .iter()
@@ -296,7 +302,10 @@ async fn check_warns_about_weak_keys() {
         .unwrap_or_else(|| panic!("{:?}", report.findings));
     assert!(!warning.is_error());
     let text = warning.to_string();
-    assert!(text.contains("is weak") && text.contains("64 KiB × 1 passes"), "{text}");
+    assert!(
+        text.contains("is weak") && text.contains("64 KiB × 1 passes"),
+        "{text}"
+    );
     // Replaced by a key at the floor: no warning.
     repo.change_password(b"stronger", KdfParams::new(19 * 1024, 2, 1).unwrap())
         .await

@@ -275,14 +275,20 @@ mod tests {
             true,
         );
         store
-            .put(&ObjectPath::from("data/ab/abc"), Bytes::from_static(b"x").into())
+            .put(
+                &ObjectPath::from("data/ab/abc"),
+                Bytes::from_static(b"x").into(),
+            )
             .await
             .unwrap();
         let mut upload = store
             .put_multipart(&ObjectPath::from("index/def"))
             .await
             .unwrap();
-        upload.put_part(Bytes::from_static(b"y").into()).await.unwrap();
+        upload
+            .put_part(Bytes::from_static(b"y").into())
+            .await
+            .unwrap();
         upload.complete().await.unwrap();
         assert_eq!(mode(&root.join("data")), 0o700);
         assert_eq!(mode(&root.join("data/ab")), 0o700);
@@ -291,7 +297,16 @@ mod tests {
         assert_eq!(mode(&root.join("index/def")), 0o600);
         // The root existed: its mode is the owner's business.
         assert_eq!(mode(root), 0o755);
-        assert_eq!(&store.get(&ObjectPath::from("data/ab/abc")).await.unwrap().bytes().await.unwrap()[..], b"x");
+        assert_eq!(
+            &store
+                .get(&ObjectPath::from("data/ab/abc"))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()[..],
+            b"x"
+        );
     }
 
     #[test]
