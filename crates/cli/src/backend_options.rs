@@ -151,6 +151,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// No error ever shows an option's value (values drawn so that they cannot also be
+        /// part of an echoed key, which is lower case).
+        #[test]
+        fn errors_never_show_values(
+            key in "[a-z0-9_.-]{0,20}|aws_[a-z_]{1,20}|s3\\.bucket-lookup|[A-Za-z0-9+/=: ]{0,30}",
+            separator in "[=: ]?",
+            value in "[A-Z0-9+/]{12,40}",
+        ) {
+            let option = format!("{key}{separator}{value}");
+            if let Err(e) = parse(&[option]) {
+                let message = e.to_string();
+                proptest::prop_assert!(!message.contains(&value), "{}", message);
+            }
+        }
+    }
+
     #[test]
     fn malformed_options_never_echo_values() {
         let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

@@ -587,6 +587,28 @@ mod tests {
             }
         }
 
+        /// Whatever costs a key file claims, parsing accepts only what the ceiling allows,
+        /// and agrees with `KdfParams::new`.
+        #[test]
+        fn parsed_costs_never_exceed_the_ceiling(m in any::<u32>(), t in 0u32..200, p in 0u32..40) {
+            let master = MasterKeys::from_parts([1; 32], [2; 32], [3; 32]);
+            let bytes = KeyFile::create(&master, b"pw", fast(), b"").unwrap().to_bytes();
+            let parsed = KeyFile::parse(&with_costs(&bytes, m, t, p));
+            prop_assert_eq!(parsed.is_ok(), KdfParams::new(m, t, p).is_ok());
+            if let Ok(kf) = parsed {
+                let params = kf.params();
+                prop_assert!(params.memory_kib() <= KdfParams::MAX_MEMORY_KIB);
+                prop_assert!(u64::from(params.memory_kib()) * u64::from(params.time_cost()) <= KdfParams::MAX_WORK_KIB);
+                prop_assert!((1..=KdfParams::MAX_PARALLELISM).contains(&params.parallelism()));
+                // Weak or not is decided by the floor alone.
+                prop_assert_eq!(
+                    params.is_weak(),
+                    m < KdfParams::MIN_MEMORY_KIB || u64::from(m) * u64::from(t) < KdfParams::MIN_WORK_KIB
+                );
+                prop_assert_eq!(params.check_new_key().is_ok(), !params.is_weak());
+            }
+        }
+
         #[test]
         fn truncation_never_parses(cut in 0usize..400) {
             let master = MasterKeys::generate().unwrap();

@@ -113,6 +113,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a hint file holds, what is read back is a key name or nothing.
+        #[test]
+        fn only_key_names_are_read_back(content in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let cache = tempfile::tempdir().unwrap();
+            let repo = "d".repeat(64);
+            let path = hint_path(cache.path(), &repo);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &content).unwrap();
+            if let Some(id) = read(cache.path(), &repo) {
+                proptest::prop_assert!(is_key_name(&id));
+                let text = String::from_utf8_lossy(&content);
+                proptest::prop_assert_eq!(id.as_str(), text.trim());
+            }
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn hint_files_are_private() {

@@ -368,3 +368,43 @@ async fn local_repository_files_are_0600_and_directories_0700() {
     // index, snapshots, checks.
     assert!(files >= 7 && dirs >= 7, "{files} files, {dirs} dirs");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+    /// Planted garbage, under its own hash or under any other name, never costs a derivation,
+    /// never stops the real key from opening, and is named when nothing opens.
+    #[test]
+    fn planted_garbage_costs_no_derivation(
+        files in proptest::collection::vec(
+            (proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), proptest::prelude::any::<bool>(), "[0-9a-f]{64}"),
+            1..8,
+        ),
+    ) {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let storage = Storage::in_memory();
+            Repository::init(storage.clone(), PASSWORD, fast_init()).await.unwrap();
+            let mut planted = Vec::new();
+            for (bytes, named_by_hash, other_name) in files {
+                let name = if named_by_hash { content_id(&bytes) } else { other_name };
+                if storage.exists(FileType::Key, &name).await.unwrap() {
+                    continue;
+                }
+                put_key(&storage, &name, bytes).await;
+                planted.push(name);
+            }
+            let total = planted.len() + 1;
+            let err = Repository::open(storage.clone(), b"wrong").await.unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("ran the key derivation on 1 of {total} key files")),
+                "{text}"
+            );
+            for name in &planted {
+                assert!(text.contains(&format!("keys/{name}")), "{name}: {text}");
+            }
+            Repository::open(storage, PASSWORD).await.unwrap();
+        });
+    }
+}
