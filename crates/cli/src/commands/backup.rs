@@ -131,7 +131,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
                     p.files_done,
                     human_bytes(p.bytes_done),
                     p.elapsed.as_secs(),
-                    p.current_path
+                    terminal(&p.current_path)
                 ))
             }) as cairn_repo::ops::progress::ProgressFn
         })

@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
@@ -59,7 +59,9 @@ pub(crate) struct Beneath {
     display: PathBuf,
     /// The kernel has `openat2` (checked once when the target is opened).
     openat2: AtomicBool,
-    cache: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
+    /// Read on every entry (from many threads), written on a miss: a read-write lock, so
+    /// lookups do not queue behind each other.
+    cache: RwLock<HashMap<PathBuf, Arc<OwnedFd>>>,
 }
 
 impl Beneath {
@@ -81,7 +83,7 @@ impl Beneath {
             root: Arc::new(root),
             display: path.to_path_buf(),
             openat2: AtomicBool::new(true),
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
         };
         // One probe: a kernel before 5.6 says ENOSYS; container runtimes with an old seccomp
         // profile say EPERM; both get the component-wise walk.
@@ -113,7 +115,7 @@ impl Beneath {
         if rel.as_os_str().is_empty() {
             return Ok(Arc::clone(&self.root));
         }
-        if let Some(fd) = self.cache.lock().expect("dir cache").get(rel) {
+        if let Some(fd) = self.cache.read().expect("dir cache").get(rel) {
             return Ok(Arc::clone(fd));
         }
         // Start from the nearest directory already open (looking a few levels up only:
@@ -122,7 +124,7 @@ impl Beneath {
         let mut base = Arc::clone(&self.root);
         let mut done = Path::new("");
         {
-            let cache = self.cache.lock().expect("dir cache");
+            let cache = self.cache.read().expect("dir cache");
             for ancestor in rel.ancestors().skip(1).take(ANCESTORS_LOOKED_UP) {
                 if ancestor.as_os_str().is_empty() {
                     break;
@@ -176,7 +178,7 @@ impl Beneath {
 
     /// Caches `fd` as the directory at `rel` and returns it.
     pub fn remember(&self, rel: &Path, fd: Arc<OwnedFd>) -> Arc<OwnedFd> {
-        let mut cache = self.cache.lock().expect("dir cache");
+        let mut cache = self.cache.write().expect("dir cache");
         if cache.len() >= CACHE_CAPACITY {
             // Restore walks the tree in order, so the working set is a path and its
             // siblings: starting over is as good as a finer eviction and much simpler.
@@ -189,7 +191,7 @@ impl Beneath {
     /// Drops every cached descriptor (after a directory was removed, so no later step works
     /// in a directory that is no longer in the tree).
     pub fn forget_all(&self) {
-        self.cache.lock().expect("dir cache").clear();
+        self.cache.write().expect("dir cache").clear();
     }
 
     /// The parent directory of `rel` and `rel`'s last component.

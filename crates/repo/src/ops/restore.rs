@@ -121,7 +121,16 @@ pub struct RestoreReport {
 struct Item {
     /// Path relative to the target (and, with a leading `/`, the path in the snapshot).
     rel: PathBuf,
-    node: Node,
+    /// The tree listing this entry (shared by every item of that directory, and by every
+    /// path at which a shared subtree is restored: nodes are never copied).
+    tree: Arc<Tree>,
+    index: usize,
+}
+
+impl Item {
+    fn node(&self) -> &Node {
+        &self.tree.nodes[self.index]
+    }
 }
 
 fn matches_self_or_ancestor(set: &GlobSet, rel: &Path) -> bool {
@@ -332,7 +341,7 @@ impl Restorer {
                 }
                 failed_dir = None;
             }
-            if item.node.kind != NodeKind::Dir {
+            if item.node().kind != NodeKind::Dir {
                 continue;
             }
             if let Err(e) = self.make_dir(&item.rel) {
@@ -397,7 +406,7 @@ impl Restorer {
             if !self.ok(i) {
                 continue;
             }
-            let node = &item.node;
+            let node = item.node();
             match node.kind {
                 NodeKind::Dir => {}
                 NodeKind::Symlink => symlinks.push(i),
@@ -419,7 +428,7 @@ impl Restorer {
         to_create.par_iter().try_for_each(|&i| self.create_one(i))?;
         let files = to_create
             .into_iter()
-            .filter(|&i| self.items[i].node.kind == NodeKind::File && self.ok(i))
+            .filter(|&i| self.items[i].node().kind == NodeKind::File && self.ok(i))
             .collect();
         Ok((files, hardlinks, symlinks))
     }
@@ -427,7 +436,7 @@ impl Restorer {
     /// Creates one file, FIFO or device node.
     fn create_one(&self, i: usize) -> Result<()> {
         let item = &self.items[i];
-        let node = &item.node;
+        let node = item.node();
         if one_shot(node) {
             // Created, written and finished in one go when its only blob arrives.
             return Ok(());
@@ -465,7 +474,7 @@ impl Restorer {
             return Ok(());
         }
         let item = &self.items[i];
-        if one_shot(&item.node) {
+        if one_shot(item.node()) {
             return self.write_one_shot(i, plain, zero);
         }
         if zero {
@@ -492,7 +501,7 @@ impl Restorer {
             file.write_all_at(plain, 0)
         };
         written.map_err(|e| RepoError::io(self.fs.path_of(&item.rel), e))?;
-        if let Err(e) = self.apply_fd(file.as_fd(), &item.node) {
+        if let Err(e) = self.apply_fd(file.as_fd(), item.node()) {
             self.problem(i, format!("metadata: {e}"));
         }
         Ok(())
@@ -535,7 +544,7 @@ impl Restorer {
     fn create_symlink(&self, i: usize) -> Result<()> {
         let item = &self.items[i];
         let target = item
-            .node
+            .node()
             .link_target
             .as_ref()
             .map(|t| t.0.as_slice())
@@ -632,7 +641,7 @@ impl Restorer {
         (0..self.items.len())
             .into_par_iter()
             .filter(|&i| {
-                let node = &self.items[i].node;
+                let node = self.items[i].node();
                 self.ok(i) && node.kind != NodeKind::Dir && !one_shot(node)
             })
             .for_each(|i| {
@@ -641,13 +650,13 @@ impl Restorer {
                 }
             });
         for (i, item) in self.items.iter().enumerate().rev() {
-            if item.node.kind != NodeKind::Dir || !self.ok(i) {
+            if item.node().kind != NodeKind::Dir || !self.ok(i) {
                 continue;
             }
             let done = self
                 .fs
                 .dir(&item.rel)
-                .and_then(|fd| self.apply_fd(fd.as_fd(), &item.node));
+                .and_then(|fd| self.apply_fd(fd.as_fd(), item.node()));
             if let Err(e) = done {
                 self.problem(i, format!("metadata: {e}"));
             }
@@ -657,7 +666,7 @@ impl Restorer {
 
     fn finish_one(&self, i: usize) -> std::io::Result<()> {
         let item = &self.items[i];
-        match item.node.kind {
+        match item.node().kind {
             NodeKind::File | NodeKind::Fifo => {
                 // Non-blocking, so a FIFO opens without a writer.
                 let fd = self.fs.open(
@@ -667,7 +676,7 @@ impl Restorer {
                 let kind = SFlag::from_bits_truncate(
                     nix::sys::stat::fstat(fd.as_fd()).map_err(io_err)?.st_mode,
                 ) & SFlag::S_IFMT;
-                let expected = if item.node.kind == NodeKind::File {
+                let expected = if item.node().kind == NodeKind::File {
                     SFlag::S_IFREG
                 } else {
                     SFlag::S_IFIFO
@@ -677,11 +686,11 @@ impl Restorer {
                         "replaced by another kind of entry during the restore",
                     ));
                 }
-                self.apply_fd(fd.as_fd(), &item.node)
+                self.apply_fd(fd.as_fd(), item.node())
             }
             _ => {
                 let (parent, name) = self.fs.parent(&item.rel)?;
-                self.apply_at(parent.as_fd(), name, &item.node)
+                self.apply_at(parent.as_fd(), name, item.node())
             }
         }
     }
@@ -697,7 +706,7 @@ impl Restorer {
             self.items
                 .iter()
                 .enumerate()
-                .filter(|(i, item)| item.node.kind == NodeKind::Dir && self.ok(*i))
+                .filter(|(i, item)| item.node().kind == NodeKind::Dir && self.ok(*i))
                 .map(|(_, item)| item.rel.as_path()),
         );
         let spare: &dyn Fn(&Path) -> bool =
@@ -745,7 +754,7 @@ impl Restorer {
         index: &Index,
         i: usize,
     ) -> std::result::Result<(), String> {
-        let node = &self.items[i].node;
+        let node = self.items[i].node();
         let mut file = std::fs::File::from(
             self.fs
                 .open(&self.items[i].rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
@@ -775,10 +784,10 @@ impl Restorer {
     fn counts(&self, report: &mut RestoreReport) {
         for (i, item) in self.items.iter().enumerate() {
             match self.state[i].load(Ordering::Relaxed) {
-                OK => match item.node.kind {
+                OK => match item.node().kind {
                     NodeKind::File => {
                         report.files_restored += 1;
-                        report.bytes_restored += item.node.size;
+                        report.bytes_restored += item.node().size;
                     }
                     NodeKind::Dir => report.dirs_restored += 1,
                     _ => report.others_restored += 1,
@@ -954,26 +963,23 @@ impl Repository {
         }
         let mut items = Vec::with_capacity(usize::try_from(counts[root]).unwrap_or(0));
         // Depth first, children pushed in reverse: path order without sorting.
-        let mut stack: Vec<(PathBuf, &Node)> = trees[root]
-            .nodes
-            .iter()
-            .rev()
-            .map(|n| (PathBuf::from(n.name.to_os()), n))
-            .collect();
-        while let Some((rel, node)) = stack.pop() {
+        let children = |tree: &Arc<Tree>, dir: &Path| -> Vec<(PathBuf, Arc<Tree>, usize)> {
+            (0..tree.nodes.len())
+                .rev()
+                .map(|i| (dir.join(tree.nodes[i].name.to_os()), Arc::clone(tree), i))
+                .collect()
+        };
+        let mut stack = children(&trees[root], Path::new(""));
+        while let Some((rel, tree, index)) = stack.pop() {
+            let node = &tree.nodes[index];
             // Parents come first, so an excluded directory is left out with all below it.
             if exclude.is_some_and(|set| set.is_match(Path::new("/").join(&rel))) {
                 continue;
             }
             if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                for child in trees[&sub].nodes.iter().rev() {
-                    stack.push((rel.join(child.name.to_os()), child));
-                }
+                stack.extend(children(&trees[&sub], &rel));
             }
-            items.push(Item {
-                rel,
-                node: node.clone(),
-            });
+            items.push(Item { rel, tree, index });
         }
         Ok(items)
     }
@@ -1082,11 +1088,11 @@ impl Repository {
         };
         let counters = Arc::new(Counters::default());
         for item in &items {
-            if item.node.kind == NodeKind::File {
+            if item.node().kind == NodeKind::File {
                 counters.total_files.fetch_add(1, Ordering::Relaxed);
                 counters
                     .total_bytes
-                    .fetch_add(item.node.size, Ordering::Relaxed);
+                    .fetch_add(item.node().size, Ordering::Relaxed);
             }
         }
         let reporter = Reporter::start(
@@ -1139,7 +1145,7 @@ impl Repository {
         for &file in &files {
             let item = &restorer.items[file];
             let mut offset = 0u64;
-            for id in &item.node.content {
+            for id in &item.node().content {
                 let location = index
                     .get(id)
                     .filter(|l| l.entry.blob_type == BlobType::Data)
