@@ -3,6 +3,9 @@
 #
 #   benches/compare.sh [WORKDIR]
 #
+# CAIRN_BIN=/path/to/cairn measures that binary instead of building this tree (to compare
+# two versions: run once per binary, each against restic in the same run).
+#
 # Datasets (each skipped with a note if it cannot be prepared here):
 #   dump   a pg_dump of a pgbench database (scale $PGBENCH_SCALE) plus a table of random
 #          filler, backed up as a stream (stdin), as a database CronJob would
@@ -24,8 +27,12 @@ need restic || apt_install restic
 [ -x /usr/bin/time ] || apt_install time
 need mke2fs || apt_install e2fsprogs
 
-cargo build --release -q -p cairn-cli
-cairn=$PWD/target/release/cairn
+if [ -n "${CAIRN_BIN:-}" ]; then
+  cairn=$CAIRN_BIN
+else
+  cargo build --release -q -p cairn-cli
+  cairn=$PWD/target/release/cairn
+fi
 echo "# $(restic version | head -1); cairn $($cairn --version | awk '{print $2}'); $(nproc) cores" >&2
 
 # Dirty page cache from the previous step (a restore writes hundreds of MB; deleting a

@@ -126,7 +126,10 @@ pub unsafe extern "C" fn cairn_repo_init(
 }
 
 /// Opens the repository at `url` with `password` into `*out`. `options_json` may be null or
-/// `{"backend": {...}}`.
+/// `{"backend": {...}, "key_hint": "ID"}`: `key_hint` is a key id or unique prefix tried
+/// first (as restic's `--key-hint`); at most 20 key files are tried, so a repository with
+/// more keys needs the hint. A key file whose content does not match its name is skipped
+/// before any password derivation.
 ///
 /// # Safety
 /// As for `cairn_repo_init`.

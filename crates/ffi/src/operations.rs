@@ -247,7 +247,11 @@ pub unsafe extern "C" fn cairn_snapshots(
 
 /// Restores snapshot `snapshot` (id, unique prefix or "latest") into directory `target`,
 /// where each backed-up path is recreated under its full original path. `options_json`: null
-/// or `{"include": [], "exclude": [], "verify": false}`. `*out_json` receives
+/// or `{"include": [], "exclude": [], "verify": false, "delete": false, "no_owner": false,
+/// "no_setid": false, "no_devices": false, "include_xattr": [], "exclude_xattr": [],
+/// "max_entries": N}` (docs/ffi.md; a snapshot expanding to more than `max_entries` entries
+/// is refused before anything is written). Every path is resolved beneath `target`, never
+/// through a symlink. `*out_json` receives
 /// `{"files_restored", "dirs_restored", "bytes_restored", "files_verified", "errors":
 /// [{"path", "message"}]}`; errors for single items give `CAIRN_STATUS_INCOMPLETE`.
 ///
@@ -587,7 +591,11 @@ pub unsafe extern "C" fn cairn_key_remove(
 /// Runs a restore drill (see docs/cli.md, `drill`): restores the snapshot into a scratch
 /// directory, verifies it, runs `command` with `sh -c` there, records the outcome.
 /// `options_json`: `{"command": "...", "snapshot": "latest", "path": null, "timeout":
-/// "10min", "scratch_dir": null, "hosts": [], "tags": []}`. `*out_json` receives the drill
+/// "10min", "scratch_dir": null, "hosts": [], "tags": [], "owners": false, "setid": false,
+/// "devices": false, "security_xattrs": false, "pass_env": []}`: by default the scratch
+/// restore applies no owners, setuid/setgid bits, device nodes or security xattrs, and the
+/// command's environment lacks every `CAIRN_*`, `RESTIC_*` and cloud credential variable
+/// except those named in `pass_env`. `*out_json` receives the drill
 /// record plus its `id`. A drill that ran and failed gives `CAIRN_STATUS_DRILL_FAILED`. The
 /// command's output is discarded.
 ///

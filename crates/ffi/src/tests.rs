@@ -381,3 +381,230 @@ fn close_refuses_while_another_thread_uses_the_handle() {
         CairnStatus::InvalidArgument
     );
 }
+
+/// Opens `url` with `password` and `options` (JSON or null); returns the status and closes
+/// any handle it got.
+fn open_with(url: &CStr, password: &CStr, options: Option<&CStr>) -> CairnStatus {
+    let mut out = null_mut();
+    let options = options.map_or(null(), CStr::as_ptr);
+    // SAFETY: valid strings and out pointer.
+    let status = unsafe { cairn_repo_open(url.as_ptr(), password.as_ptr(), options, &mut out) };
+    if status == CairnStatus::Ok {
+        assert_eq!(cairn_repo_close(out), CairnStatus::Ok);
+    }
+    status
+}
+
+#[test]
+fn the_hinted_key_is_tried_first() {
+    let repo = init();
+    assert_eq!(cairn_repo_close(repo.handle), CairnStatus::Ok);
+    // More keys than one open examines, each with its own password (added through the
+    // library at the lowest cost a new key may have, so the test stays quick).
+    let path = repo.url.to_str().unwrap().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (order, passwords) = runtime.block_on(async {
+        let storage = cairn_repo::Storage::open(&path).unwrap();
+        let lib = cairn_repo::Repository::open(storage.clone(), b"pw")
+            .await
+            .unwrap();
+        let cheap = cairn_repo::KdfParams::new(19456, 2, 1).unwrap();
+        let mut passwords = std::collections::HashMap::new();
+        for i in 0..cairn_repo::MAX_KEYS_TRIED + 1 {
+            let password = format!("other-{i}");
+            let id = lib.add_key(password.as_bytes(), cheap).await.unwrap();
+            passwords.insert(id, password);
+        }
+        // The order an open without a hint examines key files in.
+        let order: Vec<String> = storage
+            .list(cairn_repo::FileType::Key)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|listed| listed.name)
+            .collect();
+        (order, passwords)
+    });
+    // A key beyond the first MAX_KEYS_TRIED examined (one of the added ones).
+    let last = order[cairn_repo::MAX_KEYS_TRIED..]
+        .iter()
+        .find(|name| passwords.contains_key(*name))
+        .unwrap();
+    let password = CString::new(passwords[last].clone()).unwrap();
+
+    assert_eq!(
+        open_with(&repo.url, &password, None),
+        CairnStatus::WrongPassword
+    );
+    let message = last_error().unwrap();
+    assert!(message.contains("key hint"), "{message}");
+
+    let hint = CString::new(format!("{{\"key_hint\": \"{}\"}}", &last[..12])).unwrap();
+    assert_eq!(
+        open_with(&repo.url, &password, Some(&hint)),
+        CairnStatus::Ok,
+        "{:?}",
+        last_error()
+    );
+    // A hint naming no key changes nothing else: the original key still opens.
+    assert_eq!(
+        open_with(&repo.url, c"pw", Some(c"{\"key_hint\": \"ffffffffffff\"}")),
+        if order
+            .iter()
+            .position(|n| !passwords.contains_key(n))
+            .unwrap()
+            < cairn_repo::MAX_KEYS_TRIED
+        {
+            CairnStatus::Ok
+        } else {
+            CairnStatus::WrongPassword
+        }
+    );
+    assert_eq!(
+        open_with(&repo.url, c"pw", Some(c"{\"key_hint\": 7}")),
+        CairnStatus::InvalidArgument
+    );
+}
+
+/// Backs up `dir` through the ABI, restores the latest snapshot into `target` with
+/// `options`, and returns the status and the JSON report.
+fn restore_with(
+    repo: *mut CairnRepo,
+    dir: &std::path::Path,
+    target: &std::path::Path,
+    options: &CStr,
+) -> (CairnStatus, String) {
+    let path = CString::new(dir.to_str().unwrap()).unwrap();
+    let paths = [path.as_ptr()];
+    // SAFETY: valid handle, strings and counts; no callbacks.
+    let status = unsafe {
+        crate::operations::cairn_backup_paths(
+            repo,
+            paths.as_ptr(),
+            1,
+            null(),
+            None,
+            null_mut(),
+            null(),
+            null_mut(),
+        )
+    };
+    assert_eq!(status, CairnStatus::Ok, "{:?}", last_error());
+    let target_c = CString::new(target.to_str().unwrap()).unwrap();
+    let mut out: *mut c_char = null_mut();
+    // SAFETY: as above; `out` receives a string freed below.
+    let status = unsafe {
+        crate::operations::cairn_restore(
+            repo,
+            c"latest".as_ptr(),
+            target_c.as_ptr(),
+            options.as_ptr(),
+            None,
+            null_mut(),
+            null(),
+            &mut out,
+        )
+    };
+    let report = if out.is_null() {
+        last_error().unwrap_or_default()
+    } else {
+        // SAFETY: a string from cairn, freed once.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        unsafe { cairn_string_free(out) };
+        text
+    };
+    (status, report)
+}
+
+#[test]
+fn restore_options_reach_the_library() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = init();
+    let data = tempfile::tempdir().unwrap();
+    let source = data.path().join("src");
+    std::fs::create_dir(&source).unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(source.join(name), name).unwrap();
+    }
+    let tool = source.join("a");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let restored = |target: &std::path::Path| {
+        let path = target.join(tool.strip_prefix("/").unwrap());
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    };
+
+    let plain = data.path().join("plain");
+    let (status, report) = restore_with(repo.handle, &source, &plain, c"{}");
+    assert_eq!(status, CairnStatus::Ok, "{report}");
+    assert_eq!(restored(&plain), 0o4755, "setuid restored by default");
+
+    let safe = data.path().join("safe");
+    let (status, report) = restore_with(repo.handle, &source, &safe, c"{\"no_setid\": true}");
+    assert_eq!(status, CairnStatus::Ok, "{report}");
+    assert_eq!(restored(&safe), 0o755, "no_setid drops the bit");
+
+    let capped = data.path().join("capped");
+    let (status, report) = restore_with(repo.handle, &source, &capped, c"{\"max_entries\": 2}");
+    assert_ne!(status, CairnStatus::Ok);
+    assert!(report.contains("entries"), "{report}");
+    assert!(!capped.join(tool.strip_prefix("/").unwrap()).exists());
+
+    let (status, _) = restore_with(repo.handle, &source, &capped, c"{\"no_setuid\": true}");
+    assert_eq!(
+        status,
+        CairnStatus::InvalidArgument,
+        "unknown options are refused"
+    );
+    assert_eq!(cairn_repo_close(repo.handle), CairnStatus::Ok);
+}
+
+#[test]
+fn a_drill_applies_no_setid_bits_unless_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = init();
+    let data = tempfile::tempdir().unwrap();
+    let tool = data.path().join("tool");
+    std::fs::write(&tool, "x").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let path = CString::new(data.path().to_str().unwrap()).unwrap();
+    let paths = [path.as_ptr()];
+    // SAFETY: valid handle, strings and counts; no callbacks.
+    let status = unsafe {
+        crate::operations::cairn_backup_paths(
+            repo.handle,
+            paths.as_ptr(),
+            1,
+            null(),
+            None,
+            null_mut(),
+            null(),
+            null_mut(),
+        )
+    };
+    assert_eq!(status, CairnStatus::Ok, "{:?}", last_error());
+    let drill = |options: String| {
+        let options = CString::new(options).unwrap();
+        let mut out: *mut c_char = null_mut();
+        // SAFETY: valid handle and strings; `out` freed below.
+        let status =
+            unsafe { crate::operations::cairn_drill(repo.handle, options.as_ptr(), &mut out) };
+        if !out.is_null() {
+            unsafe { cairn_string_free(out) };
+        }
+        status
+    };
+    // The drill restores the whole snapshot; the command checks the restored file's mode.
+    let file = format!("$CAIRN_DRILL_DIR{}", tool.to_str().unwrap());
+    let not_setuid = format!("{{\"command\": \"test -f {file} && test ! -u {file}\"}}");
+    assert_eq!(
+        drill(not_setuid.clone()),
+        CairnStatus::Ok,
+        "{:?}",
+        last_error()
+    );
+    let setuid = format!("{{\"command\": \"test -u {file}\", \"setid\": true}}");
+    assert_eq!(drill(setuid), CairnStatus::Ok, "{:?}", last_error());
+    let setuid_by_default = format!("{{\"command\": \"test -u {file}\"}}");
+    assert_eq!(drill(setuid_by_default), CairnStatus::DrillFailed);
+    assert_eq!(cairn_repo_close(repo.handle), CairnStatus::Ok);
+}

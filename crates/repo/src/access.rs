@@ -28,31 +28,63 @@ impl Repository {
     /// Reads every index file with its id.
     ///
     /// A prune replaces index files by writing the new ones before deleting the old, so an
-    /// index file that vanishes between listing and reading means the listing is outdated:
-    /// list again (a few times; a prune compacts the index once per run).
+    /// index file that vanishes between listing and reading means the listing is outdated.
+    /// Then the directory is listed again and only files not yet read are fetched: files read
+    /// before stay valid (an earlier listing is what a longer-running reader would hold
+    /// anyway), those no longer listed are dropped (their live entries are in the files that
+    /// replaced them). Each round reads only what appeared since the last, so even prunes run
+    /// back to back cannot starve the reader; the number of rounds is still bounded.
     pub async fn read_index_files(&self) -> Result<Vec<(String, IndexFile)>> {
-        let mut attempts = 0;
+        const MAX_ROUNDS: usize = 32;
+        let mut read: std::collections::BTreeMap<String, IndexFile> = Default::default();
+        let mut round = 0;
         loop {
-            match self.read_index_files_once().await {
-                Err(RepoError::MissingObject { .. }) if attempts < 5 => attempts += 1,
-                result => return result,
+            round += 1;
+            let listed: std::collections::BTreeSet<String> = self
+                .storage
+                .list(FileType::Index)
+                .await?
+                .into_iter()
+                .map(|listed| listed.name)
+                .collect();
+            read.retain(|name, _| listed.contains(name));
+            let wanted: Vec<String> = listed
+                .into_iter()
+                .filter(|name| !read.contains_key(name))
+                .collect();
+            let fetched: Vec<(String, Result<IndexFile>)> = futures::stream::iter(wanted)
+                .map(|name| async move {
+                    let file = self.read_index_file(&name).await;
+                    (name, file)
+                })
+                .buffer_unordered(READ_CONCURRENCY)
+                .collect()
+                .await;
+            let mut vanished = None;
+            for (name, file) in fetched {
+                match file {
+                    Ok(file) => {
+                        read.insert(name, file);
+                    }
+                    Err(missing @ RepoError::MissingObject { .. }) => vanished = Some(missing),
+                    Err(other) => return Err(other),
+                }
+            }
+            match vanished {
+                None => return Ok(read.into_iter().collect()),
+                Some(missing) if round >= MAX_ROUNDS => return Err(missing),
+                Some(_) => {}
             }
         }
     }
 
-    async fn read_index_files_once(&self) -> Result<Vec<(String, IndexFile)>> {
-        let listed = self.storage.list(FileType::Index).await?;
-        futures::stream::iter(listed)
-            .map(|listed| async move {
-                let object = format!("index/{}", listed.name);
-                let sealed = self.storage.get(FileType::Index, &listed.name).await?;
-                check_content_id(&object, &listed.name, &sealed)?;
-                let plain = open_object(&self.keys, ObjectKind::Index, &object, &sealed)?;
-                Ok((listed.name, IndexFile::decode(&plain, &object)?))
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
-            .await
+    /// Reads, authenticates and decodes one index file.
+    async fn read_index_file(&self, name: &str) -> Result<IndexFile> {
+        let object = format!("index/{name}");
+        let sealed = self.storage.get(FileType::Index, name).await?;
+        check_content_id(&object, name, &sealed)?;
+        let plain = open_object(&self.keys, ObjectKind::Index, &object, &sealed)?;
+        IndexFile::decode(&plain, &object)
     }
 
     /// Seals and stores an index file; returns its id.

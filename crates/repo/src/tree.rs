@@ -186,6 +186,43 @@ pub struct Node {
     pub xattrs: Vec<Xattr>,
 }
 
+impl Node {
+    /// A node of `kind` named `name` that records nothing else: the kind's `st_mode` type
+    /// bits with permissions 0755 (directories), 0777 (symlinks) or 0644, owner and group 0,
+    /// times, size and link count zero (one link), no content, subtree, target or xattrs.
+    /// Importers and tests that build trees in memory fill in the rest.
+    pub fn new(name: impl Into<Vec<u8>>, kind: NodeKind) -> Node {
+        let mode = match kind {
+            NodeKind::File => 0o100644,
+            NodeKind::Dir => 0o040755,
+            NodeKind::Symlink => 0o120777,
+            NodeKind::Dev => 0o060644,
+            NodeKind::Chardev => 0o020644,
+            NodeKind::Fifo => 0o010644,
+        };
+        Node {
+            name: Name(name.into()),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime_ns: 0,
+            ctime_ns: 0,
+            size: 0,
+            inode: 0,
+            device: 0,
+            links: 1,
+            rdev: None,
+            link_target: None,
+            content: Vec::new(),
+            subtree: None,
+            xattrs: Vec::new(),
+        }
+    }
+}
+
 /// One directory's listing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {

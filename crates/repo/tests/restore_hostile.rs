@@ -28,28 +28,9 @@ enum Entry {
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
-        name: Name(name.to_vec()),
-        kind,
-        mode: match kind {
-            NodeKind::Dir => 0o40755,
-            NodeKind::Symlink => 0o120777,
-            _ => 0o100644,
-        },
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
         mtime_ns: 1_600_000_000_000_000_000,
         ctime_ns: 1_600_000_000_000_000_000,
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        rdev: None,
-        link_target: None,
-        content: Vec::new(),
-        subtree: None,
-        xattrs: Vec::new(),
+        ..Node::new(name, kind)
     }
 }
 
