@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use cairn_repo::{ErrorKind, OpenOptions, RepoError, Repository, Storage};
+use cairn_repo::{OpenOptions, Outcome, RepoError, Repository, Storage};
 use zeroize::Zeroizing;
 
 /// A password as read: wiped from memory when dropped.
@@ -22,14 +22,10 @@ Environment:
                                                opened each repository
   AWS_*, GOOGLE_*, AZURE_*                     object storage credentials and endpoints
 
-Exit codes: 0 ok, 1 error, 3 snapshot written but some source data unreadable,
-10 repository does not exist, 11 repository locked, 12 wrong password,
+Exit codes: 0 ok, 1 error (check: damage found), 3 incomplete (backup: snapshot written but
+some source data unreadable; restore: some entries failed; forget: some snapshots not
+removed), 10 repository does not exist, 11 repository locked, 12 wrong password,
 25 RPO breached (rpo), 26 drill failed (drill; recorded), 130 interrupted.";
-
-/// `cairn rpo`: some group's recovery point is older than allowed (not one of restic's codes).
-pub const EXIT_RPO_BREACHED: u8 = 25;
-/// `cairn drill`: the drill ran and failed (restore, verify or command); it is recorded.
-pub const EXIT_DRILL_FAILED: u8 = 26;
 
 /// Which environment variables would supply the repository and the password right now
 /// (names only, never values), for `--help`.
@@ -137,28 +133,15 @@ impl Globals {
     /// The password from flags, `CAIRN_*`/`RESTIC_*` variables, or a prompt on a terminal.
     /// Every copy made on the way is wiped (the environment's own copy cannot be).
     pub fn password(&self) -> anyhow::Result<Password> {
-        if let Some(file) = &self.password_file {
-            return read_password_file(file);
+        PasswordLookup {
+            file: self.password_file.as_deref(),
+            command: self.password_command.as_deref(),
+            env_infix: "",
+            prompt: "enter password for repository: ",
+            missing: "no password given: set CAIRN_PASSWORD (or RESTIC_PASSWORD), \
+                      CAIRN_PASSWORD_FILE or --password-file",
         }
-        if let Some(command) = &self.password_command {
-            return run_password_command(command);
-        }
-        if let Some((_, value)) = env_first(&["CAIRN_PASSWORD", "RESTIC_PASSWORD"]) {
-            return Ok(into_password(value));
-        }
-        if let Some((_, file)) = env_first(&["CAIRN_PASSWORD_FILE", "RESTIC_PASSWORD_FILE"]) {
-            return read_password_file(file.as_ref());
-        }
-        if let Some((_, command)) =
-            env_first(&["CAIRN_PASSWORD_COMMAND", "RESTIC_PASSWORD_COMMAND"])
-        {
-            return run_password_command(&command);
-        }
-        if std::io::stdin().is_terminal() {
-            let password = rpassword::prompt_password("enter password for repository: ")?;
-            return Ok(into_password(password));
-        }
-        bail!("no password given: set CAIRN_PASSWORD (or RESTIC_PASSWORD), CAIRN_PASSWORD_FILE or --password-file")
+        .password()
     }
 
     /// How to open the repository: the key hint and the cache directory.
@@ -184,8 +167,14 @@ impl Globals {
             .or_else(cairn_repo::default_cache_dir)
     }
 
+    /// The repository's storage, with `-o` options and `--cacert` files applied.
     pub fn storage(&self, create: bool) -> anyhow::Result<Storage> {
-        let location = self.location()?;
+        self.storage_at(&self.location()?, create)
+    }
+
+    /// Storage at `location` with this command's `-o` options and `--cacert` files (a copy's
+    /// source is reached the same way as its destination).
+    pub fn storage_at(&self, location: &str, create: bool) -> anyhow::Result<Storage> {
         let mut options = crate::backend_options::parse(&self.options)?;
         if !self.quiet {
             for warning in &options.warnings {
@@ -199,7 +188,7 @@ impl Globals {
             ));
         }
         Ok(Storage::open_with_options(
-            &location,
+            location,
             create,
             &options.settings,
         )?)
@@ -255,39 +244,75 @@ impl FromRepo {
     }
 
     fn password(&self) -> anyhow::Result<Password> {
-        if let Some(file) = &self.password_file {
+        PasswordLookup {
+            file: self.password_file.as_deref(),
+            command: self.password_command.as_deref(),
+            env_infix: "FROM_",
+            prompt: "enter password for the source repository: ",
+            missing: "no source password given: set CAIRN_FROM_PASSWORD or \
+                      --from-password-file",
+        }
+        .password()
+    }
+
+    /// Opens the source repository, through the same `-o` options, `--cacert` files and
+    /// cache directory as the command's own repository; `CAIRN_FROM_KEY_HINT` (or restic's
+    /// `RESTIC_FROM_KEY_HINT`) names the source key to try first.
+    pub async fn open(&self, globals: &Globals) -> anyhow::Result<Repository> {
+        let storage = globals.storage_at(&self.location()?, false)?;
+        let password = self.password()?;
+        let options = OpenOptions {
+            key_hint: env_first(&["CAIRN_FROM_KEY_HINT", "RESTIC_FROM_KEY_HINT"])
+                .map(|(_, value)| value),
+            cache_dir: globals.cache_dir(),
+        };
+        Ok(Repository::open_with(storage, &password, &options).await?)
+    }
+}
+
+/// The one password lookup, for a repository and for a copy's source: the flag's file or
+/// command, then `CAIRN_{infix}PASSWORD`, `_FILE`, `_COMMAND` (each before restic's
+/// `RESTIC_{infix}...`), then a prompt when stdin is a terminal.
+struct PasswordLookup<'a> {
+    file: Option<&'a std::path::Path>,
+    command: Option<&'a str>,
+    /// "" for the repository, "FROM_" for a copy's source.
+    env_infix: &'static str,
+    prompt: &'static str,
+    missing: &'static str,
+}
+
+impl PasswordLookup<'_> {
+    fn password(&self) -> anyhow::Result<Password> {
+        if let Some(file) = self.file {
             return read_password_file(file);
         }
-        if let Some(command) = &self.password_command {
+        if let Some(command) = self.command {
             return run_password_command(command);
         }
-        if let Some((_, value)) = env_first(&["CAIRN_FROM_PASSWORD", "RESTIC_FROM_PASSWORD"]) {
+        let names = |suffix: &str| {
+            [
+                format!("CAIRN_{}PASSWORD{suffix}", self.env_infix),
+                format!("RESTIC_{}PASSWORD{suffix}", self.env_infix),
+            ]
+        };
+        let first = |suffix: &str| {
+            let [cairn, restic] = names(suffix);
+            env_first(&[cairn.as_str(), restic.as_str()]).map(|(_, value)| value)
+        };
+        if let Some(value) = first("") {
             return Ok(into_password(value));
         }
-        if let Some((_, file)) =
-            env_first(&["CAIRN_FROM_PASSWORD_FILE", "RESTIC_FROM_PASSWORD_FILE"])
-        {
+        if let Some(file) = first("_FILE") {
             return read_password_file(file.as_ref());
         }
-        if let Some((_, command)) = env_first(&[
-            "CAIRN_FROM_PASSWORD_COMMAND",
-            "RESTIC_FROM_PASSWORD_COMMAND",
-        ]) {
+        if let Some(command) = first("_COMMAND") {
             return run_password_command(&command);
         }
         if std::io::stdin().is_terminal() {
-            let password =
-                rpassword::prompt_password("enter password for the source repository: ")?;
-            return Ok(into_password(password));
+            return Ok(into_password(rpassword::prompt_password(self.prompt)?));
         }
-        bail!("no source password given: set CAIRN_FROM_PASSWORD or --from-password-file")
-    }
-
-    /// Opens the source repository.
-    pub async fn open(&self) -> anyhow::Result<Repository> {
-        let storage = Storage::open(&self.location()?)?;
-        let password = self.password()?;
-        Ok(Repository::open(storage, &password).await?)
+        bail!("{}", self.missing)
     }
 }
 
@@ -346,13 +371,11 @@ fn run_password_command(command: &str) -> anyhow::Result<Password> {
     Ok(Zeroizing::new(first_line(&stdout).to_vec()))
 }
 
-/// restic's exit codes.
-pub fn exit_code_for(error: &anyhow::Error) -> u8 {
-    match error.downcast_ref::<RepoError>().map(RepoError::kind) {
-        Some(ErrorKind::RepositoryNotFound) => 10,
-        Some(ErrorKind::WrongPassword) => 12,
-        Some(ErrorKind::Locked) => 11,
-        Some(ErrorKind::Cancelled) => 130,
-        _ => 1,
+/// How a failed command ended: the library's [`Outcome`] for a repository error (whose one
+/// table gives the exit code, restic's where restic has one), a plain failure otherwise.
+pub fn outcome_for(error: &anyhow::Error) -> Outcome {
+    match error.downcast_ref::<RepoError>() {
+        Some(error) => Outcome::from(error),
+        None => Outcome::Failed(cairn_repo::ErrorKind::InvalidInput),
     }
 }

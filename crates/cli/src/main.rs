@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use context::{exit_code_for, Globals};
+use context::{outcome_for, Globals};
 
 /// Tunes glibc's allocator for cairn's memory pattern: many threads (rayon, tokio, blocking
 /// pool) each get an arena by default, and freed buffers of 16 MiB raise the mmap threshold
@@ -127,11 +127,11 @@ fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(error) => {
-            let code = exit_code_for(&error);
-            output::error_line(&globals, &error);
-            ExitCode::from(code)
+            let outcome = outcome_for(&error);
+            output::error_line(&globals, &error, outcome);
+            ExitCode::from(outcome.exit_code())
         }
     }
 }

@@ -10,12 +10,18 @@ pub fn json_line(value: &Value) {
 }
 
 /// Reports a fatal error: a JSON error line with `--json`, else a message on stderr.
-pub fn error_line(globals: &Globals, error: &anyhow::Error) {
+/// Reports the error that ends the command: on stderr, and with `--json` as restic's
+/// `exit_error` line (`code` is the exit code) plus cairn's `outcome` name, the same name the
+/// C ABI's outcome table gives.
+pub fn error_line(globals: &Globals, error: &anyhow::Error, outcome: cairn_repo::Outcome) {
     let message = format!("{error:#}");
     if globals.json {
-        json_line(
-            &json!({"message_type": "error", "error": {"message": message}, "during": "", "item": ""}),
-        );
+        json_line(&json!({
+            "message_type": "exit_error",
+            "code": outcome.exit_code(),
+            "outcome": outcome.name(),
+            "message": message,
+        }));
     }
     eprintln!("cairn: {}", terminal(&message));
 }

@@ -113,7 +113,8 @@ fn names_reach_the_terminal_escaped_and_json_exact() {
         .args(["restore", "latest", "--target"])
         .arg(&target));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Incomplete: the other entries are restored, one failed (the C ABI's INCOMPLETE too).
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
         !stderr.contains('\x1b') && !stderr.contains('\x07'),
         "{stderr:?}"
@@ -127,7 +128,7 @@ fn names_reach_the_terminal_escaped_and_json_exact() {
     let out = run(cairn(&repo)
         .args(["restore", "--json", "latest", "--target"])
         .arg(&target));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     let errors: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

@@ -324,7 +324,7 @@ cairn_status cairn_forget(const cairn_repo *repo, const char *policy_json, char 
 
 /*
  Removes data no snapshot uses, safely while backups run (see docs/format.md).
- `options_json`: null or `{"max_unused": 0.05, "max_repack_bytes", "dry_run"}`.
+ `options_json`: null or `{"max_unused": "5%" | "0" | "500M" | "unlimited" | 0.05, "max_repack_bytes", "dry_run"}`.
  `*out_json` receives the prune report. `CAIRN_STATUS_LOCKED` if another prune runs.
 
  # Safety

@@ -207,6 +207,10 @@ pub unsafe extern "C" fn cairn_cancel_free(cancel: *mut CairnCancel) {
     }
 }
 
+/// The cancel token behind a caller's cancel handle (a fresh one for null).
+///
+/// # Safety
+/// `cancel` is null or a live handle from `cairn_cancel_new` (not yet freed).
 pub(crate) unsafe fn token(cancel: *const CairnCancel) -> CancelToken {
     // SAFETY: the caller passes null or a live handle.
     unsafe { cancel.as_ref() }

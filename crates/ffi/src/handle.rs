@@ -63,6 +63,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
+/// Opens (or with `create`, initialises) a repository into `*out`: the body of
+/// `cairn_repo_open` and `cairn_repo_init`.
+///
+/// # Safety
+/// As for `cairn_repo_init`: the strings are NUL-terminated or null, `out` is writable.
 unsafe fn connect(
     url: *const c_char,
     password: *const c_char,

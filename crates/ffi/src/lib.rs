@@ -19,8 +19,6 @@
 //!   unwind out of one aborts with a message); cairn calls made from inside one return
 //!   `CAIRN_STATUS_REENTRANT`.
 
-#![allow(clippy::missing_safety_doc)] // Each function's safety contract is in its doc comment.
-
 mod callbacks;
 mod handle;
 mod operations;

@@ -21,6 +21,11 @@ use crate::status::{give_string, guard, optional_str, required_str, CairnStatus,
 
 /// The common shape of a JSON-in, JSON-out call: borrow the handle, parse the options
 /// (`what` names them in errors), run `body`, hand its JSON to `out_json`.
+///
+/// # Safety
+/// `repo` is null or a handle from `cairn_repo_open`/`cairn_repo_init`; `options_json` is
+/// null or a NUL-terminated string; `out_json` is null or points to writable storage for
+/// one pointer.
 unsafe fn json_call<T: serde::de::DeserializeOwned + Default>(
     repo: *const CairnRepo,
     options_json: *const c_char,
@@ -55,11 +60,7 @@ fn backup_result(report: &BackupReport) -> (CairnStatus, String) {
             "message": i.message,
         })).collect::<Vec<_>>(),
     });
-    let status = if report.issues.is_empty() {
-        CairnStatus::Ok
-    } else {
-        CairnStatus::Incomplete
-    };
+    let status = CairnStatus::from(report.outcome());
     (status, value.to_string())
 }
 
@@ -194,6 +195,12 @@ pub unsafe extern "C" fn cairn_backup_fd(
     })
 }
 
+/// Backs up what `reader` yields as one file: the body of `cairn_backup_reader` and
+/// `cairn_backup_fd`.
+///
+/// # Safety
+/// As for `cairn_backup_reader`: `repo` a live handle or null, the strings NUL-terminated
+/// or null, `cancel` null or from `cairn_cancel_new`, `out_json` null or writable.
 #[allow(clippy::too_many_arguments)]
 unsafe fn backup_stream<R: std::io::Read + Send + 'static>(
     repo: *const CairnRepo,
@@ -300,11 +307,7 @@ pub unsafe extern "C" fn cairn_restore(
             })).collect::<Vec<_>>(),
         });
         unsafe { give_string(out_json, value.to_string()) }?;
-        Ok(if report.errors.is_empty() {
-            CairnStatus::Ok
-        } else {
-            CairnStatus::Incomplete
-        })
+        Ok(CairnStatus::from(report.outcome()))
     })
 }
 
@@ -386,16 +389,12 @@ pub unsafe extern "C" fn cairn_forget(
             })).collect::<Vec<_>>(),
         });
         unsafe { give_string(out_json, value.to_string()) }?;
-        Ok(if report.failed.is_empty() {
-            CairnStatus::Ok
-        } else {
-            CairnStatus::Incomplete
-        })
+        Ok(CairnStatus::from(report.outcome()))
     })
 }
 
 /// Removes data no snapshot uses, safely while backups run (see docs/format.md).
-/// `options_json`: null or `{"max_unused": 0.05, "max_repack_bytes", "dry_run"}`.
+/// `options_json`: null or `{"max_unused": "5%" | "0" | "500M" | "unlimited" | 0.05, "max_repack_bytes", "dry_run"}`.
 /// `*out_json` receives the prune report. `CAIRN_STATUS_LOCKED` if another prune runs.
 ///
 /// # Safety
@@ -455,11 +454,7 @@ pub unsafe extern "C" fn cairn_check(
                     "record": recorded.as_ref().ok(),
                     "record_error": recorded.as_ref().err().map(|e| e.to_string()),
                 });
-                let status = if report.is_ok() {
-                    CairnStatus::Ok
-                } else {
-                    CairnStatus::Corrupt
-                };
+                let status = CairnStatus::from(report.outcome());
                 Ok((status, value.to_string()))
             },
         )
@@ -625,11 +620,7 @@ pub unsafe extern "C" fn cairn_drill(
                 let mut value = serde_json::to_value(&result.record)
                     .map_err(|e| Failure::invalid(e.to_string()))?;
                 value["id"] = Value::from(result.record_id);
-                let status = if result.record.passed() {
-                    CairnStatus::Ok
-                } else {
-                    CairnStatus::DrillFailed
-                };
+                let status = CairnStatus::from(result.record.verdict());
                 Ok((status, value.to_string()))
             },
         )
@@ -659,7 +650,7 @@ pub unsafe extern "C" fn cairn_drills(
                     .into_iter()
                     .map(|(id, record)| {
                         let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
-                        value["id"] = Value::from(id);
+                        value["id"] = Value::from(String::from(id));
                         value
                     })
                     .collect();
@@ -690,11 +681,7 @@ pub unsafe extern "C" fn cairn_rpo(
             out_json,
             |handle, json: RpoJson| {
                 let report = handle.run(handle.repo().rpo(&json.options()?))?;
-                let status = if report.ok {
-                    CairnStatus::Ok
-                } else {
-                    CairnStatus::RpoBreached
-                };
+                let status = CairnStatus::from(report.outcome());
                 Ok((status, to_json(&report)?))
             },
         )

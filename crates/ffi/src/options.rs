@@ -283,8 +283,9 @@ impl ForgetJson {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PruneJson {
-    /// Share of a pack's bytes that may be unused before it is repacked (0..=1, default 0.05).
-    pub max_unused: Option<f64>,
+    /// Unused data allowed after prune, repository-wide: restic's strings ("5%", "0",
+    /// "500M", "unlimited") or a share 0..=1 (default "5%").
+    pub max_unused: Option<cairn_repo::ops::prune::MaxUnused>,
     pub max_repack_bytes: Option<u64>,
     #[serde(default)]
     pub dry_run: bool,

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use cairn_repo::{ErrorKind, RepoError};
+use cairn_repo::{Outcome, RepoError};
 
 /// What a call did. Values are stable (see `CAIRN_ABI_VERSION`); codes shared with the CLI
 /// are restic's exit codes.
@@ -52,20 +52,33 @@ pub enum CairnStatus {
     Cancelled = 130,
 }
 
-impl From<&RepoError> for CairnStatus {
-    fn from(error: &RepoError) -> Self {
-        match error.kind() {
-            ErrorKind::RepositoryNotFound => CairnStatus::RepositoryNotFound,
-            ErrorKind::AlreadyInitialized => CairnStatus::AlreadyInitialized,
-            ErrorKind::WrongPassword => CairnStatus::WrongPassword,
-            ErrorKind::Corrupt => CairnStatus::Corrupt,
-            ErrorKind::Storage => CairnStatus::Storage,
-            ErrorKind::Io => CairnStatus::Io,
-            ErrorKind::InvalidInput => CairnStatus::InvalidArgument,
-            ErrorKind::Cancelled => CairnStatus::Cancelled,
-            ErrorKind::Locked => CairnStatus::Locked,
+impl From<Outcome> for CairnStatus {
+    /// The status [`Outcome`]'s table gives (the library's one outcome table; the CLI's exit
+    /// codes come from the same rows).
+    fn from(outcome: Outcome) -> Self {
+        match outcome.status_code() {
+            0 => CairnStatus::Ok,
+            3 => CairnStatus::Incomplete,
+            10 => CairnStatus::RepositoryNotFound,
+            11 => CairnStatus::Locked,
+            12 => CairnStatus::WrongPassword,
+            20 => CairnStatus::InvalidArgument,
+            21 => CairnStatus::AlreadyInitialized,
+            22 => CairnStatus::Corrupt,
+            23 => CairnStatus::Storage,
+            24 => CairnStatus::Io,
+            25 => CairnStatus::RpoBreached,
+            26 => CairnStatus::DrillFailed,
+            99 => CairnStatus::Internal,
+            130 => CairnStatus::Cancelled,
             _ => CairnStatus::Failed,
         }
+    }
+}
+
+impl From<&RepoError> for CairnStatus {
+    fn from(error: &RepoError) -> Self {
+        CairnStatus::from(Outcome::from(error))
     }
 }
 
@@ -181,6 +194,9 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<CairnStatus, Failure>) -> Cair
 }
 
 /// Borrows a required C string as UTF-8.
+///
+/// # Safety
+/// `ptr` is null or points to a NUL-terminated string that outlives `'a`.
 pub(crate) unsafe fn required_str<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
     if ptr.is_null() {
         return Err(Failure::invalid(format!("{what} is null")));
@@ -192,6 +208,9 @@ pub(crate) unsafe fn required_str<'a>(ptr: *const c_char, what: &str) -> Result<
 }
 
 /// Borrows an optional C string (null = absent).
+///
+/// # Safety
+/// As for [`required_str`].
 pub(crate) unsafe fn optional_str<'a>(
     ptr: *const c_char,
     what: &str,
@@ -205,6 +224,9 @@ pub(crate) unsafe fn optional_str<'a>(
 }
 
 /// Hands a string to the caller through `out` (which may be null: then it is dropped).
+///
+/// # Safety
+/// `out` is null or points to writable storage for one pointer.
 pub(crate) unsafe fn give_string(out: *mut *mut c_char, text: String) -> Result<(), Failure> {
     if out.is_null() {
         return Ok(());
@@ -256,5 +278,18 @@ pub unsafe extern "C" fn cairn_string_free(text: *mut c_char) {
     if !text.is_null() {
         // SAFETY: it came from `CString::into_raw` (`give_string`, `cairn_last_error_copy`).
         drop(unsafe { CString::from_raw(text) });
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_own_status() {
+        for outcome in Outcome::all() {
+            let status = CairnStatus::from(outcome);
+            assert_eq!(status as i32, outcome.status_code(), "{outcome:?}");
+        }
     }
 }

@@ -7,6 +7,9 @@
 //!
 //! Byte layouts are specified in docs/format.md; each module names its section.
 
+// Byte parsing and crypto over slices: nothing here needs unsafe code.
+#![forbid(unsafe_code)]
+
 mod blob;
 mod crypto;
 mod error;

@@ -1,21 +1,18 @@
 //! Reading and writing the repository's objects: index files, snapshots, blobs and trees.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId, PackReader};
-use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile};
-use crate::object::{check_content_id, content_id, open_object, seal_object, ObjectKind};
+use crate::object::{IndexId, SnapshotId};
 use crate::snapshot::{Snapshot, SnapshotEntry, SnapshotFilter};
 use crate::storage::FileType;
 use crate::tree::Tree;
 use crate::Repository;
-
-/// Parallel object reads (index files, snapshots) per call.
-const READ_CONCURRENCY: usize = 8;
 
 impl Repository {
     /// Reads, authenticates and merges every index file.
@@ -34,37 +31,24 @@ impl Repository {
     /// anyway), those no longer listed are dropped (their live entries are in the files that
     /// replaced them). Each round reads only what appeared since the last, so even prunes run
     /// back to back cannot starve the reader; the number of rounds is still bounded.
-    pub async fn read_index_files(&self) -> Result<Vec<(String, IndexFile)>> {
+    pub async fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
         const MAX_ROUNDS: usize = 32;
-        let mut read: std::collections::BTreeMap<String, IndexFile> = Default::default();
+        let mut read: BTreeMap<IndexId, IndexFile> = BTreeMap::new();
         let mut round = 0;
         loop {
             round += 1;
-            let listed: std::collections::BTreeSet<String> = self
-                .storage
-                .list(FileType::Index)
-                .await?
+            let listed: BTreeSet<IndexId> =
+                self.list_files::<IndexFile>().await?.into_iter().collect();
+            read.retain(|id, _| listed.contains(id));
+            let wanted: Vec<IndexId> = listed
                 .into_iter()
-                .map(|listed| listed.name)
+                .filter(|id| !read.contains_key(id))
                 .collect();
-            read.retain(|name, _| listed.contains(name));
-            let wanted: Vec<String> = listed
-                .into_iter()
-                .filter(|name| !read.contains_key(name))
-                .collect();
-            let fetched: Vec<(String, Result<IndexFile>)> = futures::stream::iter(wanted)
-                .map(|name| async move {
-                    let file = self.read_index_file(&name).await;
-                    (name, file)
-                })
-                .buffer_unordered(READ_CONCURRENCY)
-                .collect()
-                .await;
             let mut vanished = None;
-            for (name, file) in fetched {
+            for (id, file) in self.read_these::<IndexFile>(wanted).await {
                 match file {
                     Ok(file) => {
-                        read.insert(name, file);
+                        read.insert(id, file);
                     }
                     Err(missing @ RepoError::MissingObject { .. }) => vanished = Some(missing),
                     Err(other) => return Err(other),
@@ -78,64 +62,37 @@ impl Repository {
         }
     }
 
-    /// Reads, authenticates and decodes one index file.
-    async fn read_index_file(&self, name: &str) -> Result<IndexFile> {
-        let object = format!("index/{name}");
-        let sealed = self.storage.get(FileType::Index, name).await?;
-        check_content_id(&object, name, &sealed)?;
-        let plain = open_object(&self.keys, ObjectKind::Index, &object, &sealed)?;
-        IndexFile::decode(&plain, &object)
-    }
-
     /// Seals and stores an index file; returns its id.
-    pub async fn write_index_file(&self, file: &IndexFile) -> Result<String> {
-        let sealed = seal_object(&self.keys, ObjectKind::Index, &file.encode())?;
-        let id = content_id(&sealed);
-        self.storage
-            .put_content(FileType::Index, &id, sealed.into())
-            .await?;
-        Ok(id)
+    pub async fn write_index_file(&self, file: &IndexFile) -> Result<IndexId> {
+        self.write_file(file).await
     }
 
     /// Seals and stores a snapshot; returns its id.
     pub async fn write_snapshot(&self, snapshot: &Snapshot) -> Result<String> {
-        let sealed = seal_object(&self.keys, ObjectKind::Snapshot, &snapshot.encode())?;
-        let id = content_id(&sealed);
-        self.storage
-            .put_content(FileType::Snapshot, &id, sealed.into())
-            .await?;
-        Ok(id)
+        self.write_file(snapshot).await.map(String::from)
     }
 
     /// Reads one snapshot by full id.
+    ///
+    /// # Errors
+    /// [`RepoError::InvalidInput`] if `id` is not a full id; as [`Repository::read_file`].
     pub async fn read_snapshot(&self, id: &str) -> Result<Snapshot> {
-        let object = format!("snapshots/{id}");
-        let sealed = self.storage.get(FileType::Snapshot, id).await?;
-        check_content_id(&object, id, &sealed)?;
-        let plain = open_object(&self.keys, ObjectKind::Snapshot, &object, &sealed)?;
-        Snapshot::decode(&plain, &object)
+        self.read_file(&id.parse::<SnapshotId>()?).await
     }
 
     /// Every snapshot passing `filter`, oldest first. A snapshot removed between listing and
     /// reading (by a concurrent `forget`) is left out.
     pub async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<SnapshotEntry>> {
-        let listed = self.storage.list(FileType::Snapshot).await?;
-        let mut all: Vec<SnapshotEntry> = futures::stream::iter(listed)
-            .map(|listed| async move {
-                match self.read_snapshot(&listed.name).await {
-                    Ok(snapshot) => Ok(Some(SnapshotEntry {
-                        id: listed.name,
-                        snapshot,
-                    })),
-                    Err(RepoError::MissingObject { .. }) => Ok(None),
-                    Err(e) => Err(e),
-                }
+        let mut all: Vec<SnapshotEntry> = self
+            .read_files::<Snapshot>()
+            .await?
+            .into_iter()
+            .filter(|(_, snapshot)| filter.matches(snapshot))
+            .map(|(id, snapshot)| SnapshotEntry {
+                id: id.into(),
+                snapshot,
             })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_filter_map(|entry| async move { Ok::<_, RepoError>(entry) })
-            .try_collect()
-            .await?;
-        all.retain(|s| filter.matches(&s.snapshot));
+            .collect();
         all.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
         Ok(all)
     }
@@ -172,7 +129,7 @@ impl Repository {
         let entry = location.entry;
         tokio::task::spawn_blocking(move || decode_blob(&keys, &entry, &sealed))
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("decode task failed: {e}")))?
+            .map_err(RepoError::task("decode task"))?
             .map_err(|source| RepoError::Pack {
                 object: format!("{blob_type} blob {id} in pack {pack}"),
                 source,

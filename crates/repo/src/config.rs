@@ -64,8 +64,12 @@ impl RepoConfig {
     /// The chunker parameters.
     pub fn chunker_params(&self) -> Result<ChunkerParams> {
         let c = self.chunker;
-        ChunkerParams::new(c.min as usize, c.avg as usize, c.max as usize)
-            .map_err(|e| RepoError::InvalidInput(e.to_string()))
+        ChunkerParams::new(c.min as usize, c.avg as usize, c.max as usize).map_err(|source| {
+            RepoError::Chunker {
+                object: "chunker parameters".into(),
+                source,
+            }
+        })
     }
 
     /// The blob encoder for the configured compression.

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use cairn_pack::PackError;
 
-/// What a caller can do about an error; maps one-to-one onto CLI exit codes and C ABI status
-/// codes.
+/// What a caller can do about an error. [`crate::Outcome`] holds the one table that turns
+/// it into a CLI exit code, a C ABI status and a JSON name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -28,6 +28,8 @@ pub enum ErrorKind {
     /// The repository is locked by another maintenance run, or this run lost its lock
     /// (restic exit code 11).
     Locked,
+    /// A bug in cairn: a task panicked or an invariant broke. The error keeps the source.
+    Internal,
 }
 
 /// Errors raised by `cairn-repo`. Each names the object or path concerned.
@@ -113,6 +115,25 @@ pub enum RepoError {
     /// Occurs when an operation is cancelled through its cancel token.
     #[error("operation cancelled")]
     Cancelled,
+    /// Occurs when the chunker refuses its parameters or its input.
+    #[error("{object}: {source}")]
+    Chunker {
+        /// What was being chunked or configured.
+        object: String,
+        /// The chunker's error.
+        #[source]
+        source: cairn_chunker::ChunkerError,
+    },
+    /// Occurs when a task cairn runs fails for a reason that is a bug in cairn, not in the
+    /// input: a worker task panicked (the source carries its message) or was aborted.
+    #[error("internal error in {what}: {source}")]
+    Internal {
+        /// The work that failed (e.g. "restore task").
+        what: String,
+        /// The cause: a task's join error, with a panic's message.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Occurs when maintenance finds the repository's maintenance lock held.
     #[error("repository is already locked: {holder}{hint}")]
     Locked {
@@ -148,6 +169,11 @@ impl RepoError {
             RepoError::InvalidInput(_) => ErrorKind::InvalidInput,
             RepoError::Cancelled => ErrorKind::Cancelled,
             RepoError::Locked { .. } | RepoError::LockLost { .. } => ErrorKind::Locked,
+            RepoError::Chunker { source, .. } => match source {
+                cairn_chunker::ChunkerError::Io(_) => ErrorKind::Io,
+                _ => ErrorKind::InvalidInput,
+            },
+            RepoError::Internal { .. } => ErrorKind::Internal,
         }
     }
 
@@ -155,6 +181,26 @@ impl RepoError {
         RepoError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Maps a failed worker task (`spawn_blocking`, `spawn`) to [`RepoError::Internal`],
+    /// keeping the join error (and so a panic's message) as the source.
+    pub(crate) fn task(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> RepoError {
+        move |source| RepoError::Internal {
+            what: what.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The same error, reported as damage to `object` if it says the input was invalid: for
+    /// data that authenticated (so it was written with the key) yet fails validation, which
+    /// is corruption or a hostile writer, not a caller's mistake.
+    pub(crate) fn invalid_as_corrupt(self, object: &str) -> Self {
+        match self {
+            RepoError::InvalidInput(reason) => RepoError::corrupt(object, reason),
+            RepoError::Chunker { source, .. } => RepoError::corrupt(object, source.to_string()),
+            other => other,
         }
     }
 

@@ -78,10 +78,10 @@ pub fn config(data: &[u8]) {
 /// round-trip.
 pub fn record(data: &[u8]) {
     fn round_trip<R: Record + PartialEq + std::fmt::Debug>(data: &[u8]) {
-        if let Ok(record) = R::decode(data, "fuzz record") {
+        if let Ok(record) = R::decode_file(data, "fuzz record") {
             let again = serde_json::to_vec(&record).expect("records serialize");
             assert_eq!(
-                R::decode(&again, "re-encoded").expect("re-encoded record parses"),
+                R::decode_file(&again, "re-encoded").expect("re-encoded record parses"),
                 record
             );
         }

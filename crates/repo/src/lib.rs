@@ -8,6 +8,9 @@
 //!
 //! Formats: docs/format.md.
 
+// Nothing here needs unsafe code: system calls go through rustix and nix.
+#![forbid(unsafe_code)]
+
 mod access;
 pub mod blocking;
 pub mod config;
@@ -18,6 +21,7 @@ mod key_hint;
 pub mod lock;
 pub mod object;
 pub mod ops;
+mod outcome;
 pub mod pending;
 pub mod records;
 mod repository;
@@ -30,6 +34,7 @@ pub use error::{ErrorKind, RepoError, Result};
 pub use index::Index;
 pub use key_hint::{default_cache_dir, OpenOptions};
 pub use lock::{LockConfirmer, LockGuard, LockInfo, LockKind, LockStatus, LockTimings};
+pub use outcome::Outcome;
 pub use records::{CheckRecord, DrillOutcome, DrillRecord};
 pub use repository::{KeyInfo, Repository, MAX_KEYS_TRIED};
 pub use snapshot::{Snapshot, SnapshotEntry, SnapshotFilter, SnapshotSummary};

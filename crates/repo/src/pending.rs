@@ -3,12 +3,11 @@
 //! (docs/format.md#locks-and-concurrency).
 
 use cairn_pack::PackId;
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
 use crate::index::{IndexFile, IndexPack};
-use crate::object::{check_content_id, content_id, open_object, seal_object, ObjectKind};
+use crate::object::{ObjectKind, PendingId, SealedFile};
 use crate::storage::FileType;
 use crate::Repository;
 
@@ -33,41 +32,30 @@ impl PendingDeletion {
     }
 }
 
-impl Repository {
-    /// Stores a pending-deletion record; returns its id.
-    pub(crate) async fn write_pending(&self, record: &PendingDeletion) -> Result<String> {
-        let plain = serde_json::to_vec(record).expect("pending record serializes");
-        let sealed = seal_object(&self.keys, ObjectKind::Pending, &plain)?;
-        let id = content_id(&sealed);
-        self.storage
-            .put_content(FileType::Pending, &id, sealed.into())
-            .await?;
-        Ok(id)
+impl SealedFile for PendingDeletion {
+    const FILE_TYPE: FileType = FileType::Pending;
+    const KIND: ObjectKind = ObjectKind::Pending;
+    type Id = PendingId;
+
+    fn encode_file(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("pending records serialize")
     }
 
-    /// Every pending-deletion record with its id.
-    pub async fn read_pending(&self) -> Result<Vec<(String, PendingDeletion)>> {
-        let listed = self.storage.list(FileType::Pending).await?;
-        futures::stream::iter(listed)
-            .map(|listed| async move {
-                let object = format!("pending/{}", listed.name);
-                let sealed = match self.storage.get(FileType::Pending, &listed.name).await {
-                    Ok(sealed) => sealed,
-                    // Completed by a prune between listing and reading.
-                    Err(RepoError::MissingObject { .. }) => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                check_content_id(&object, &listed.name, &sealed)?;
-                let plain = open_object(&self.keys, ObjectKind::Pending, &object, &sealed)?;
-                Ok(Some((
-                    listed.name,
-                    PendingDeletion::decode(&plain, &object)?,
-                )))
-            })
-            .buffer_unordered(8)
-            .try_filter_map(|x| async move { Ok(x) })
-            .try_collect()
-            .await
+    fn decode_file(plain: &[u8], object: &str) -> Result<Self> {
+        Self::decode(plain, object)
+    }
+}
+
+impl Repository {
+    /// Stores a pending-deletion record; returns its id.
+    pub(crate) async fn write_pending(&self, record: &PendingDeletion) -> Result<PendingId> {
+        self.write_file(record).await
+    }
+
+    /// Every pending-deletion record with its id (one completed by a prune between listing
+    /// and reading is left out).
+    pub async fn read_pending(&self) -> Result<Vec<(PendingId, PendingDeletion)>> {
+        self.read_files().await
     }
 
     /// Puts a pack back into the index (from its own header), so pending deletions keep it.
@@ -85,6 +73,7 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::FileId;
     use proptest::prelude::*;
 
     proptest! {
@@ -142,13 +131,17 @@ mod tests {
         // A flipped byte: the content no longer hashes to its name.
         let mut sealed = repo
             .storage
-            .get(FileType::Pending, &id)
+            .get(FileType::Pending, id.as_str())
             .await
             .unwrap()
             .to_vec();
         sealed[30] ^= 1;
         repo.storage
-            .overwrite(FileType::Pending, &id, bytes::Bytes::from(sealed).into())
+            .overwrite(
+                FileType::Pending,
+                id.as_str(),
+                bytes::Bytes::from(sealed).into(),
+            )
             .await
             .unwrap();
         assert!(repo.read_pending().await.is_err());

@@ -6,12 +6,11 @@
 //! the whole record or nothing. RPO and metrics read them back; `forget` and `prune` drop
 //! drills of snapshots that are gone, and keep only the newest check records.
 
-use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
-use crate::object::{check_content_id, content_id, open_object, seal_object, ObjectKind};
+use crate::object::{CheckId, DrillId, ObjectKind, SealedFile, SnapshotId};
 use crate::storage::FileType;
 use crate::Repository;
 
@@ -67,6 +66,15 @@ impl DrillRecord {
     pub fn passed(&self) -> bool {
         self.outcome == DrillOutcome::Passed
     }
+
+    /// [`crate::Outcome::DrillFailed`] unless the drill passed.
+    pub fn verdict(&self) -> crate::Outcome {
+        if self.passed() {
+            crate::Outcome::Success
+        } else {
+            crate::Outcome::DrillFailed
+        }
+    }
 }
 
 /// One `check` run (sealed JSON under `checks/<id>`).
@@ -88,77 +96,58 @@ pub struct CheckRecord {
     pub hostname: String,
 }
 
-/// A record type stored in the repository.
-pub trait Record: Serialize + DeserializeOwned {
-    /// Where records of this type live.
-    const FILE_TYPE: FileType;
-    /// The associated data they are sealed with.
-    const KIND: ObjectKind;
+/// A record type stored in the repository: a sealed file of JSON.
+pub trait Record: SealedFile + Serialize + DeserializeOwned {}
 
-    /// Decodes a record's plaintext; `object` names it in errors.
-    fn decode(bytes: &[u8], object: &str) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| {
-            RepoError::corrupt(
-                object,
-                format!("invalid {} record JSON: {e}", Self::FILE_TYPE.dir()),
-            )
-        })
-    }
+macro_rules! record {
+    ($record:ty, $file_type:expr, $kind:expr, $id:ty) => {
+        impl SealedFile for $record {
+            const FILE_TYPE: FileType = $file_type;
+            const KIND: ObjectKind = $kind;
+            type Id = $id;
+
+            fn encode_file(&self) -> Vec<u8> {
+                serde_json::to_vec(self).expect("records serialize")
+            }
+
+            fn decode_file(plain: &[u8], object: &str) -> Result<Self> {
+                serde_json::from_slice(plain).map_err(|e| {
+                    RepoError::corrupt(
+                        object,
+                        format!("invalid {} record JSON: {e}", Self::FILE_TYPE.dir()),
+                    )
+                })
+            }
+        }
+
+        impl Record for $record {}
+    };
 }
 
-impl Record for DrillRecord {
-    const FILE_TYPE: FileType = FileType::Drill;
-    const KIND: ObjectKind = ObjectKind::Drill;
-}
-
-impl Record for CheckRecord {
-    const FILE_TYPE: FileType = FileType::Check;
-    const KIND: ObjectKind = ObjectKind::Check;
-}
+record!(DrillRecord, FileType::Drill, ObjectKind::Drill, DrillId);
+record!(CheckRecord, FileType::Check, ObjectKind::Check, CheckId);
 
 impl Repository {
     /// Stores a record; returns its id. The object appears complete or not at all.
-    pub async fn write_record<R: Record>(&self, record: &R) -> Result<String> {
-        let plain = serde_json::to_vec(record).expect("records serialize");
-        let sealed = seal_object(&self.keys, R::KIND, &plain)?;
-        let id = content_id(&sealed);
-        self.storage
-            .put_content(R::FILE_TYPE, &id, sealed.into())
-            .await?;
-        Ok(id)
+    pub async fn write_record<R: Record>(&self, record: &R) -> Result<R::Id> {
+        self.write_file(record).await
     }
 
     /// Every record of one type with its id, each authenticated before it is parsed. A
     /// record removed between listing and reading is skipped.
-    pub async fn read_records<R: Record + Send>(&self) -> Result<Vec<(String, R)>> {
-        let listed = self.storage.list(R::FILE_TYPE).await?;
-        futures::stream::iter(listed)
-            .map(|listed| async move {
-                let object = format!("{}/{}", R::FILE_TYPE.dir(), listed.name);
-                let sealed = match self.storage.get(R::FILE_TYPE, &listed.name).await {
-                    Ok(sealed) => sealed,
-                    Err(RepoError::MissingObject { .. }) => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                check_content_id(&object, &listed.name, &sealed)?;
-                let plain = open_object(&self.keys, R::KIND, &object, &sealed)?;
-                Ok(Some((listed.name, R::decode(&plain, &object)?)))
-            })
-            .buffer_unordered(8)
-            .try_filter_map(|x| async move { Ok(x) })
-            .try_collect()
-            .await
+    pub async fn read_records<R: Record>(&self) -> Result<Vec<(R::Id, R)>> {
+        self.read_files().await
     }
 
     /// Drill records, oldest first.
-    pub async fn drills(&self) -> Result<Vec<(String, DrillRecord)>> {
+    pub async fn drills(&self) -> Result<Vec<(DrillId, DrillRecord)>> {
         let mut drills = self.read_records::<DrillRecord>().await?;
         drills.sort_by(|a, b| (&a.1.time, &a.0).cmp(&(&b.1.time, &b.0)));
         Ok(drills)
     }
 
     /// Check records, oldest first.
-    pub async fn check_records(&self) -> Result<Vec<(String, CheckRecord)>> {
+    pub async fn check_records(&self) -> Result<Vec<(CheckId, CheckRecord)>> {
         let mut checks = self.read_records::<CheckRecord>().await?;
         checks.sort_by(|a, b| (&a.1.time, &a.0).cmp(&(&b.1.time, &b.0)));
         Ok(checks)
@@ -172,23 +161,25 @@ impl Repository {
     pub async fn drop_stale_records(&self) -> Result<u64> {
         let drills = self.drills().await?;
         let checks = self.check_records().await?;
-        let snapshots: std::collections::HashSet<String> = self
-            .storage
-            .list(FileType::Snapshot)
+        let snapshots: std::collections::HashSet<SnapshotId> = self
+            .list_files::<crate::Snapshot>()
             .await?
             .into_iter()
-            .map(|l| l.name)
             .collect();
         let mut removed = 0;
         for (id, drill) in drills {
-            if !snapshots.contains(&drill.snapshot) {
-                self.storage.delete(FileType::Drill, &id).await?;
+            let live = drill
+                .snapshot
+                .parse::<SnapshotId>()
+                .is_ok_and(|snapshot| snapshots.contains(&snapshot));
+            if !live {
+                self.delete_file::<DrillRecord>(&id).await?;
                 removed += 1;
             }
         }
         let excess = checks.len().saturating_sub(CHECK_RECORDS_KEPT);
         for (id, _) in checks.into_iter().take(excess) {
-            self.storage.delete(FileType::Check, &id).await?;
+            self.delete_file::<CheckRecord>(&id).await?;
             removed += 1;
         }
         Ok(removed)
@@ -198,6 +189,7 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::FileId;
     use proptest::prelude::*;
 
     fn drill(snapshot: &str, time: &str, outcome: DrillOutcome) -> DrillRecord {
@@ -244,7 +236,7 @@ mod tests {
                 files_restored: files, bytes_restored: bytes, hostname: "node-1".into(),
             };
             let text = serde_json::to_vec(&record).unwrap();
-            prop_assert_eq!(DrillRecord::decode(&text, "d").unwrap(), record);
+            prop_assert_eq!(DrillRecord::decode_file(&text, "d").unwrap(), record);
         }
 
         #[test]
@@ -254,13 +246,13 @@ mod tests {
                 warnings, duration_seconds: 1.25, hostname: "h".into(),
             };
             let text = serde_json::to_vec(&record).unwrap();
-            prop_assert_eq!(CheckRecord::decode(&text, "c").unwrap(), record);
+            prop_assert_eq!(CheckRecord::decode_file(&text, "c").unwrap(), record);
         }
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = DrillRecord::decode(&bytes, "d");
-            let _ = CheckRecord::decode(&bytes, "c");
+            let _ = DrillRecord::decode_file(&bytes, "d");
+            let _ = CheckRecord::decode_file(&bytes, "c");
         }
     }
 
@@ -271,7 +263,7 @@ mod tests {
             br#"{"snapshot":"a"}"#,
             b"[]",
         ] {
-            let err = DrillRecord::decode(text, "drills/abc").unwrap_err();
+            let err = DrillRecord::decode_file(text, "drills/abc").unwrap_err();
             assert!(err.to_string().contains("drills/abc"), "{err}");
         }
     }
@@ -298,20 +290,27 @@ mod tests {
         assert_eq!(repo.drills().await.unwrap(), vec![(id.clone(), record)]);
 
         // A drill's bytes stored as a check record do not open as one.
-        let sealed = repo.storage.get(FileType::Drill, &id).await.unwrap();
+        let sealed = repo
+            .storage
+            .get(FileType::Drill, id.as_str())
+            .await
+            .unwrap();
         repo.storage
-            .put_content(FileType::Check, &id, sealed.clone().into())
+            .put_content(FileType::Check, id.as_str(), sealed.clone().into())
             .await
             .unwrap();
         let err = repo.check_records().await.unwrap_err().to_string();
         assert!(err.contains(&format!("checks/{id}")), "{err}");
-        repo.storage.delete(FileType::Check, &id).await.unwrap();
+        repo.storage
+            .delete(FileType::Check, id.as_str())
+            .await
+            .unwrap();
 
         // A flipped byte: the content no longer hashes to its name.
         let mut damaged = sealed.to_vec();
         damaged[30] ^= 1;
         repo.storage
-            .overwrite(FileType::Drill, &id, damaged.into())
+            .overwrite(FileType::Drill, id.as_str(), damaged.into())
             .await
             .unwrap();
         let err = repo.drills().await.unwrap_err().to_string();

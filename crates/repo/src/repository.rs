@@ -281,7 +281,7 @@ impl Repository {
             let password = Arc::clone(&password);
             let result = tokio::task::spawn_blocking(move || key_file.unlock(&password))
                 .await
-                .map_err(|e| RepoError::InvalidInput(format!("key derivation task failed: {e}")))?;
+                .map_err(RepoError::task("key derivation task"))?;
             match result {
                 Ok(keys) => {
                     unlocked = Some((keys, name.to_string()));
@@ -315,7 +315,11 @@ impl Repository {
         let plain = open_object(&keys, ObjectKind::Config, "config", &config_bytes)?;
         let config: RepoConfig = serde_json::from_slice(&plain)
             .map_err(|e| RepoError::corrupt("config", format!("invalid JSON: {e}")))?;
-        config.validate()?;
+        // It authenticated, so it was written with the key: a value out of range is damage
+        // (or a hostile key holder), not the caller's mistake.
+        config
+            .validate()
+            .map_err(|e| e.invalid_as_corrupt("config"))?;
         if let Some(dir) = &options.cache_dir {
             if remembered.as_deref() != Some(key_id.as_str()) {
                 key_hint::write(dir, &cache_name, &key_id);
@@ -462,7 +466,7 @@ async fn write_key(
     let key_file =
         tokio::task::spawn_blocking(move || KeyFile::create(&keys, &password, kdf, &info))
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("key derivation task failed: {e}")))?
+            .map_err(RepoError::task("key derivation task"))?
             .map_err(|source| RepoError::Pack {
                 object: "new key file".into(),
                 source,

@@ -83,6 +83,20 @@ pub struct Snapshot {
     pub original: Option<String>,
 }
 
+impl crate::object::SealedFile for Snapshot {
+    const FILE_TYPE: crate::storage::FileType = crate::storage::FileType::Snapshot;
+    const KIND: crate::object::ObjectKind = crate::object::ObjectKind::Snapshot;
+    type Id = crate::object::SnapshotId;
+
+    fn encode_file(&self) -> Vec<u8> {
+        self.encode()
+    }
+
+    fn decode_file(plain: &[u8], object: &str) -> Result<Self> {
+        Self::decode(plain, object)
+    }
+}
+
 impl Snapshot {
     /// Decodes a snapshot's plaintext.
     pub fn decode(bytes: &[u8], object: &str) -> Result<Snapshot> {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use cairn_repo::ops::backup::BackupOptions;
 use cairn_repo::ops::forget::{ForgetOptions, KeepPolicy};
-use cairn_repo::ops::prune::PruneOptions;
+use cairn_repo::ops::prune::{MaxUnused, PruneOptions};
 use cairn_repo::{Repository, SnapshotFilter, Storage};
 use common::*;
 
@@ -54,7 +54,7 @@ async fn backups_race_prunes(storage: Storage, writers: u64, rounds: u64) {
                 forget_all_but_last(&repo).await;
                 let report = repo
                     .prune(&PruneOptions {
-                        max_unused: 0.0,
+                        max_unused: MaxUnused::Bytes(0),
                         ..Default::default()
                     })
                     .await

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use cairn_repo::ops::backup::BackupOptions;
-use cairn_repo::ops::prune::PruneOptions;
+use cairn_repo::ops::prune::{MaxUnused, PruneOptions};
 use cairn_repo::{
     ErrorKind, FileType, LockGuard, LockTimings, Repository, SnapshotFilter, Storage,
 };
@@ -140,7 +140,7 @@ async fn assert_lapse_outcome(
 async fn prune_everything(repo: &Repository) -> u64 {
     let report = repo
         .prune(&PruneOptions {
-            max_unused: 0.0,
+            max_unused: MaxUnused::Bytes(0),
             ..Default::default()
         })
         .await

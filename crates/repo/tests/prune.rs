@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use cairn_repo::ops::backup::BackupOptions;
-use cairn_repo::ops::prune::PruneOptions;
+use cairn_repo::ops::prune::{MaxUnused, PruneOptions};
 use cairn_repo::{FileType, Repository, Storage};
 use common::*;
 
@@ -87,7 +87,7 @@ async fn prune_frees_unused_data_and_keeps_every_snapshot() {
     assert_eq!(again.packs_repacked, 0, "{again:?}");
     // With no tolerance for unused bytes, prune removes every last unused blob.
     let strict = PruneOptions {
-        max_unused: 0.0,
+        max_unused: MaxUnused::Bytes(0),
         ..Default::default()
     };
     repo.prune(&strict).await.unwrap();
@@ -147,7 +147,7 @@ async fn repack_respects_threshold_and_budget() {
     // Threshold 100 %: never repack.
     let report = repo
         .prune(&PruneOptions {
-            max_unused: 1.0,
+            max_unused: MaxUnused::Unlimited,
             ..Default::default()
         })
         .await
@@ -156,7 +156,7 @@ async fn repack_respects_threshold_and_budget() {
     // Threshold 0: every pack with any unused blob is repacked, leaving none unused.
     let report = repo
         .prune(&PruneOptions {
-            max_unused: 0.0,
+            max_unused: MaxUnused::Bytes(0),
             ..Default::default()
         })
         .await
@@ -170,7 +170,7 @@ async fn repack_respects_threshold_and_budget() {
     assert_restores(&repo, &snaps).await;
     assert!(repo
         .prune(&PruneOptions {
-            max_unused: 1.5,
+            max_unused: MaxUnused::Percent(150.0),
             ..Default::default()
         })
         .await

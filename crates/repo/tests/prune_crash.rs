@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cairn_repo::ops::backup::BackupOptions;
-use cairn_repo::ops::prune::PruneOptions;
+use cairn_repo::ops::prune::{MaxUnused, PruneOptions};
 use cairn_repo::{FileType, Repository, Storage};
 use common::hooked::{injected, Hooked};
 use common::*;
@@ -116,7 +116,7 @@ async fn prune_stopped_at_every_step_leaves_a_consistent_repository() {
         .await
         .unwrap();
     let options = PruneOptions {
-        max_unused: 0.0,
+        max_unused: MaxUnused::Bytes(0),
         ..Default::default()
     };
 

@@ -1,5 +1,6 @@
 //! `cairn backup`: paths or standard input, restic's flags and JSON lines.
 
+use cairn_repo::Outcome;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -87,7 +88,7 @@ fn status_line(p: &Progress) -> serde_json::Value {
     })
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let mut paths = args.paths.clone();
     for file in &args.files_from {
         let text =
@@ -171,7 +172,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         bar.finish_and_clear();
     }
     print_report(globals, &report, started.elapsed());
-    Ok(if report.snapshot.incomplete { 3 } else { 0 })
+    Ok(report.outcome())
 }
 
 fn print_report(globals: &Globals, report: &BackupReport, duration: std::time::Duration) {

@@ -1,6 +1,7 @@
 //! `cairn check [--read-data] [--read-data-subset n/m|x%]`: exits 1 when anything is damaged.
 
 use cairn_repo::ops::check::{CheckOptions, ReadData};
+use cairn_repo::Outcome;
 use serde_json::json;
 
 use crate::context::Globals;
@@ -16,7 +17,7 @@ pub struct Args {
     read_data_subset: Option<String>,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let read_data = match (&args.read_data_subset, args.read_data) {
         (Some(subset), _) => ReadData::parse_subset(subset)?,
         (None, true) => ReadData::All,
@@ -66,5 +67,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             );
         }
     }
-    Ok(if report.is_ok() { 0 } else { 1 })
+    Ok(report.outcome())
 }

@@ -2,6 +2,7 @@
 //! given by `-r` (restic's direction), skipping those already copied.
 
 use cairn_repo::ops::backup::copy::CopyOptions;
+use cairn_repo::Outcome;
 use serde_json::json;
 
 use super::snapshots::FilterArgs;
@@ -18,8 +19,8 @@ pub struct Args {
     filter: FilterArgs,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
-    let source = args.from.open().await?;
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
+    let source = args.from.open(globals).await?;
     let dest = globals.open().await?;
     let options = CopyOptions {
         ids: args.snapshots,
@@ -56,5 +57,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             }
         );
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }

@@ -1,6 +1,7 @@
 //! `cairn drill [SNAPSHOT] --command CMD`: restore into a scratch directory, verify, run a
 //! command against the result, record the outcome; `cairn drills`: list recorded drills.
 
+use cairn_repo::Outcome;
 use std::path::PathBuf;
 
 use cairn_repo::ops::drill::DrillOptions;
@@ -8,7 +9,7 @@ use cairn_repo::ops::rpo::parse_duration;
 use cairn_repo::SnapshotFilter;
 use serde_json::json;
 
-use crate::context::{Globals, EXIT_DRILL_FAILED};
+use crate::context::Globals;
 use crate::output::{human_bytes, json_line, terminal};
 
 #[derive(clap::Args, Debug)]
@@ -55,7 +56,7 @@ pub struct Args {
     pass_env: Vec<String>,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let timeout = args
         .timeout
         .as_deref()
@@ -114,11 +115,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         );
     }
-    Ok(if record.passed() {
-        0
-    } else {
-        EXIT_DRILL_FAILED
-    })
+    Ok(record.verdict())
 }
 
 #[derive(clap::Args, Debug)]
@@ -128,7 +125,7 @@ pub struct ListArgs {
     snapshot: Option<String>,
 }
 
-pub async fn list(globals: &Globals, args: ListArgs) -> anyhow::Result<u8> {
+pub async fn list(globals: &Globals, args: ListArgs) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let mut drills = repo.drills().await?;
     if let Some(prefix) = &args.snapshot {
@@ -140,14 +137,14 @@ pub async fn list(globals: &Globals, args: ListArgs) -> anyhow::Result<u8> {
             .map(|(id, d)| {
                 let mut value = serde_json::to_value(d).expect("records serialize");
                 if let serde_json::Value::Object(map) = &mut value {
-                    map.insert("id".into(), id.clone().into());
+                    map.insert("id".into(), String::from(id.clone()).into());
                     map.insert("passed".into(), d.passed().into());
                 }
                 value
             })
             .collect();
         println!("{}", serde_json::Value::Array(values));
-        return Ok(0);
+        return Ok(Outcome::Success);
     }
     println!(
         "{:<8}  {:<8}  {:<20}  {:<14}  {:>9}  {:>10}  command",
@@ -156,7 +153,7 @@ pub async fn list(globals: &Globals, args: ListArgs) -> anyhow::Result<u8> {
     for (id, d) in &drills {
         println!(
             "{:<8}  {:<8}  {:<20}  {:<14}  {:>9.1}  {:>10}  {}",
-            &id[..8],
+            id.short(),
             d.snapshot.get(..8).unwrap_or(&d.snapshot),
             d.time.get(..19).unwrap_or(&d.time).replace('T', " "),
             json!(d.outcome).as_str().unwrap_or(""),
@@ -166,5 +163,5 @@ pub async fn list(globals: &Globals, args: ListArgs) -> anyhow::Result<u8> {
         );
     }
     println!("{} drills", drills.len());
-    Ok(0)
+    Ok(Outcome::Success)
 }

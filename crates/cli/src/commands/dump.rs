@@ -1,6 +1,7 @@
 //! `cairn dump SNAPSHOT PATH`: one file to standard output, or a directory (`/` for the
 //! whole snapshot) as a tar archive, as restic does.
 
+use cairn_repo::Outcome;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -20,7 +21,7 @@ pub struct Args {
     filter: FilterArgs,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let entry = repo
         .find_snapshot(&args.snapshot, &args.filter.filter())
@@ -32,7 +33,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     if is_root {
         repo.dump_tar(index, entry.snapshot.tree, PathBuf::new(), writer)
             .await?;
-        return Ok(0);
+        return Ok(Outcome::Success);
     }
     let node = repo.find_node(&index, &entry.snapshot, &args.path).await?;
     match node.subtree {
@@ -44,5 +45,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             repo.dump(&index, &node, writer).await?;
         }
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }

@@ -5,6 +5,7 @@ use anyhow::{bail, Context};
 use cairn_repo::ops::forget::{
     Decision, ForgetOptions, ForgetReport, GroupBy, GroupDecision, KeepPolicy, TagSet, Within,
 };
+use cairn_repo::Outcome;
 use chrono::{FixedOffset, Offset, Utc};
 use serde_json::{json, Value};
 
@@ -102,7 +103,7 @@ impl Args {
     }
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let policy = args.policy();
     // Check every flag before touching the repository.
     let group_by = GroupBy::parse(&args.group_by)?;
@@ -113,7 +114,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         } else if !globals.quiet {
             println!("{NO_POLICY}");
         }
-        return Ok(0);
+        return Ok(Outcome::Success);
     }
     let repo = globals.open().await?;
     let report = repo
@@ -142,10 +143,10 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         eprintln!("unable to remove snapshots/{id} from the repository: {why}");
     }
     if !report.failed.is_empty() {
-        return Ok(3);
+        return Ok(report.outcome());
     }
     if report.removed.is_empty() {
-        return Ok(0);
+        return Ok(Outcome::Success);
     }
     if text {
         let count = report.removed.len();
@@ -164,7 +165,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         let prune = repo.prune(&prune_options).await?;
         print_report(globals, &prune);
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }
 
 /// Text output: the policy, then per group the snapshots kept (with reasons) and removed.

@@ -1,5 +1,6 @@
 //! `cairn init`.
 
+use cairn_repo::Outcome;
 use cairn_repo::{InitOptions, Repository};
 use serde_json::json;
 
@@ -25,7 +26,7 @@ pub struct Args {
     from: FromRepo,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let compression =
         match args.compression.as_str() {
             "off" | "none" => None,
@@ -48,7 +49,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         from.repo = Some(location.clone());
     }
     let repo = if args.copy_chunker_params || args.copy_chunker_params_from.is_some() {
-        let like = from.open().await?;
+        let like = from.open(globals).await?;
         Repository::init_chunking_like(storage, &password, options, &like).await?
     } else {
         Repository::init(storage, &password, options).await?
@@ -67,5 +68,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         );
         println!("Losing your password means that your data is irrecoverably lost.");
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }

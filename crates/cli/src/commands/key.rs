@@ -1,5 +1,6 @@
 //! `cairn key add|list|remove|passwd`.
 
+use cairn_repo::Outcome;
 use std::path::PathBuf;
 
 use cairn_repo::KdfParams;
@@ -50,7 +51,7 @@ impl NewPassword {
     }
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let mut repo = globals.open().await?;
     match args.action {
         Action::Add(new) => {
@@ -90,5 +91,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             println!("saved new key as {}; the old key was removed", &id[..8]);
         }
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }

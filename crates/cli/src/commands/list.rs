@@ -3,6 +3,7 @@
 //! `list locks --json --no-lock`).
 
 use cairn_repo::FileType;
+use cairn_repo::Outcome;
 
 use crate::context::Globals;
 
@@ -30,7 +31,7 @@ enum Kind {
     Blobs,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let file_type = match args.kind {
         Kind::Snapshots => FileType::Snapshot,
@@ -43,11 +44,11 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             for location in index.iter() {
                 println!("{} {}", location.entry.blob_type, location.entry.id);
             }
-            return Ok(0);
+            return Ok(Outcome::Success);
         }
     };
     for listed in repo.storage().list(file_type).await? {
         println!("{}", listed.name);
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }

@@ -1,5 +1,6 @@
 //! `cairn ls SNAPSHOT [PATH]`.
 
+use cairn_repo::Outcome;
 use std::path::PathBuf;
 
 use cairn_repo::{Node, NodeKind};
@@ -56,7 +57,7 @@ fn node_json(node: &Node, path: &str) -> serde_json::Value {
     })
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let entry = repo
         .find_snapshot(&args.snapshot, &args.filter.filter())
@@ -81,7 +82,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             Some(subtree) => start = subtree,
             None => {
                 print_node(globals, &node, &prefix);
-                return Ok(0);
+                return Ok(Outcome::Success);
             }
         }
     }
@@ -99,7 +100,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
         }
         stack.extend(subdirs.into_iter().rev());
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }
 
 fn print_node(globals: &Globals, node: &Node, path: &std::path::Path) {

@@ -1,6 +1,7 @@
 //! `cairn metrics [--textfile PATH]`: Prometheus text exposition on stdout, or written
 //! atomically for node_exporter's textfile collector.
 
+use cairn_repo::Outcome;
 use std::path::PathBuf;
 
 use cairn_repo::ops::forget::GroupBy;
@@ -18,18 +19,18 @@ pub struct Args {
     group_by: String,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let group_by = GroupBy::parse(&args.group_by)?;
     let repo = globals.open().await?;
     let metrics = repo.metrics(group_by, chrono::Utc::now()).await?;
     if globals.json {
         println!("{}", serde_json::to_string(&metrics)?);
-        return Ok(0);
+        return Ok(Outcome::Success);
     }
     let text = metrics.to_prometheus();
     match &args.textfile {
         Some(path) => write_textfile(path, &text)?,
         None => print!("{text}"),
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }

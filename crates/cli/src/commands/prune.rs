@@ -2,7 +2,8 @@
 //! snapshot uses. Exits 11 when another maintenance run holds the repository's lock.
 
 use anyhow::{bail, Context};
-use cairn_repo::ops::prune::{PruneOptions, PruneReport};
+use cairn_repo::ops::prune::{MaxUnused, PruneOptions, PruneReport};
+use cairn_repo::Outcome;
 use serde_json::Value;
 
 use crate::context::Globals;
@@ -11,8 +12,10 @@ use crate::output::{human_bytes, json_line};
 /// The prune flags `forget --prune` shares.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PruneFlags {
-    /// Repack a pack when more than this share of it is unused: a percentage ("5%") or
-    /// "unlimited" (never repack, only drop packs nothing uses).
+    /// Unused data the repository may keep after prune (as restic): a percentage of its
+    /// size ("5%"), a size ("0", "500M": binary suffixes k, m, g, t) or "unlimited" (never
+    /// repack, only drop packs nothing uses). Partly used packs are repacked, most unused
+    /// first, until what is left is within it.
     #[arg(long, default_value = "5%", value_name = "LIMIT")]
     max_unused: String,
     /// Read at most this much for repacking: bytes, or with a suffix k, m, g, t (binary).
@@ -45,12 +48,12 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let options = args.flags.options(args.dry_run)?;
     let repo = globals.open().await?;
     let report = repo.prune(&options).await?;
     print_report(globals, &report);
-    Ok(0)
+    Ok(Outcome::Success)
 }
 
 /// Prints a prune report: one `summary` JSON line with `--json`, else text (nothing with
@@ -154,28 +157,10 @@ fn report_text(r: &PruneReport) -> String {
     out
 }
 
-/// `--max-unused`: "x%" (0 to 100) or "unlimited", as a share of a pack (0.0 ..= 1.0).
-///
-/// restic also accepts an absolute size; cairn's threshold is per pack, so it refuses one.
-fn parse_max_unused(text: &str) -> anyhow::Result<f64> {
-    let text = text.trim();
-    if text == "unlimited" {
-        return Ok(1.0);
-    }
-    let Some(number) = text.strip_suffix('%') else {
-        bail!(
-            "invalid --max-unused {text:?}: use a percentage such as 5% or \"unlimited\" \
-             (cairn does not take an absolute size here)"
-        );
-    };
-    let percent: f64 = number
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid percentage {text:?} for --max-unused"))?;
-    if !(0.0..=100.0).contains(&percent) {
-        bail!("percentage for --max-unused must be between 0% and 100%, not {text}");
-    }
-    Ok(percent / 100.0)
+/// `--max-unused`, restic's grammar: a percentage of the repository (`5%`), a size (`0`,
+/// `500M`) or `unlimited` ([`MaxUnused`]).
+fn parse_max_unused(text: &str) -> anyhow::Result<MaxUnused> {
+    Ok(text.parse::<MaxUnused>()?)
 }
 
 /// A size as restic writes it: a number of bytes with an optional suffix b, k, m, g or t
@@ -222,11 +207,12 @@ mod tests {
     }
 
     #[test]
-    fn max_unused_is_a_share() {
-        assert_eq!(parse_max_unused("5%").unwrap(), 0.05);
-        assert_eq!(parse_max_unused("0%").unwrap(), 0.0);
-        assert_eq!(parse_max_unused("unlimited").unwrap(), 1.0);
-        for bad in ["5", "1G", "-1%", "101%", "x%", ""] {
+    fn max_unused_takes_restics_grammar() {
+        assert_eq!(parse_max_unused("5%").unwrap(), MaxUnused::Percent(5.0));
+        assert_eq!(parse_max_unused("0").unwrap(), MaxUnused::Bytes(0));
+        assert_eq!(parse_max_unused("1G").unwrap(), MaxUnused::Bytes(1 << 30));
+        assert_eq!(parse_max_unused("unlimited").unwrap(), MaxUnused::Unlimited);
+        for bad in ["", "101%", "lots", "-1"] {
             assert!(parse_max_unused(bad).is_err(), "{bad}");
         }
     }

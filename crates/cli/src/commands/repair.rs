@@ -1,6 +1,7 @@
 //! `cairn repair index` and `cairn repair snapshots [--forget] [--dry-run]`.
 
 use cairn_repo::ops::backup::repair::RepairSnapshotsOptions;
+use cairn_repo::Outcome;
 use serde_json::json;
 
 use super::snapshots::FilterArgs;
@@ -32,7 +33,7 @@ enum What {
     },
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     match args.what {
         What::Index => {
@@ -48,7 +49,12 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
                     report.packs_indexed, report.index_files_written, report.index_files_removed
                 );
             }
-            Ok(u8::from(!report.packs_unreadable.is_empty()))
+            // Packs that could not be read are damage the index could not cover.
+            Ok(if report.packs_unreadable.is_empty() {
+                Outcome::Success
+            } else {
+                Outcome::Damaged
+            })
         }
         What::Snapshots {
             dry_run,
@@ -78,7 +84,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
                     println!("no snapshot needs repair");
                 }
             }
-            Ok(0)
+            Ok(Outcome::Success)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `cairn restore SNAPSHOT[:PATH] --target DIR [--delete]`.
 
+use cairn_repo::Outcome;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ pub struct Args {
     filter: FilterArgs,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let (spec, subdir) = match args.snapshot.split_once(':') {
         Some((spec, path)) => (spec, Some(path)),
@@ -169,5 +170,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             }
         );
     }
-    Ok(if report.errors.is_empty() { 0 } else { 1 })
+    Ok(report.outcome())
 }

@@ -3,9 +3,10 @@
 
 use cairn_repo::ops::forget::GroupBy;
 use cairn_repo::ops::rpo::{parse_duration, RpoOptions};
+use cairn_repo::Outcome;
 
 use super::snapshots::FilterArgs;
-use crate::context::{Globals, EXIT_RPO_BREACHED};
+use crate::context::Globals;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,7 +23,7 @@ pub struct Args {
     filter: FilterArgs,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     // Every input is validated before the repository is touched.
     let options = RpoOptions {
         max_age: parse_duration(&args.max_age, "--max-age")?,
@@ -67,5 +68,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(if report.ok { 0 } else { EXIT_RPO_BREACHED })
+    Ok(report.outcome())
 }

@@ -1,5 +1,6 @@
 //! `cairn snapshots`.
 
+use cairn_repo::Outcome;
 use cairn_repo::{SnapshotEntry, SnapshotFilter};
 use serde_json::Value;
 
@@ -50,7 +51,7 @@ pub fn snapshot_json(entry: &SnapshotEntry) -> Value {
     entry.to_json()
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let mut list = repo.list_snapshots(&args.filter.filter()).await?;
     if let Some(n) = args.latest {
@@ -73,7 +74,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     }
     if globals.json {
         println!("{}", Value::Array(list.iter().map(snapshot_json).collect()));
-        return Ok(0);
+        return Ok(Outcome::Success);
     }
     println!(
         "{:<8}  {:<25}  {:<15}  {:<15}  Paths",
@@ -95,5 +96,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
     }
     println!("{}", "-".repeat(80));
     println!("{} snapshots", list.len());
-    Ok(0)
+    Ok(Outcome::Success)
 }

@@ -1,5 +1,6 @@
 //! `cairn stats`: logical size of the snapshots, what is stored, and the ratios.
 
+use cairn_repo::Outcome;
 use std::collections::HashSet;
 
 use cairn_repo::{BlobId, FileType, NodeKind};
@@ -15,7 +16,7 @@ pub struct Args {
     filter: FilterArgs,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let snapshots = repo.list_snapshots(&args.filter.filter()).await?;
     let index = repo.load_index().await?;
@@ -81,7 +82,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             ratio(unique, stored_blobs)
         );
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }
 
 async fn tree_size(

@@ -2,6 +2,7 @@
 //! this host by a process that is gone, or not authenticating), or every lock.
 
 use crate::context::Globals;
+use cairn_repo::Outcome;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -11,7 +12,7 @@ pub struct Args {
     remove_all: bool,
 }
 
-pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
+pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
     let removed = repo.unlock(args.remove_all).await?;
     if globals.json {
@@ -31,5 +32,5 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<u8> {
             println!("successfully removed {} locks", removed.len());
         }
     }
-    Ok(0)
+    Ok(Outcome::Success)
 }

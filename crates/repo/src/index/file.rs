@@ -29,6 +29,20 @@ pub struct IndexFile {
     pub packs: Vec<IndexPack>,
 }
 
+impl crate::object::SealedFile for IndexFile {
+    const FILE_TYPE: crate::storage::FileType = crate::storage::FileType::Index;
+    const KIND: crate::object::ObjectKind = crate::object::ObjectKind::Index;
+    type Id = crate::object::IndexId;
+
+    fn encode_file(&self) -> Vec<u8> {
+        self.encode()
+    }
+
+    fn decode_file(plain: &[u8], object: &str) -> Result<Self> {
+        Self::decode(plain, object)
+    }
+}
+
 impl IndexFile {
     /// Serializes.
     pub fn encode(&self) -> Vec<u8> {

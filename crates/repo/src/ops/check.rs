@@ -13,8 +13,8 @@ use futures::StreamExt;
 
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile};
-use crate::object::{check_content_id, open_object, ObjectKind};
-use crate::records::{CheckRecord, DrillRecord, Record};
+use crate::object::{check_content_id, object_name, SealedFile};
+use crate::records::{CheckRecord, DrillRecord};
 use crate::snapshot::SnapshotEntry;
 use crate::storage::FileType;
 use crate::tree::NodeKind;
@@ -299,6 +299,15 @@ impl CheckReport {
     pub fn is_ok(&self) -> bool {
         !self.findings.iter().any(Finding::is_error)
     }
+
+    /// [`Outcome::Damaged`] when a finding is an error, else success.
+    pub fn outcome(&self) -> crate::Outcome {
+        if self.is_ok() {
+            crate::Outcome::Success
+        } else {
+            crate::Outcome::Damaged
+        }
+    }
 }
 
 /// Checking options.
@@ -341,7 +350,7 @@ impl Repository {
             duration_seconds: started.elapsed().as_secs_f64(),
             hostname: crate::repository::hostname(),
         };
-        let id = self.write_record(&record).await;
+        let id = self.write_record(&record).await.map(String::from);
         Ok((report, id))
     }
 
@@ -387,48 +396,20 @@ impl Repository {
         }
 
         // Drill and check records, which RPO and metrics trust.
-        for file_type in [FileType::Drill, FileType::Check] {
-            for listed in self.storage.list(file_type).await? {
-                let object = format!("{}/{}", file_type.dir(), listed.name);
-                let verdict = async {
-                    let sealed = self.storage.get(file_type, &listed.name).await?;
-                    check_content_id(&object, &listed.name, &sealed)?;
-                    if file_type == FileType::Drill {
-                        let plain = open_object(&self.keys, ObjectKind::Drill, &object, &sealed)?;
-                        DrillRecord::decode(&plain, &object).map(|_| ())
-                    } else {
-                        let plain = open_object(&self.keys, ObjectKind::Check, &object, &sealed)?;
-                        CheckRecord::decode(&plain, &object).map(|_| ())
-                    }
-                }
-                .await;
-                match verdict {
-                    Ok(()) | Err(RepoError::MissingObject { .. }) => {}
-                    Err(e @ RepoError::Storage { .. }) => return Err(e),
-                    Err(e) => report.findings.push(Finding::RecordDamaged {
-                        object,
-                        reason: e.to_string(),
-                    }),
-                }
-            }
-        }
+        self.check_files::<DrillRecord>(&mut report).await?;
+        self.check_files::<CheckRecord>(&mut report).await?;
 
-        // 1. Index files, one by one, so a damaged one is reported and the rest still used.
+        // 1. Index files, each on its own, so a damaged one is reported and the rest used.
         let mut files: Vec<IndexFile> = Vec::new();
-        for listed in self.storage.list(FileType::Index).await? {
-            let object = format!("index/{}", listed.name);
-            let decoded = async {
-                let sealed = self.storage.get(FileType::Index, &listed.name).await?;
-                check_content_id(&object, &listed.name, &sealed)?;
-                let plain = open_object(&self.keys, ObjectKind::Index, &object, &sealed)?;
-                IndexFile::decode(&plain, &object)
-            }
-            .await;
+        let ids = self.list_files::<IndexFile>().await?;
+        for (id, decoded) in self.read_these::<IndexFile>(ids).await {
             match decoded {
                 Ok(file) => files.push(file),
+                // Replaced by a concurrent prune since the listing.
+                Err(RepoError::MissingObject { .. }) => {}
                 Err(e @ RepoError::Storage { .. }) => return Err(e),
                 Err(e) => report.findings.push(Finding::IndexFileDamaged {
-                    file: listed.name,
+                    file: id.into(),
                     reason: e.to_string(),
                 }),
             }
@@ -643,7 +624,7 @@ impl Repository {
                 out
             })
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("check task failed: {e}")))?;
+            .map_err(RepoError::task("check task"))?;
             findings.extend(blob_findings);
             return Ok(findings);
         }
@@ -662,6 +643,25 @@ impl Repository {
             Ok(_) => {}
         }
         Ok(findings)
+    }
+}
+
+impl Repository {
+    /// Reads every file of one kind, reporting each that does not authenticate or decode as
+    /// [`Finding::RecordDamaged`] (a file removed since the listing is skipped).
+    async fn check_files<T: SealedFile>(&self, report: &mut CheckReport) -> Result<()> {
+        let ids = self.list_files::<T>().await?;
+        for (id, read) in self.read_these::<T>(ids).await {
+            match read {
+                Ok(_) | Err(RepoError::MissingObject { .. }) => {}
+                Err(e @ RepoError::Storage { .. }) => return Err(e),
+                Err(e) => report.findings.push(Finding::RecordDamaged {
+                    object: object_name::<T>(&id),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Ok(())
     }
 }
 

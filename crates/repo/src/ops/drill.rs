@@ -335,7 +335,7 @@ impl Repository {
                     )
                 })
                 .await
-                .map_err(|e| RepoError::InvalidInput(format!("drill task failed: {e}")))??;
+                .map_err(RepoError::task("drill task"))??;
                 record.outcome = run.outcome;
                 record.exit_code = run.exit_code;
                 record.error = run.error;
@@ -344,7 +344,7 @@ impl Repository {
         let path = scratch.keep();
         force_remove(&path).map_err(|e| RepoError::io(&path, e))?;
         record.duration_seconds = started.elapsed().as_secs_f64();
-        let record_id = self.write_record(&record).await?;
+        let record_id = self.write_record(&record).await?.into();
         Ok(DrillResult { record_id, record })
     }
 

@@ -49,7 +49,7 @@ impl Repository {
             Ok(written)
         })
         .await
-        .map_err(|e| RepoError::InvalidInput(format!("tar task failed: {e}")))?
+        .map_err(RepoError::task("tar task"))?
     }
 }
 

@@ -118,6 +118,18 @@ pub struct RestoreReport {
     pub errors: Vec<(PathBuf, String)>,
 }
 
+impl RestoreReport {
+    /// [`crate::Outcome::Incomplete`] when single entries failed (`errors` lists them; the
+    /// rest is restored), else success.
+    pub fn outcome(&self) -> crate::Outcome {
+        if self.errors.is_empty() {
+            crate::Outcome::Success
+        } else {
+            crate::Outcome::Incomplete
+        }
+    }
+}
+
 struct Item {
     /// Path relative to the target (and, with a leading `/`, the path in the snapshot).
     rel: PathBuf,
@@ -1084,7 +1096,7 @@ impl Repository {
                 Beneath::open_target(&target).map_err(|e| RepoError::io(&target, e))
             })
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??
+            .map_err(RepoError::task("restore task"))??
         };
         let counters = Arc::new(Counters::default());
         for item in &items {
@@ -1117,7 +1129,7 @@ impl Repository {
             async move {
                 tokio::task::spawn_blocking(move || f(&restorer))
                     .await
-                    .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))?
+                    .map_err(RepoError::task("restore task"))?
             }
         };
 
@@ -1273,7 +1285,7 @@ impl Repository {
                     })
             })
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("restore task failed: {e}")))??;
+            .map_err(RepoError::task("restore task"))??;
         }
         Ok(())
     }

@@ -103,6 +103,17 @@ pub struct RpoReport {
     pub breaches: Vec<String>,
 }
 
+impl RpoReport {
+    /// [`crate::Outcome::RpoBreached`] unless every group meets its limits.
+    pub fn outcome(&self) -> crate::Outcome {
+        if self.ok {
+            crate::Outcome::Success
+        } else {
+            crate::Outcome::RpoBreached
+        }
+    }
+}
+
 fn point(entry: &SnapshotEntry, now: DateTime<Utc>, drilled_at: Option<String>) -> PointInTime {
     let age = now.signed_duration_since(entry.snapshot.time.with_timezone(&Utc));
     PointInTime {

@@ -47,7 +47,7 @@ impl Repository {
             result.and_then(|root| closed.map(|_| root))
         })
         .await
-        .map_err(|e| RepoError::InvalidInput(format!("backup task failed: {e}")))
+        .map_err(RepoError::task("backup task"))
         .and_then(|r| r);
         self.finish_backup(
             prepared,

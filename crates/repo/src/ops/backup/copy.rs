@@ -117,7 +117,7 @@ impl Repository {
                 result.and_then(|roots| closed.map(|_| (roots, memo.blobs_read)))
             })
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("copy task failed: {e}")))?
+            .map_err(RepoError::task("copy task"))?
         };
         // The uploader's outcome and the copy's own are reported together, the most telling
         // first (as for a backup).

@@ -105,6 +105,18 @@ pub struct BackupReport {
     pub notes: Vec<String>,
 }
 
+impl BackupReport {
+    /// [`crate::Outcome::Incomplete`] when some items could not be read (the snapshot is
+    /// written and marked incomplete), else success.
+    pub fn outcome(&self) -> crate::Outcome {
+        if self.issues.is_empty() && !self.snapshot.incomplete {
+            crate::Outcome::Success
+        } else {
+            crate::Outcome::Incomplete
+        }
+    }
+}
+
 struct Prepared {
     /// This backup's marker: held from before the index is loaded until the snapshot is
     /// safe from concurrent prunes.
@@ -238,9 +250,7 @@ impl Repository {
                 result.and_then(|root| closed.map(|_| root))
             })
         };
-        let root = walk
-            .await
-            .map_err(|e| RepoError::InvalidInput(format!("backup task failed: {e}")));
+        let root = walk.await.map_err(RepoError::task("backup task"));
         scan_stop.store(true, Ordering::Relaxed);
         if let Some(scanner) = scanner {
             let _ = scanner.join();
@@ -356,9 +366,7 @@ impl Repository {
             let closed = saver.close();
             result.and_then(|root| closed.map(|_| (root, size)))
         });
-        let outcome = work
-            .await
-            .map_err(|e| RepoError::InvalidInput(format!("backup task failed: {e}")));
+        let outcome = work.await.map_err(RepoError::task("backup task"));
         drop(reporter);
         let (root, size) = match outcome {
             Ok(Ok((root, size))) => (Ok(root), size),
@@ -444,7 +452,7 @@ impl Repository {
     ) -> Result<BlobId> {
         let uploaded = uploader
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("upload task failed: {e}")))
+            .map_err(RepoError::task("upload task"))
             .and_then(|r| r);
         // A storage failure is the root cause of whatever the pipeline reported after it
         // ("the uploader stopped"), so it wins; then the first failure inside the pipeline;

@@ -160,7 +160,7 @@ impl Repository {
                 result.and_then(|r| closed.map(|_| r))
             })
             .await
-            .map_err(|e| RepoError::InvalidInput(format!("repair task failed: {e}")))?
+            .map_err(RepoError::task("repair task"))?
         };
         let (walk, done) = match work {
             Ok(done) => (Ok(BlobId([0; 32])), Some(done)),

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::error::{RepoError, Result};
 use crate::index::{IndexFile, IndexPack};
 use crate::lock::LockConfirmer;
+use crate::object::IndexId;
 use crate::storage::FileType;
 use crate::Repository;
 
@@ -27,7 +28,7 @@ const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub(crate) struct UploadReport {
     pub packs: u64,
-    pub index_files: Vec<String>,
+    pub index_files: Vec<IndexId>,
 }
 
 async fn upload(repo: Repository, pack: FinishedPack) -> Result<IndexPack> {
@@ -47,11 +48,11 @@ async fn publish_index(
     repo: &Repository,
     marker: &LockConfirmer,
     file: &IndexFile,
-) -> Result<String> {
+) -> Result<IndexId> {
     marker.confirm().await?;
     let name = repo.write_index_file(file).await?;
     if let Err(e) = marker.confirm().await {
-        let _ = repo.storage.delete(FileType::Index, &name).await;
+        let _ = repo.delete_file::<IndexFile>(&name).await;
         return Err(e);
     }
     Ok(name)
@@ -76,8 +77,7 @@ pub(crate) async fn run_uploader(
         last_index: &mut std::time::Instant,
     ) -> Result<()> {
         let Some(joined) = joined else { return Ok(()) };
-        let indexed =
-            joined.map_err(|e| RepoError::InvalidInput(format!("upload task failed: {e}")))??;
+        let indexed = joined.map_err(RepoError::task("upload task"))??;
         pending.packs.push(indexed);
         report.packs += 1;
         if pending.packs.len() >= INDEX_EVERY || last_index.elapsed() >= INDEX_INTERVAL {

@@ -521,7 +521,7 @@ impl Walker {
         for chunk in self.chunker.stream_sized(file, size_hint) {
             let chunk = chunk.map_err(|e| match e {
                 cairn_chunker::ChunkerError::Io(io) => Failure::Item(io),
-                other => Failure::Item(std::io::Error::other(other.to_string())),
+                other => Failure::Item(std::io::Error::other(other)),
             })?;
             size += chunk.data.len() as u64;
             ids.push(self.saver.save_chunk(chunk.data).map_err(Failure::Fatal)?);

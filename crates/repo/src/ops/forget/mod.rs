@@ -43,6 +43,18 @@ pub struct ForgetReport {
     pub records_removed: u64,
 }
 
+impl ForgetReport {
+    /// [`crate::Outcome::Incomplete`] when some snapshots could not be removed (restic's
+    /// exit code 3), else success.
+    pub fn outcome(&self) -> crate::Outcome {
+        if self.failed.is_empty() {
+            crate::Outcome::Success
+        } else {
+            crate::Outcome::Incomplete
+        }
+    }
+}
+
 impl Repository {
     /// Applies the policy (or removes `ids`) and deletes the snapshots to remove.
     ///

@@ -10,6 +10,7 @@
 //! backup marker). Data is read only for packs being repacked.
 
 mod mark;
+mod max_unused;
 mod repack;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -22,12 +23,14 @@ use serde::Serialize;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::{LockGuard, LockStatus};
+use crate::object::IndexId;
 use crate::pending::PendingDeletion;
 use crate::snapshot::SnapshotFilter;
 use crate::storage::FileType;
 use crate::Repository;
 
 pub(crate) use mark::Marks;
+pub use max_unused::MaxUnused;
 
 /// Index entries per compacted index file.
 const ENTRIES_PER_INDEX_FILE: usize = 100_000;
@@ -35,9 +38,10 @@ const ENTRIES_PER_INDEX_FILE: usize = 100_000;
 /// How to prune.
 #[derive(Clone, Debug)]
 pub struct PruneOptions {
-    /// Repack a pack when more than this share of its bytes is unused (0.0 ..= 1.0;
-    /// default 0.05, restic's `--max-unused 5%`).
-    pub max_unused: f64,
+    /// How much unused data may remain after prune, repository-wide (restic's
+    /// `--max-unused`, default 5 %): partly used packs are repacked, most unused per used
+    /// byte first, until what is left is within it.
+    pub max_unused: MaxUnused,
     /// Read at most this many bytes of packs to repack (`--max-repack-size`).
     pub max_repack_bytes: Option<u64>,
     /// Plan only: change nothing and take no lock.
@@ -47,7 +51,7 @@ pub struct PruneOptions {
 impl Default for PruneOptions {
     fn default() -> Self {
         PruneOptions {
-            max_unused: 0.05,
+            max_unused: MaxUnused::default(),
             max_repack_bytes: None,
             dry_run: false,
         }
@@ -126,12 +130,7 @@ impl Repository {
     /// changes nothing: run `check` and `repair`); [`RepoError::LockLost`] if the lock could
     /// not be kept (the run stops before its next destructive step; what it did is safe).
     pub async fn prune(&self, options: &PruneOptions) -> Result<PruneReport> {
-        if !(0.0..=1.0).contains(&options.max_unused) {
-            return Err(RepoError::InvalidInput(format!(
-                "max unused share {} is outside 0..=1",
-                options.max_unused
-            )));
-        }
+        options.max_unused.validate()?;
         let lock = if options.dry_run {
             None
         } else {
@@ -276,7 +275,7 @@ impl Repository {
             self.delete_packs(&ready_delete, &stored, &mut report)
                 .await?;
             for (name, _) in &ready {
-                self.storage.delete(FileType::Pending, name).await?;
+                self.delete_file::<PendingDeletion>(name).await?;
             }
         }
 
@@ -312,7 +311,9 @@ impl Repository {
         report.packs_total = stored.len() as u64;
         report.bytes_total = stored.values().map(|(size, _)| size).sum();
         let mut fates: HashMap<PackId, Fate> = HashMap::new();
-        let mut repack_candidates: Vec<(f64, PackId, u64)> = Vec::new();
+        // Partly used packs prune may repack: (unused bytes, used bytes, pack, size).
+        let mut partly_used: Vec<(u64, u64, PackId, u64)> = Vec::new();
+        let (mut used_bytes, mut unused_bytes) = (0u64, 0u64);
         for pack in index.packs() {
             let Some(&(size, stored_at)) = stored.get(pack) else {
                 return Err(RepoError::corrupt(
@@ -322,27 +323,39 @@ impl Repository {
                 ));
             };
             let pack_use = usage.get(pack).copied().unwrap_or_default();
-            let fate = if stored_at >= protect_from {
-                report.packs_protected += 1;
-                Fate::Keep
-            } else if pack_use.used_blobs == 0 {
+            let unused = pack_use.unused_bytes.min(size);
+            let fate = if pack_use.used_blobs == 0 && stored_at < protect_from {
                 report.packs_unused += 1;
                 Fate::Remove
-            } else if pack_use.unused_bytes as f64 > options.max_unused * size as f64 {
-                let share = pack_use.unused_bytes as f64 / size as f64;
-                repack_candidates.push((share, *pack, size));
-                Fate::Keep
             } else {
+                if stored_at >= protect_from {
+                    report.packs_protected += 1;
+                } else if unused > 0 {
+                    partly_used.push((unused, size - unused, *pack, size));
+                }
+                used_bytes += size - unused;
+                unused_bytes += unused;
                 Fate::Keep
             };
             fates.insert(*pack, fate);
         }
-        // Worst first, within the byte budget.
-        repack_candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        // restic's order: the most unused data per used byte first, since repacking those
+        // frees the most for the bytes copied; then repack until the unused data left is
+        // within `max_unused`, skipping packs the repack budget no longer covers.
+        partly_used.sort_by(|a, b| {
+            (u128::from(b.0) * u128::from(a.1))
+                .cmp(&(u128::from(a.0) * u128::from(b.1)))
+                .then(a.2.cmp(&b.2))
+        });
+        let allowed = options.max_unused.allowed_bytes(used_bytes);
         let mut budget = options.max_repack_bytes.unwrap_or(u64::MAX);
-        for (_, pack, size) in repack_candidates {
+        for (unused, _, pack, size) in partly_used {
+            if unused_bytes <= allowed {
+                break;
+            }
             if size <= budget {
                 budget -= size;
+                unused_bytes -= unused;
                 fates.insert(pack, Fate::Repack);
                 report.packs_repacked += 1;
                 report.bytes_repacked += size;
@@ -400,7 +413,7 @@ impl Repository {
                 .await?;
             confirm_lock(lock).await?;
             for (name, _) in &index_files {
-                self.storage.delete(FileType::Index, name).await?;
+                self.delete_file::<IndexFile>(name).await?;
                 report.index_files_removed += 1;
             }
         }
@@ -454,7 +467,7 @@ impl Repository {
         }
         confirm_lock(lock).await?;
         self.delete_packs(&delete_now, &stored, &mut report).await?;
-        self.storage.delete(FileType::Pending, &record_id).await?;
+        self.delete_file::<PendingDeletion>(&record_id).await?;
         report.packs_awaiting_backups = awaiting.len() as u64;
         Ok(report)
     }
@@ -540,7 +553,7 @@ impl Repository {
     /// blob stored twice stays findable in whichever copy survives) and `new_packs`.
     async fn write_compacted_index(
         &self,
-        index_files: &[(String, IndexFile)],
+        index_files: &[(IndexId, IndexFile)],
         kept: &BTreeSet<PackId>,
         new_packs: Vec<IndexPack>,
         report: &mut PruneReport,

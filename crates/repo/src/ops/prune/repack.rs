@@ -142,5 +142,5 @@ async fn read_used_blobs(
             .collect::<Result<Vec<_>>>()
     })
     .await
-    .map_err(|e| RepoError::InvalidInput(format!("repack task failed: {e}")))?
+    .map_err(RepoError::task("repack task"))?
 }
