@@ -45,6 +45,8 @@ struct Block {
 // invariant above); writes go through `spare_mut` to a range no reader can see, or through
 // `Arc::get_mut` when unshared.
 unsafe impl Sync for Block {}
+// SAFETY: the block owns its allocation (freed once, in `Drop`), so moving it to another
+// thread moves sole ownership.
 unsafe impl Send for Block {}
 
 impl Block {

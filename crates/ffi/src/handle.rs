@@ -78,10 +78,12 @@ unsafe fn connect(
     if out.is_null() {
         return Err(Failure::invalid("out is null"));
     }
-    // SAFETY (all three): the caller passes NUL-terminated strings or null.
+    // SAFETY: `url` is null (refused) or a NUL-terminated string (this function's # Safety contract).
     let url = unsafe { required_str(url, "url") }?;
+    // SAFETY: `password` is null (refused) or a NUL-terminated string (this function's # Safety contract).
     let password = unsafe { required_str(password, "password") }?;
     let options: RepoJson = parse(
+        // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
         unsafe { optional_str(options_json, "options") }?,
         "repository",
     )?;

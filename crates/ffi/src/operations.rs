@@ -36,8 +36,10 @@ unsafe fn json_call<T: serde::de::DeserializeOwned + Default>(
     guard(|| {
         // SAFETY: the caller's contract: strings null or valid, out null or writable.
         let handle = handle(repo)?;
+        // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
         let options: T = parse(unsafe { optional_str(options_json, what) }?, what)?;
         let (status, text) = body(&handle, options)?;
+        // SAFETY: `out_json` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_json, text) }?;
         Ok(status)
     })
@@ -100,12 +102,15 @@ pub unsafe extern "C" fn cairn_backup_paths(
             let path = unsafe { required_str(*paths.add(i), "path") }?;
             list.push(PathBuf::from(path));
         }
+        // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
         let json: BackupJson = parse(unsafe { optional_str(options_json, "options") }?, "backup")?;
         let mut options = json.options()?;
         options.progress = progress(progress_fn, user);
+        // SAFETY: `cancel` is null or a live cancel handle (this function's # Safety contract).
         options.cancel = unsafe { token(cancel) };
         let report = handle.run(handle.repo().backup(&list, options))?;
         let (status, text) = backup_result(&report);
+        // SAFETY: `out_json` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_json, text) }?;
         Ok(status)
     })
@@ -214,13 +219,17 @@ unsafe fn backup_stream<R: std::io::Read + Send + 'static>(
 ) -> Result<CairnStatus, Failure> {
     // SAFETY: forwarded contract.
     let handle = handle(repo)?;
+    // SAFETY: `filename` is null (refused) or a NUL-terminated string (this function's # Safety contract).
     let filename = unsafe { required_str(filename, "filename") }?;
+    // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
     let json: BackupJson = parse(unsafe { optional_str(options_json, "options") }?, "backup")?;
     let mut options = json.options()?;
     options.progress = progress(progress_fn, user);
+    // SAFETY: `cancel` is null or a live cancel handle (this function's # Safety contract).
     options.cancel = unsafe { token(cancel) };
     let report = handle.run(handle.repo().backup_stream(reader, filename, options))?;
     let (status, text) = backup_result(&report);
+    // SAFETY: `out_json` is null or writable (this function's # Safety contract).
     unsafe { give_string(out_json, text) }?;
     Ok(status)
 }
@@ -278,12 +287,16 @@ pub unsafe extern "C" fn cairn_restore(
     guard(|| {
         // SAFETY: per the contract above.
         let handle = handle(repo)?;
+        // SAFETY: `snapshot` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let spec = unsafe { required_str(snapshot, "snapshot") }?;
+        // SAFETY: `target` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let target = PathBuf::from(unsafe { required_str(target, "target") }?);
         let json: RestoreJson =
+            // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
             parse(unsafe { optional_str(options_json, "options") }?, "restore")?;
         let mut options = json.options();
         options.progress = progress(progress_fn, user);
+        // SAFETY: `cancel` is null or a live cancel handle (this function's # Safety contract).
         options.cancel = unsafe { token(cancel) };
         let report = handle.run(async {
             let entry = handle
@@ -306,6 +319,7 @@ pub unsafe extern "C" fn cairn_restore(
                 "message": m,
             })).collect::<Vec<_>>(),
         });
+        // SAFETY: `out_json` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_json, value.to_string()) }?;
         Ok(CairnStatus::from(report.outcome()))
     })
@@ -328,7 +342,9 @@ pub unsafe extern "C" fn cairn_dump(
     guard(|| {
         // SAFETY: per the contract above.
         let handle = handle(repo)?;
+        // SAFETY: `snapshot` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let spec = unsafe { required_str(snapshot, "snapshot") }?;
+        // SAFETY: `path` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let path = unsafe { required_str(path, "path") }?;
         let write = write.ok_or_else(|| Failure::invalid("write callback is null"))?;
         let writer = CallbackWriter {
@@ -374,6 +390,7 @@ pub unsafe extern "C" fn cairn_forget(
         // SAFETY: per the contract above.
         let handle = handle(repo)?;
         let json: ForgetJson = parse(
+            // SAFETY: `policy_json` is null (refused) or a NUL-terminated string (this function's # Safety contract).
             Some(unsafe { required_str(policy_json, "policy") }?),
             "forget",
         )?;
@@ -388,6 +405,7 @@ pub unsafe extern "C" fn cairn_forget(
                 "remove": g.remove.iter().map(|d| d.entry.id.clone()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
+        // SAFETY: `out_json` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_json, value.to_string()) }?;
         Ok(CairnStatus::from(report.outcome()))
     })
@@ -478,9 +496,11 @@ pub unsafe extern "C" fn cairn_copy(
         // SAFETY: per the contract above.
         let source = handle(source)?;
         let dest = handle(dest)?;
+        // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
         let json: CopyJson = parse(unsafe { optional_str(options_json, "options") }?, "copy")?;
         let report = source.run(source.repo().copy_snapshots(&dest.repo(), &json.options()))?;
         let text = to_json(&report)?;
+        // SAFETY: `out_json` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_json, text) }?;
         Ok(CairnStatus::Ok)
     })
@@ -499,12 +519,14 @@ pub unsafe extern "C" fn cairn_key_add(
     guard(|| {
         // SAFETY: per the contract above.
         let handle = handle(repo)?;
+        // SAFETY: `password` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let password = unsafe { required_str(password, "password") }?;
         let id = handle.run(
             handle
                 .repo()
                 .add_key(password.as_bytes(), KdfParams::DEFAULT),
         )?;
+        // SAFETY: `out_id` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_id, id) }?;
         Ok(CairnStatus::Ok)
     })
@@ -524,6 +546,7 @@ pub unsafe extern "C" fn cairn_key_passwd(
     guard(|| {
         // SAFETY: per the contract above.
         let handle = handle(repo)?;
+        // SAFETY: `new_password` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let password = unsafe { required_str(new_password, "new password") }?;
         let mut shared = handle
             .shared
@@ -533,6 +556,7 @@ pub unsafe extern "C" fn cairn_key_passwd(
         let id = handle.run(changed.change_password(password.as_bytes(), KdfParams::DEFAULT))?;
         *shared = changed;
         drop(shared);
+        // SAFETY: `out_id` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_id, id) }?;
         Ok(CairnStatus::Ok)
     })
@@ -559,6 +583,7 @@ pub unsafe extern "C" fn cairn_key_list(
                 })
                 .collect(),
         );
+        // SAFETY: `out_json` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_json, value.to_string()) }?;
         Ok(CairnStatus::Ok)
     })
@@ -577,6 +602,7 @@ pub unsafe extern "C" fn cairn_key_remove(
     guard(|| {
         // SAFETY: per the contract above.
         let handle = handle(repo)?;
+        // SAFETY: `id` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let id = unsafe { required_str(id, "id") }?;
         handle.run(handle.repo().remove_key(id))?;
         Ok(CairnStatus::Ok)

@@ -41,6 +41,7 @@ fn last_error() -> Option<String> {
     }
     // SAFETY: a NUL-terminated string cairn allocated; freed right after reading.
     let text = unsafe { CStr::from_ptr(copy) }.to_str().unwrap().to_owned();
+    // SAFETY: a string cairn returned, freed once.
     unsafe { cairn_string_free(copy) };
     Some(text)
 }
@@ -51,9 +52,11 @@ type Seen = Vec<(&'static str, CairnStatus, Option<String>)>;
 /// Makes the cairn calls a misbehaving callback would make on `repo`, recording each.
 fn call_cairn_from_callback(repo: *mut CairnRepo, url: &CStr, seen: &mut Seen) {
     // SAFETY (all): valid strings and out pointers; `repo` is open.
+    // SAFETY: an open handle, NUL-terminated strings, writable out pointers.
     let status = unsafe { cairn_snapshots(repo, null(), null_mut()) };
     seen.push(("snapshots", status, last_error()));
     let mut other = null_mut();
+    // SAFETY: an open handle, NUL-terminated strings, writable out pointers.
     let status = unsafe { cairn_repo_open(url.as_ptr(), c"pw".as_ptr(), null(), &mut other) };
     seen.push(("open", status, last_error()));
     assert!(other.is_null(), "no handle from a refused open");
@@ -118,10 +121,12 @@ fn cairn_calls_from_a_read_callback_are_refused() {
         )
     };
     assert_eq!(status, CairnStatus::Ok, "{:?}", last_error());
+    // SAFETY: a string cairn returned, freed once.
     unsafe { cairn_string_free(out) };
     assert_all_refused(&state.seen, "read");
     // The refused close did nothing: the handle still works and closes normally.
     assert_eq!(
+        // SAFETY: an open handle, NUL-terminated strings, writable out pointers.
         unsafe { cairn_snapshots(repo.handle, null(), null_mut()) },
         CairnStatus::Ok
     );
@@ -153,6 +158,7 @@ unsafe extern "C-unwind" fn read_pattern(user: *mut c_void, buf: *mut u8, len: u
     // SAFETY: `user` is a `usize` count of bytes left.
     let left = unsafe { &mut *user.cast::<usize>() };
     let n = len.min(*left);
+    // SAFETY: `buf` has room for `len` bytes (the read callback's contract) and `n <= len`.
     unsafe { std::ptr::write_bytes(buf, 7, n) };
     *left -= n;
     n as isize
@@ -319,6 +325,7 @@ unsafe extern "C-unwind" fn read_blocking(user: *mut c_void, buf: *mut u8, len: 
         gate.proceed.recv().unwrap();
     }
     let n = len.min(gate.left);
+    // SAFETY: `buf` has room for `len` bytes (the read callback's contract) and `n <= len`.
     unsafe { std::ptr::write_bytes(buf, 3, n) };
     gate.left -= n;
     n as isize
@@ -362,9 +369,11 @@ fn close_refuses_while_another_thread_uses_the_handle() {
     let mut out = null_mut();
     // SAFETY: the handle is still open.
     assert_eq!(
+        // SAFETY: an open handle, NUL-terminated strings, writable out pointers.
         unsafe { cairn_snapshots(repo.handle, null(), &mut out) },
         CairnStatus::Ok
     );
+    // SAFETY: a string cairn returned, freed once.
     unsafe { cairn_string_free(out) };
 
     proceed_tx.send(()).unwrap();
@@ -377,6 +386,7 @@ fn close_refuses_while_another_thread_uses_the_handle() {
     assert!(last_error().unwrap().contains("not an open cairn_repo"));
     // SAFETY: the pointer is looked up, not dereferenced.
     assert_eq!(
+        // SAFETY: an open handle, NUL-terminated strings, writable out pointers.
         unsafe { cairn_snapshots(repo.handle, null(), null_mut()) },
         CairnStatus::InvalidArgument
     );
@@ -510,6 +520,7 @@ fn restore_with(
     } else {
         // SAFETY: a string from cairn, freed once.
         let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        // SAFETY: a string cairn returned, freed once.
         unsafe { cairn_string_free(out) };
         text
     };
@@ -589,6 +600,7 @@ fn a_drill_applies_no_setid_bits_unless_asked() {
         let status =
             unsafe { crate::operations::cairn_drill(repo.handle, options.as_ptr(), &mut out) };
         if !out.is_null() {
+            // SAFETY: a string cairn returned, freed once.
             unsafe { cairn_string_free(out) };
         }
         status

@@ -36,7 +36,7 @@ pub use max_unused::MaxUnused;
 const ENTRIES_PER_INDEX_FILE: usize = 100_000;
 
 /// How to prune.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PruneOptions {
     /// How much unused data may remain after prune, repository-wide (restic's
     /// `--max-unused`, default 5 %): partly used packs are repacked, most unused per used
@@ -46,16 +46,6 @@ pub struct PruneOptions {
     pub max_repack_bytes: Option<u64>,
     /// Plan only: change nothing and take no lock.
     pub dry_run: bool,
-}
-
-impl Default for PruneOptions {
-    fn default() -> Self {
-        PruneOptions {
-            max_unused: MaxUnused::default(),
-            max_repack_bytes: None,
-            dry_run: false,
-        }
-    }
 }
 
 /// What prune did (or, in a dry run, would do).
