@@ -6,8 +6,11 @@
 Counts: source files over 500 lines; non-test functions over 80 lines (body lines from the
 `fn` line to its closing brace, brace-matched outside strings, comments and chars);
 `impl Repository` blocks outside repository.rs; direct `storage.` calls outside the storage
-layer (crates/repo/src/storage and the object layer); `block_on` sites. Tests (files under
-tests/, `#[cfg(test)] mod` blocks) are left out.
+layer (crates/repo/src/storage and the object layer); `block_on` bridges: sync code inside
+the library blocking on the runtime (the blocking facade, crates/repo/src/blocking.rs, and
+the front ends' entry points, CLI main and the C ABI's handle, are where blocking belongs and
+are not counted). Tests (files under tests/, `#[cfg(test)] mod` blocks, src/tests.rs) are
+left out.
 """
 import os
 import re
@@ -96,7 +99,7 @@ def main():
     for crate in CRATES:
         for dirpath, _, files in os.walk(os.path.join(ROOT, crate)):
             for f in sorted(files):
-                if not f.endswith(".rs"):
+                if not f.endswith(".rs") or f == "tests.rs":
                     continue
                 path = os.path.join(dirpath, f)
                 rel = os.path.relpath(path, ROOT)
@@ -120,14 +123,15 @@ def main():
                             and rel.startswith("crates/repo/src") and not rel.startswith(STORAGE_LAYER) \
                             and not rel.endswith("storage.rs"):
                         storage_calls.append((rel, i + 1))
-                    if "block_on(" in line:
+                    if "block_on(" in line and rel.startswith("crates/repo/src") \
+                            and not rel.endswith("blocking.rs"):
                         block_ons.append((rel, i + 1))
     report = [
         ("files over 500 lines", long_files),
         ("non-test functions over 80 lines", long_fns),
         ("impl Repository blocks outside repository.rs", impls),
         ("direct storage calls outside the storage layer (crates/repo)", storage_calls),
-        ("block_on sites (repo, cli, ffi)", block_ons),
+        ("block_on bridges inside the library", block_ons),
     ]
     for title, items in report:
         print(f"{title}: {len(items)}")

@@ -285,8 +285,22 @@ cairn_status cairn_backup_fd(const cairn_repo *repo, int32_t fd, const char *fil
 cairn_status cairn_snapshots(const cairn_repo *repo, const char *filter_json, char **out_json);
 
 /*
- Restores snapshot `snapshot` (id, unique prefix or "latest") into directory `target`,
- where each backed-up path is recreated under its full original path. `options_json`: null
+ Counts what the snapshots passing `filter_json` (null or `{"hosts": [], "tags": [],
+ "paths": []}`) hold and what the repository stores: `*out_json` receives restic's `stats
+ --json` object (`total_size`, `total_file_count`, `snapshots_count`, `total_blob_count`,
+ `total_uncompressed_size`, `total_stored_size`, `repository_size`, `pack_count`,
+ `dedup_ratio`, `compression_ratio`, `compression_space_saving`), as `cairn stats --json`.
+
+ # Safety
+ `repo` is a live handle; `out_json` is writable; `filter_json` is null or a string.
+ */
+cairn_status cairn_stats(const cairn_repo *repo, const char *filter_json, char **out_json);
+
+/*
+ Restores snapshot `snapshot` (id, unique prefix or "latest", optionally followed by
+ `:PATH` to restore only the directory PATH in it, as restic's `SNAPSHOT:PATH`) into
+ directory `target`, where each backed-up path is recreated under its full original path
+ (with `:PATH`, PATH's contents are restored at the top of `target`). `options_json`: null
  or `{"include": [], "exclude": [], "verify": false, "delete": false, "no_owner": false,
  "no_setid": false, "no_devices": false, "include_xattr": [], "exclude_xattr": [],
  "max_entries": N}` (docs/ffi.md; a snapshot expanding to more than `max_entries` entries

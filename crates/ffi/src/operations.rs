@@ -261,8 +261,39 @@ pub unsafe extern "C" fn cairn_snapshots(
     }
 }
 
-/// Restores snapshot `snapshot` (id, unique prefix or "latest") into directory `target`,
-/// where each backed-up path is recreated under its full original path. `options_json`: null
+/// Counts what the snapshots passing `filter_json` (null or `{"hosts": [], "tags": [],
+/// "paths": []}`) hold and what the repository stores: `*out_json` receives restic's `stats
+/// --json` object (`total_size`, `total_file_count`, `snapshots_count`, `total_blob_count`,
+/// `total_uncompressed_size`, `total_stored_size`, `repository_size`, `pack_count`,
+/// `dedup_ratio`, `compression_ratio`, `compression_space_saving`), as `cairn stats --json`.
+///
+/// # Safety
+/// `repo` is a live handle; `out_json` is writable; `filter_json` is null or a string.
+#[no_mangle]
+pub unsafe extern "C" fn cairn_stats(
+    repo: *const CairnRepo,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> CairnStatus {
+    // SAFETY: per the contract above.
+    unsafe {
+        json_call(
+            repo,
+            filter_json,
+            "filter",
+            out_json,
+            |handle, filter: FilterJson| {
+                let stats = handle.run(handle.repo().stats(&filter.filter()))?;
+                Ok((CairnStatus::Ok, to_json(&stats)?))
+            },
+        )
+    }
+}
+
+/// Restores snapshot `snapshot` (id, unique prefix or "latest", optionally followed by
+/// `:PATH` to restore only the directory PATH in it, as restic's `SNAPSHOT:PATH`) into
+/// directory `target`, where each backed-up path is recreated under its full original path
+/// (with `:PATH`, PATH's contents are restored at the top of `target`). `options_json`: null
 /// or `{"include": [], "exclude": [], "verify": false, "delete": false, "no_owner": false,
 /// "no_setid": false, "no_devices": false, "include_xattr": [], "exclude_xattr": [],
 /// "max_entries": N}` (docs/ffi.md; a snapshot expanding to more than `max_entries` entries
@@ -298,17 +329,7 @@ pub unsafe extern "C" fn cairn_restore(
         options.progress = progress(progress_fn, user);
         // SAFETY: `cancel` is null or a live cancel handle (this function's # Safety contract).
         options.cancel = unsafe { token(cancel) };
-        let report = handle.run(async {
-            let entry = handle
-                .repo()
-                .find_snapshot(spec, &SnapshotFilter::default())
-                .await?;
-            let index = handle.repo().load_index().await?;
-            handle
-                .repo()
-                .restore(index, &entry.snapshot, &target, options)
-                .await
-        })?;
+        let report = handle.run(handle.repo().restore_spec(spec, &target, options))?;
         let value = json!({
             "files_restored": report.files_restored,
             "dirs_restored": report.dirs_restored,

@@ -620,3 +620,34 @@ fn a_drill_applies_no_setid_bits_unless_asked() {
     assert_eq!(drill(setuid_by_default), CairnStatus::DrillFailed);
     assert_eq!(cairn_repo_close(repo.handle), CairnStatus::Ok);
 }
+
+#[test]
+fn stats_report_what_the_library_counts() {
+    let repo = init();
+    backup_pattern(repo.handle, 100_000);
+    backup_pattern(repo.handle, 100_000);
+    let stats = |filter: &CStr| {
+        let mut out: *mut c_char = null_mut();
+        // SAFETY: an open handle, NUL-terminated strings, writable out pointers.
+        let status =
+            unsafe { crate::operations::cairn_stats(repo.handle, filter.as_ptr(), &mut out) };
+        assert_eq!(status, CairnStatus::Ok, "{:?}", last_error());
+        // SAFETY: a NUL-terminated string cairn returned, not yet freed.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        // SAFETY: a string cairn returned, freed once.
+        unsafe { cairn_string_free(out) };
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let all = stats(c"{}");
+    assert_eq!(all["snapshots_count"], 2);
+    assert_eq!(all["total_size"], 200_000);
+    assert_eq!(all["total_file_count"], 2);
+    // The same bytes twice are stored once (plus two small trees).
+    let unique = all["total_uncompressed_size"].as_u64().unwrap();
+    assert!((100_000..101_000).contains(&unique), "{all}");
+    assert!(all["dedup_ratio"].as_f64().unwrap() > 1.9, "{all}");
+    let none = stats(c"{\"hosts\": [\"elsewhere\"]}");
+    assert_eq!(none["snapshots_count"], 0);
+    assert_eq!(none["pack_count"], all["pack_count"]);
+    assert_eq!(cairn_repo_close(repo.handle), CairnStatus::Ok);
+}

@@ -11,9 +11,11 @@ use crate::{EncodedBlob, MasterKeys, PackEntry, PackError, PackId};
 pub const DEFAULT_PACK_SIZE: usize = 16 * 1024 * 1024;
 /// Smallest accepted target pack size.
 pub const MIN_PACK_SIZE: usize = 64 * 1024;
-/// Largest accepted target pack size (offsets are 32-bit; leave room for one max blob).
+/// Largest accepted target pack size. A pack is finished once its blob bytes reach the target,
+/// so it may exceed it by less than one blob: at most 2 GiB + 1 GiB + 40 bytes of blobs, which
+/// still fits the 32-bit offsets.
 pub const MAX_PACK_SIZE: usize = 1 << 31;
-/// Largest pack a writer will produce: offsets and the trailer are `u32`.
+/// Blob bytes a pack may hold: every blob's `offset + stored_len` is a `u32`.
 const PACK_LEN_LIMIT: u64 = u32::MAX as u64;
 
 /// Collects encoded blobs into one pack.
@@ -74,15 +76,17 @@ impl PackWriter {
     /// Appends a blob.
     ///
     /// # Errors
-    /// [`PackError::TooLarge`] if the pack would pass the 4 GiB offset limit (never with a
-    /// target size at or below [`MAX_PACK_SIZE`] and blobs at or below the blob limit).
+    /// [`PackError::TooLarge`] if the pack's blob bytes would pass the 4 GiB offset limit:
+    /// never for a caller that finishes the pack once [`PackWriter::is_full`] (target at most
+    /// [`MAX_PACK_SIZE`]) and adds blobs within the blob limit, since then the pack holds
+    /// less than the target before the add plus one blob of at most 1 GiB + 40 bytes.
     pub fn add(&mut self, blob: EncodedBlob) -> Result<(), PackError> {
         let stored_len = blob.sealed.len() as u64;
-        if self.len + stored_len > PACK_LEN_LIMIT / 2 {
+        if self.len + stored_len > PACK_LEN_LIMIT {
             return Err(PackError::TooLarge {
                 what: "pack",
                 size: self.len + stored_len,
-                limit: PACK_LEN_LIMIT / 2,
+                limit: PACK_LEN_LIMIT,
             });
         }
         self.entries.push(PackEntry {

@@ -1,35 +1,95 @@
-//! A blocking facade for synchronous callers (the C ABI, scripts, tests without async).
+//! A blocking facade for synchronous callers (scripts, tools, tests without async).
 //!
-//! The library never creates a runtime on its own: the caller passes a handle to one it owns,
-//! e.g. `tokio::runtime::Runtime::new()?.handle().clone()`. Every method blocks the calling
-//! thread until the operation completes.
+//! [`BlockingRepository::open_url`] and [`BlockingRepository::init_url`] start a runtime of
+//! their own, so nothing else is needed:
+//!
+//! ```no_run
+//! use cairn_repo::blocking::BlockingRepository;
+//! # fn main() -> cairn_repo::Result<()> {
+//! let repo = BlockingRepository::open_url("/srv/backups/repo", b"password")?;
+//! repo.backup(&["/etc".into()], Default::default())?;
+//! repo.restore("latest:/etc", "/tmp/etc-restored".as_ref(), Default::default())?;
+//! # Ok(()) }
+//! ```
+//!
+//! A caller that already owns a tokio runtime passes its handle instead
+//! ([`BlockingRepository::open`]). Every method blocks the calling thread until the
+//! operation completes.
 //!
 //! # Panics
 //! Like `Handle::block_on`, every method panics if called from within an async context
 //! (a runtime worker thread); call the async [`Repository`] methods there instead.
 
+use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, Runtime};
 
+use crate::ops::backup::copy::{CopyOptions, CopyReport};
 use crate::ops::backup::{BackupOptions, BackupReport};
+use crate::ops::check::{CheckOptions, CheckReport};
+use crate::ops::forget::{ForgetOptions, ForgetReport};
+use crate::ops::prune::{PruneOptions, PruneReport};
 use crate::ops::restore::{RestoreOptions, RestoreReport};
+use crate::ops::stats::StatsReport;
 use crate::{
-    Index, InitOptions, KdfParams, KeyInfo, Repository, Result, SnapshotEntry, SnapshotFilter,
-    Storage,
+    Index, InitOptions, KdfParams, KeyInfo, RepoError, Repository, Result, SnapshotEntry,
+    SnapshotFilter, Storage,
 };
 
-/// A [`Repository`] driven from synchronous code on a caller-owned runtime.
+/// The runtime a blocking repository drives its work on.
+#[derive(Clone, Debug)]
+enum Driver {
+    /// Started by the repository ([`BlockingRepository::open_url`]); shut down when the
+    /// last clone is dropped.
+    Owned(Arc<Runtime>),
+    /// The caller's.
+    Borrowed(Handle),
+}
+
+impl Driver {
+    fn own() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RepoError::io("the I/O runtime", e))?;
+        Ok(Driver::Owned(Arc::new(runtime)))
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match self {
+            Driver::Owned(runtime) => runtime.block_on(future),
+            Driver::Borrowed(handle) => handle.block_on(future),
+        }
+    }
+}
+
+/// A [`Repository`] driven from synchronous code.
 #[derive(Clone, Debug)]
 pub struct BlockingRepository {
     repo: Repository,
-    handle: Handle,
+    handle: Driver,
 }
 
 impl BlockingRepository {
-    /// Creates a repository; see [`Repository::init`].
+    /// Opens the repository at `url` (see [`Repository::open_url`]) on a runtime of its own.
+    pub fn open_url(url: &str, password: &[u8]) -> Result<Self> {
+        let handle = Driver::own()?;
+        let repo = handle.block_on(Repository::open_url(url, password))?;
+        Ok(BlockingRepository { repo, handle })
+    }
+
+    /// Creates a repository at `url` with default options (see [`Repository::init_url`]),
+    /// on a runtime of its own.
+    pub fn init_url(url: &str, password: &[u8]) -> Result<Self> {
+        let handle = Driver::own()?;
+        let repo = handle.block_on(Repository::init_url(url, password))?;
+        Ok(BlockingRepository { repo, handle })
+    }
+
+    /// Creates a repository on the caller's runtime; see [`Repository::init`].
     pub fn init(
         handle: Handle,
         storage: Storage,
@@ -37,13 +97,19 @@ impl BlockingRepository {
         options: InitOptions,
     ) -> Result<Self> {
         let repo = handle.block_on(Repository::init(storage, password, options))?;
-        Ok(BlockingRepository { repo, handle })
+        Ok(BlockingRepository {
+            repo,
+            handle: Driver::Borrowed(handle),
+        })
     }
 
-    /// Opens a repository; see [`Repository::open`].
+    /// Opens a repository on the caller's runtime; see [`Repository::open`].
     pub fn open(handle: Handle, storage: Storage, password: &[u8]) -> Result<Self> {
         let repo = handle.block_on(Repository::open(storage, password))?;
-        Ok(BlockingRepository { repo, handle })
+        Ok(BlockingRepository {
+            repo,
+            handle: Driver::Borrowed(handle),
+        })
     }
 
     /// The async repository, for callers that also have async code.
@@ -78,22 +144,58 @@ impl BlockingRepository {
         self.handle.block_on(self.repo.list_snapshots(filter))
     }
 
-    /// Restores the snapshot `spec` (`latest`, id or prefix); loads the index first.
+    /// Restores `spec` (restic's `SNAPSHOT[:PATH]`: `latest`, an id or prefix, optionally a
+    /// directory in it) into `target`; see [`Repository::restore_spec`].
     pub fn restore(
         &self,
         spec: &str,
         target: &Path,
         options: RestoreOptions,
     ) -> Result<RestoreReport> {
+        self.handle
+            .block_on(self.repo.restore_spec(spec, target, options))
+    }
+
+    /// See [`Repository::forget`].
+    pub fn forget(&self, options: &ForgetOptions) -> Result<ForgetReport> {
+        self.handle.block_on(self.repo.forget(options))
+    }
+
+    /// See [`Repository::prune`].
+    pub fn prune(&self, options: &PruneOptions) -> Result<PruneReport> {
+        self.handle.block_on(self.repo.prune(options))
+    }
+
+    /// See [`Repository::check`].
+    pub fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
+        self.handle.block_on(self.repo.check(options))
+    }
+
+    /// See [`Repository::stats`].
+    pub fn stats(&self, filter: &SnapshotFilter) -> Result<StatsReport> {
+        self.handle.block_on(self.repo.stats(filter))
+    }
+
+    /// Copies snapshots from this repository into `dest`; see
+    /// [`Repository::copy_snapshots`].
+    pub fn copy_to(&self, dest: &BlockingRepository, options: &CopyOptions) -> Result<CopyReport> {
+        self.handle
+            .block_on(self.repo.copy_snapshots(&dest.repo, options))
+    }
+
+    /// Runs a restore drill of `spec` (`latest`, an id or prefix); see
+    /// [`Repository::drill`].
+    pub fn drill(
+        &self,
+        spec: &str,
+        options: &crate::ops::drill::DrillOptions,
+    ) -> Result<crate::ops::drill::DrillResult> {
         self.handle.block_on(async {
             let entry = self
                 .repo
                 .find_snapshot(spec, &SnapshotFilter::default())
                 .await?;
-            let index = self.repo.load_index().await?;
-            self.repo
-                .restore(index, &entry.snapshot, target, options)
-                .await
+            self.repo.drill(&entry, options).await
         })
     }
 

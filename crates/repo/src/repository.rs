@@ -172,6 +172,26 @@ impl Repository {
         Self::open_with(storage, password, &OpenOptions::default()).await
     }
 
+    /// Opens the repository at `url` with `password`. `url` is a path, `file://`,
+    /// `s3://bucket/prefix`, `gs://`, `az://`, or restic's `s3:host/bucket` syntax; backend
+    /// credentials and settings come from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`)
+    /// as for the CLI. For options (`-o` settings, a key hint, a cache directory) use
+    /// [`Storage::open_with_options`] and [`Repository::open_with`].
+    pub async fn open_url(url: &str, password: &[u8]) -> Result<Repository> {
+        Self::open(Storage::open(url)?, password).await
+    }
+
+    /// Creates a repository at `url` (as for [`Repository::open_url`]; a local directory is
+    /// created) with the default options, and opens it.
+    pub async fn init_url(url: &str, password: &[u8]) -> Result<Repository> {
+        Self::init(
+            Storage::open_or_create(url)?,
+            password,
+            InitOptions::default(),
+        )
+        .await
+    }
+
     /// Opens a repository with a password: finds the key file it unlocks.
     ///
     /// Anyone who can write `keys/` decides what this costs, so (docs/format.md#key-files):

@@ -60,25 +60,10 @@ pub struct Args {
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let repo = globals.open().await?;
-    let (spec, subdir) = match args.snapshot.split_once(':') {
-        Some((spec, path)) => (spec, Some(path)),
-        None => (args.snapshot.as_str(), None),
-    };
-    let entry = repo.find_snapshot(spec, &args.filter.filter()).await?;
     let index = repo.load_index().await?;
-    let mut snapshot = entry.snapshot.clone();
-    if let Some(path) = subdir.filter(|p| !p.trim_matches('/').is_empty()) {
-        let node = repo.find_node(&index, &entry.snapshot, path).await?;
-        snapshot.tree = node
-            .subtree
-            .filter(|_| node.kind == cairn_repo::NodeKind::Dir)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{path:?} in snapshot {} is not a directory (use --include to restore a file)",
-                    entry.short_id()
-                )
-            })?;
-    }
+    let (entry, snapshot) = repo
+        .resolve_restore_source(&index, &args.snapshot, &args.filter.filter())
+        .await?;
     let progress: Option<cairn_repo::ops::progress::ProgressFn> = (globals.json && !globals.quiet)
         .then(|| {
             Arc::new(|p: &Progress| {

@@ -4,7 +4,7 @@
 //! hashes to its name and every blob in it authenticates, decompresses and matches its id).
 //! Findings name the damaged object, the blobs in it, and the snapshots and files they break.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use crate::records::{CheckRecord, DrillRecord};
 use crate::snapshot::SnapshotEntry;
 use crate::storage::FileType;
 use crate::tree::NodeKind;
+use crate::walk::{child_path, TreeWalker};
 use crate::Repository;
 
 /// Which packs to download and verify byte for byte.
@@ -509,68 +510,62 @@ impl Repository {
                 }),
             }
         }
-        let mut seen_trees: HashSet<BlobId> = HashSet::new();
+        // Snapshot by snapshot through one walker: a tree shared with an earlier snapshot was
+        // checked there, so damage inside it is reported once, under the first snapshot
+        // that uses it.
+        let mut walker = TreeWalker::new(self, &index);
         for entry in &snapshots {
             report.snapshots_checked += 1;
-            let mut stack = vec![(String::from("/"), entry.snapshot.tree)];
-            while let Some((path, tree_id)) = stack.pop() {
-                // A tree shared with an earlier snapshot was checked there; damage inside it
-                // is reported once, under the first snapshot that uses it.
-                if !seen_trees.insert(tree_id) {
-                    continue;
-                }
-                report.trees_checked += 1;
-                let tree = match self.read_tree(&index, &tree_id).await {
-                    Ok(tree) => tree,
-                    Err(e @ RepoError::Storage { .. }) => return Err(e),
-                    Err(e) => {
-                        report.findings.push(Finding::TreeDamaged {
-                            snapshot: entry.id.clone(),
-                            path,
-                            tree: tree_id,
-                            reason: damaged_blobs
-                                .get(&tree_id)
-                                .cloned()
-                                .unwrap_or_else(|| e.to_string()),
-                        });
-                        continue;
-                    }
-                };
-                for node in &tree.nodes {
-                    let child = format!(
-                        "{}{}{}",
-                        path,
-                        if path.ends_with('/') { "" } else { "/" },
-                        node.name.display()
-                    );
-                    if let Some(subtree) = node.subtree {
-                        stack.push((child.clone(), subtree));
-                    }
-                    if node.kind != NodeKind::File {
-                        continue;
-                    }
-                    for blob in &node.content {
-                        let reason = match damaged_blobs.get(blob) {
-                            Some(reason) => Some(reason.clone()),
-                            None if index
-                                .get(blob)
-                                .is_none_or(|l| l.entry.blob_type != BlobType::Data) =>
-                            {
-                                Some("is not in the index".to_string())
-                            }
-                            None => None,
-                        };
-                        if let Some(reason) = reason {
-                            report.findings.push(Finding::FileDamaged {
+            let mut findings = Vec::new();
+            let mut trees = 0u64;
+            walker
+                .walk([entry.snapshot.tree], |reached| {
+                    trees += 1;
+                    let tree = match reached.tree {
+                        Ok(tree) => tree,
+                        Err(e @ RepoError::Storage { .. }) => return Err(e),
+                        Err(e) => {
+                            findings.push(Finding::TreeDamaged {
                                 snapshot: entry.id.clone(),
-                                path: child.clone(),
-                                blob: *blob,
-                                reason,
+                                path: reached.path,
+                                tree: reached.id,
+                                reason: damaged_blobs
+                                    .get(&reached.id)
+                                    .cloned()
+                                    .unwrap_or_else(|| e.to_string()),
                             });
+                            return Ok(());
+                        }
+                    };
+                    for node in tree.nodes.iter().filter(|n| n.kind == NodeKind::File) {
+                        for blob in &node.content {
+                            let reason = match damaged_blobs.get(blob) {
+                                Some(reason) => Some(reason.clone()),
+                                None if index
+                                    .get(blob)
+                                    .is_none_or(|l| l.entry.blob_type != BlobType::Data) =>
+                                {
+                                    Some("is not in the index".to_string())
+                                }
+                                None => None,
+                            };
+                            if let Some(reason) = reason {
+                                findings.push(Finding::FileDamaged {
+                                    snapshot: entry.id.clone(),
+                                    path: child_path(&reached.path, node.name.display()),
+                                    blob: *blob,
+                                    reason,
+                                });
+                            }
                         }
                     }
-                }
-            }
+                    Ok(())
+                })
+                .await?;
+            report.trees_checked += trees;
+            // Reads complete in any order; report in path order, the same on every run.
+            findings.sort_by(|a, b| walk_path(a).cmp(walk_path(b)));
+            report.findings.extend(findings);
         }
         Ok(report)
     }
@@ -643,6 +638,14 @@ impl Repository {
             Ok(_) => {}
         }
         Ok(findings)
+    }
+}
+
+/// The path a tree walk finding names.
+fn walk_path(finding: &Finding) -> &str {
+    match finding {
+        Finding::TreeDamaged { path, .. } | Finding::FileDamaged { path, .. } => path,
+        _ => "",
     }
 }
 

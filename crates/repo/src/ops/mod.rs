@@ -13,3 +13,4 @@ pub mod progress;
 pub mod prune;
 pub mod restore;
 pub mod rpo;
+pub mod stats;

@@ -42,13 +42,11 @@ use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
 use crate::snapshot::Snapshot;
 use crate::storage::FileType;
 use crate::tree::{Node, NodeKind, Tree};
+use crate::walk::TreeWalker;
 use crate::Repository;
 
 /// Blobs closer than this in a pack are fetched with one ranged read.
 const COALESCE_GAP: u64 = 256 * 1024;
-
-/// Tree blobs read at once while collecting what to restore.
-const TREE_READS: usize = 16;
 
 /// The default of [`RestoreOptions::max_entries`]: 16 Mi entries. A restore keeps every
 /// entry it restores in memory (a few hundred bytes each), so this is about 6 GiB.
@@ -928,26 +926,14 @@ impl Repository {
         exclude: Option<&GlobSet>,
         max_entries: u64,
     ) -> Result<Vec<Item>> {
+        // Every distinct tree, read once however often it is shared.
         let mut trees: HashMap<BlobId, Arc<Tree>> = HashMap::new();
-        let mut queued: HashSet<BlobId> = HashSet::from([*root]);
-        let mut pending = vec![*root];
-        while !pending.is_empty() {
-            let read: Vec<(BlobId, Tree)> = futures::stream::iter(std::mem::take(&mut pending))
-                .map(|id| async move { self.read_tree(index, &id).await.map(|tree| (id, tree)) })
-                .buffer_unordered(TREE_READS)
-                .try_collect()
-                .await?;
-            for (id, tree) in read {
-                for node in &tree.nodes {
-                    if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                        if queued.insert(sub) {
-                            pending.push(sub);
-                        }
-                    }
-                }
-                trees.insert(id, Arc::new(tree));
-            }
-        }
+        TreeWalker::new(self, index)
+            .walk([*root], |reached| {
+                trees.insert(reached.id, Arc::new(reached.tree?));
+                Ok(())
+            })
+            .await?;
         let counts = expanded_counts(&trees, root)?;
         if counts[root] > max_entries {
             // Name the smallest tree over the limit: the one whose sharing multiplies.
@@ -994,6 +980,58 @@ impl Repository {
             items.push(Item { rel, tree, index });
         }
         Ok(items)
+    }
+
+    /// Resolves restic's `SNAPSHOT[:PATH]` among the snapshots passing `filter`: `latest`, a
+    /// full id or a unique prefix, optionally followed by `:PATH`, a directory inside the
+    /// snapshot to restore instead of all of it. Returns the snapshot found and the snapshot
+    /// to restore: the same, with its tree replaced by PATH's.
+    ///
+    /// # Errors
+    /// [`RepoError::InvalidInput`] when no snapshot matches or PATH is not a directory;
+    /// [`RepoError::MissingObject`] when PATH does not exist in it; read errors.
+    pub async fn resolve_restore_source(
+        &self,
+        index: &Index,
+        spec: &str,
+        filter: &crate::SnapshotFilter,
+    ) -> Result<(crate::SnapshotEntry, Snapshot)> {
+        let (snapshot_spec, subdir) = match spec.split_once(':') {
+            Some((snapshot, path)) => (snapshot, Some(path)),
+            None => (spec, None),
+        };
+        let entry = self.find_snapshot(snapshot_spec, filter).await?;
+        let mut snapshot = entry.snapshot.clone();
+        if let Some(path) = subdir.filter(|p| !p.trim_matches('/').is_empty()) {
+            let node = self.find_node(index, &entry.snapshot, path).await?;
+            snapshot.tree = node
+                .subtree
+                .filter(|_| node.kind == NodeKind::Dir)
+                .ok_or_else(|| {
+                    RepoError::InvalidInput(format!(
+                        "{path:?} in snapshot {} is not a directory (use an include pattern \
+                         to restore a file)",
+                        entry.short_id()
+                    ))
+                })?;
+        }
+        Ok((entry, snapshot))
+    }
+
+    /// Restores `spec` (restic's `SNAPSHOT[:PATH]`, see
+    /// [`Repository::resolve_restore_source`]) into `target`: finds the snapshot among all,
+    /// loads the index, restores.
+    pub async fn restore_spec(
+        &self,
+        spec: &str,
+        target: &Path,
+        options: RestoreOptions,
+    ) -> Result<RestoreReport> {
+        let index = self.load_index().await?;
+        let (_, snapshot) = self
+            .resolve_restore_source(&index, spec, &crate::SnapshotFilter::default())
+            .await?;
+        self.restore(index, &snapshot, target, options).await
     }
 
     /// Finds the node at `path` (components separated by `/`) in a snapshot.

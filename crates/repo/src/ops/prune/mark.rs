@@ -4,14 +4,11 @@
 use std::collections::HashSet;
 
 use cairn_pack::BlobId;
-use futures::{StreamExt, TryStreamExt};
 
 use crate::error::Result;
 use crate::index::Index;
+use crate::walk::TreeWalker;
 use crate::Repository;
-
-/// Trees read at once.
-const TREE_READS: usize = 16;
 
 /// Blobs reachable from a set of snapshots.
 pub(crate) struct Marks {
@@ -56,29 +53,20 @@ impl Repository {
             used: vec![0; index.len().div_ceil(64)],
             missing: HashSet::new(),
         };
-        let mut frontier: Vec<BlobId> = roots
-            .into_iter()
-            .filter(|root| marks.mark(index, root))
-            .collect();
-        while !frontier.is_empty() {
-            let trees: Vec<_> = futures::stream::iter(std::mem::take(&mut frontier))
-                .map(|id| async move { self.read_tree(index, &id).await })
-                .buffer_unordered(TREE_READS)
-                .try_collect()
-                .await?;
-            for tree in trees {
-                for node in &tree.nodes {
-                    if let Some(subtree) = node.subtree {
-                        if marks.mark(index, &subtree) {
-                            frontier.push(subtree);
-                        }
-                    }
+        TreeWalker::new(self, index)
+            .walk(roots, |reached| {
+                if !marks.mark(index, &reached.id) {
+                    // Not indexed: recorded as missing, and nothing below it is reachable.
+                    return Ok(());
+                }
+                for node in &reached.tree?.nodes {
                     for blob in &node.content {
                         marks.mark(index, blob);
                     }
                 }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         Ok(marks)
     }
 }

@@ -1,0 +1,142 @@
+//! The one tree walker: every distinct tree reachable from some roots, each read once.
+//!
+//! Reads are kept in flight continuously (not level by level), so a walk over a remote store
+//! costs about `trees / concurrency` round trips rather than one per tree or one per level.
+//! A subtree shared between directories or snapshots is read and visited once, at the first
+//! path that reached it; a walker keeps its memory of visited trees across calls, so walking
+//! several snapshots one after another visits what they share once.
+//!
+//! Read failures are handed to the visitor rather than ending the walk, so `check` can report
+//! a damaged tree and go on; every other caller turns them into errors with `?`.
+
+use std::collections::{HashSet, VecDeque};
+
+use cairn_pack::BlobId;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+
+use crate::error::Result;
+use crate::index::Index;
+use crate::tree::Tree;
+use crate::Repository;
+
+/// Tree reads in flight by default.
+pub const TREE_READS: usize = 16;
+
+/// One tree the walk reached.
+#[derive(Debug)]
+pub struct Reached {
+    /// Which root (position in the `roots` given to [`TreeWalker::walk`]) reached it first.
+    pub root: usize,
+    /// Its path from that root ("/" for the root itself).
+    pub path: String,
+    /// Its id.
+    pub id: BlobId,
+    /// The tree, or why it could not be read (missing from the index, damaged, ...).
+    pub tree: Result<Tree>,
+}
+
+/// Walks trees through one index, remembering which trees it has visited.
+pub struct TreeWalker<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    seen: HashSet<BlobId>,
+    concurrency: usize,
+}
+
+impl<'a> TreeWalker<'a> {
+    /// A walker reading through `index`, [`TREE_READS`] trees at a time.
+    pub fn new(repo: &'a Repository, index: &'a Index) -> Self {
+        TreeWalker {
+            repo,
+            index,
+            seen: HashSet::new(),
+            concurrency: TREE_READS,
+        }
+    }
+
+    /// Sets how many tree reads are in flight at once (at least one).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How many distinct trees this walker has visited.
+    pub fn visited(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True once `id` has been reached by this walker.
+    pub fn has_visited(&self, id: &BlobId) -> bool {
+        self.seen.contains(id)
+    }
+
+    /// Visits every tree reachable from `roots` that this walker has not visited before,
+    /// breadth-first, in the order reads complete. `visit` returns an error to stop the walk
+    /// (that error is returned). The subtrees of a tree that could not be read are not
+    /// reached through it.
+    pub async fn walk<V>(
+        &mut self,
+        roots: impl IntoIterator<Item = BlobId>,
+        mut visit: V,
+    ) -> Result<()>
+    where
+        V: FnMut(Reached) -> Result<()>,
+    {
+        let mut queue: VecDeque<(usize, String, BlobId)> = VecDeque::new();
+        for (root, id) in roots.into_iter().enumerate() {
+            if self.seen.insert(id) {
+                queue.push_back((root, "/".to_string(), id));
+            }
+        }
+        let (repo, index) = (self.repo, self.index);
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < self.concurrency {
+                let Some((root, path, id)) = queue.pop_front() else {
+                    break;
+                };
+                in_flight.push(async move {
+                    let tree = repo.read_tree(index, &id).await;
+                    Reached {
+                        root,
+                        path,
+                        id,
+                        tree,
+                    }
+                });
+            }
+            let Some(reached) = in_flight.next().await else {
+                return Ok(());
+            };
+            if let Ok(tree) = &reached.tree {
+                for node in &tree.nodes {
+                    if let Some(subtree) = node.subtree {
+                        if self.seen.insert(subtree) {
+                            let path = child_path(&reached.path, node.name.display());
+                            queue.push_back((reached.root, path, subtree));
+                        }
+                    }
+                }
+            }
+            visit(reached)?;
+        }
+    }
+}
+
+/// `parent/name`, with "/" as the root.
+pub fn child_path(parent: &str, name: impl std::fmt::Display) -> String {
+    let separator = if parent.ends_with('/') { "" } else { "/" };
+    format!("{parent}{separator}{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_paths_join_once() {
+        assert_eq!(child_path("/", "a"), "/a");
+        assert_eq!(child_path("/a", "b"), "/a/b");
+    }
+}
