@@ -1,9 +1,9 @@
 //! The JSON options each function takes, mapped onto the library's option types. Unknown
 //! fields are rejected, so a misspelt option is an error rather than silently ignored.
 
-use cairn_repo::ops::backup::copy::CopyOptions;
 use cairn_repo::ops::backup::{BackupOptions, ParentSelection};
 use cairn_repo::ops::check::{CheckOptions, ReadData};
+use cairn_repo::ops::copy::CopyOptions;
 use cairn_repo::ops::drill::DrillOptions;
 use cairn_repo::ops::forget::{ForgetOptions, GroupBy, KeepPolicy, TagSet, Within};
 use cairn_repo::ops::prune::PruneOptions;

@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use tokio::runtime::{Handle, Runtime};
 
-use crate::ops::backup::copy::{CopyOptions, CopyReport};
 use crate::ops::backup::{BackupOptions, BackupReport};
 use crate::ops::check::{CheckOptions, CheckReport};
+use crate::ops::copy::{CopyOptions, CopyReport};
 use crate::ops::forget::{ForgetOptions, ForgetReport};
 use crate::ops::prune::{PruneOptions, PruneReport};
 use crate::ops::restore::{RestoreOptions, RestoreReport};

@@ -10,9 +10,12 @@ use zeroize::Zeroizing;
 
 use crate::config::{ChunkerSizes, InitOptions, RepoConfig, FORMAT_VERSION};
 use crate::error::{RepoError, Result};
+use crate::host::{hostname, username};
 use crate::key_hint::{self, OpenOptions};
+use crate::lock::{LockGuard, LockStatus, LockTimings, Locks};
 use crate::object::{check_content_id, content_id, open_object, seal_object, ObjectKind};
 use crate::storage::{FileType, Storage};
+use chrono::{DateTime, Utc};
 
 /// The most key files [`Repository::open_with`] examines per open (restic's `maxKeys`): each
 /// may cost a key derivation of up to the KDF ceiling (256 MiB, about half a second), so a
@@ -32,7 +35,7 @@ pub struct Repository {
     pub(crate) chunker: Chunker,
     pub(crate) encoder: BlobEncoder,
     key_id: String,
-    pub(crate) lock_timings: crate::lock::LockTimings,
+    pub(crate) lock_timings: LockTimings,
 }
 
 impl std::fmt::Debug for Repository {
@@ -59,22 +62,6 @@ pub struct KeyInfo {
     /// True for the key this repository was opened with.
     #[serde(skip)]
     pub current: bool,
-}
-
-pub(crate) fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default()
-}
-
-pub(crate) fn username() -> String {
-    nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_default()
 }
 
 impl Repository {
@@ -366,7 +353,7 @@ impl Repository {
             chunker,
             encoder,
             key_id,
-            lock_timings: crate::lock::LockTimings::default(),
+            lock_timings: LockTimings::default(),
         })
     }
 
@@ -378,6 +365,55 @@ impl Repository {
     /// The storage this repository lives in.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// This repository's locks and backup markers ([`Locks`]).
+    pub fn locks(&self) -> Locks {
+        Locks::new(
+            self.storage.clone(),
+            Arc::clone(&self.keys),
+            self.lock_timings,
+        )
+    }
+
+    /// The lock timings this handle uses.
+    pub fn lock_timings(&self) -> LockTimings {
+        self.lock_timings
+    }
+
+    /// Sets the lock timings (every host of a repository should use the same expiry).
+    pub fn set_lock_timings(&mut self, timings: LockTimings) {
+        self.lock_timings = timings;
+    }
+
+    /// Announces a running backup; see [`Locks::lock_backup`].
+    pub async fn lock_backup(&self) -> Result<LockGuard> {
+        self.locks().lock_backup().await
+    }
+
+    /// Takes the exclusive maintenance lock; see [`Locks::lock_maintenance`].
+    pub async fn lock_maintenance(&self) -> Result<LockGuard> {
+        self.locks().lock_maintenance().await
+    }
+
+    /// Every lock, staleness judged by the store's clock; see [`Locks::list_locks`].
+    pub async fn list_locks(&self) -> Result<Vec<LockStatus>> {
+        self.locks().list_locks().await
+    }
+
+    /// Every lock, staleness judged at `now`; see [`Locks::list_locks_at`].
+    pub async fn list_locks_at(&self, now: DateTime<Utc>) -> Result<Vec<LockStatus>> {
+        self.locks().list_locks_at(now).await
+    }
+
+    /// The store's clock now; see [`Locks::store_time`].
+    pub async fn store_time(&self) -> Result<DateTime<Utc>> {
+        self.locks().store_time().await
+    }
+
+    /// Removes dead locks (all with `remove_all`); see [`Locks::unlock`].
+    pub async fn unlock(&self, remove_all: bool) -> Result<Vec<(String, String)>> {
+        self.locks().unlock(remove_all).await
     }
 
     /// Adds a key file for `password`; returns its id.

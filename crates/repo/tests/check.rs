@@ -209,7 +209,7 @@ async fn repair_index_rebuilds_a_lost_index_from_the_packs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn repair_snapshots_cuts_lost_data_and_says_so() {
-    use cairn_repo::ops::backup::repair::RepairSnapshotsOptions;
+    use cairn_repo::ops::repair::RepairSnapshotsOptions;
     use cairn_repo::ops::restore::RestoreOptions;
     use cairn_repo::SnapshotFilter;
 

@@ -5,8 +5,8 @@
 mod common;
 
 use cairn_chunker::ChunkerParams;
-use cairn_repo::ops::backup::copy::CopyOptions;
 use cairn_repo::ops::backup::BackupOptions;
+use cairn_repo::ops::copy::CopyOptions;
 use cairn_repo::{InitOptions, Repository, Storage};
 use common::*;
 

@@ -1,7 +1,7 @@
 //! `cairn copy --from-repo SRC [SNAPSHOT...]`: copies snapshots from SRC into the repository
 //! given by `-r` (restic's direction), skipping those already copied.
 
-use cairn_repo::ops::backup::copy::CopyOptions;
+use cairn_repo::ops::copy::CopyOptions;
 use cairn_repo::Outcome;
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! `cairn repair index` and `cairn repair snapshots [--forget] [--dry-run]`.
 
-use cairn_repo::ops::backup::repair::RepairSnapshotsOptions;
+use cairn_repo::ops::repair::RepairSnapshotsOptions;
 use cairn_repo::Outcome;
 use serde_json::json;
 

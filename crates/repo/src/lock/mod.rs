@@ -28,10 +28,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
+use crate::host::{hostname, username};
 use crate::object::{open_named, seal_named, ObjectKind};
-use crate::repository::{hostname, username};
 use crate::storage::{FileType, Listed, Replaced, Storage, MAINTENANCE_LOCK};
-use crate::Repository;
 use holder::{boot_time, holder_gone, ProcessIdentity};
 
 /// How often locks are rewritten and when an unrefreshed lock counts as stale.
@@ -521,19 +520,40 @@ fn random_name() -> String {
     hex::encode(id)
 }
 
-impl Repository {
-    /// The lock timings this handle uses.
-    pub fn lock_timings(&self) -> LockTimings {
-        self.lock_timings
-    }
+/// The repository's locks and backup markers: taking, listing and removing them
+/// (docs/format.md#locks-and-concurrency). Made by [`crate::Repository::locks`]; cheap to clone.
+#[derive(Clone)]
+pub struct Locks {
+    storage: Storage,
+    keys: Arc<cairn_pack::MasterKeys>,
+    lock_timings: LockTimings,
+}
 
-    /// Sets the lock timings (every host of a repository should use the same expiry).
-    pub fn set_lock_timings(&mut self, timings: LockTimings) {
-        self.lock_timings = timings;
+impl std::fmt::Debug for Locks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locks")
+            .field("storage", &self.storage.location())
+            .field("timings", &self.lock_timings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Locks {
+    /// Locks of the repository in `storage`, sealed with `keys`, kept fresh by `timings`.
+    pub(crate) fn new(
+        storage: Storage,
+        keys: Arc<cairn_pack::MasterKeys>,
+        timings: LockTimings,
+    ) -> Self {
+        Locks {
+            storage,
+            keys,
+            lock_timings: timings,
+        }
     }
 
     /// Every lock object, with staleness judged at `now` (the store's clock: see
-    /// [`Repository::store_time`]) and holders on this host checked for existence.
+    /// [`Locks::store_time`]) and holders on this host checked for existence.
     pub async fn list_locks_at(&self, now: DateTime<Utc>) -> Result<Vec<LockStatus>> {
         let listed = self.storage.list(FileType::Lock).await?;
         let expiry = self.lock_timings.expiry_chrono();
@@ -614,7 +634,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`RepoError::Locked`] naming the holder if it is taken (stale or not: a dead lock is
-    /// removed only by [`Repository::unlock`], never silently).
+    /// removed only by [`Locks::unlock`], never silently).
     pub async fn lock_maintenance(&self) -> Result<LockGuard> {
         self.take_lock(MAINTENANCE_LOCK.to_string(), LockKind::Maintenance)
             .await
@@ -717,7 +737,7 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::InitOptions;
+    use crate::{InitOptions, Repository};
 
     async fn repo() -> Repository {
         let options = InitOptions {

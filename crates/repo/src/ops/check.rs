@@ -349,7 +349,7 @@ impl Repository {
             errors,
             warnings: report.findings.len() as u64 - errors,
             duration_seconds: started.elapsed().as_secs_f64(),
-            hostname: crate::repository::hostname(),
+            hostname: crate::host::hostname(),
         };
         let id = self.write_record(&record).await.map(String::from);
         Ok((report, id))

@@ -310,7 +310,7 @@ impl Repository {
             duration_seconds: 0.0,
             files_restored: 0,
             bytes_restored: 0,
-            hostname: crate::repository::hostname(),
+            hostname: crate::host::hostname(),
         };
         let restored = self.drill_restore(entry, options, &restore_dir).await;
         match restored {

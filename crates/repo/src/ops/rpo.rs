@@ -17,10 +17,32 @@ use crate::records::DrillRecord;
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
 use crate::Repository;
 
-/// Parses a duration such as `26h`, `90min`, `7d`, `1w`, `1h30m` (humantime's syntax:
-/// `m` is minutes here, unlike `forget --keep-within`). Errors name the input.
+/// Parses a duration such as `26h`, `90min`, `7d`, `1w`, `2mo`, `1h 30min` (humantime's
+/// syntax, plus `mo` for months). A bare `m` is refused as ambiguous: `forget --keep-within`
+/// follows restic, where `m` is months, and humantime reads it as minutes, so cairn asks for
+/// `min` or `mo` instead of guessing. Errors name the input.
 pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+    let mut spelled = String::with_capacity(text.len() + 8);
+    let mut rest = text.trim();
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic()) {
+        spelled.push_str(&rest[..start]);
+        let len = rest[start..]
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len() - start);
+        match &rest[start..start + len] {
+            "m" => {
+                return Err(RepoError::InvalidInput(format!(
+                    "{what}: duration {text:?} is ambiguous: write min for minutes or mo for \
+                     months (forget --keep-within follows restic, where m is months)"
+                )))
+            }
+            "mo" => spelled.push_str("months"),
+            unit => spelled.push_str(unit),
+        }
+        rest = &rest[start + len..];
+    }
+    spelled.push_str(rest);
+    let duration = humantime::parse_duration(&spelled).map_err(|e| {
         RepoError::InvalidInput(format!(
             "{what}: invalid duration {text:?}: {e} (expected e.g. 30min, 26h, 7d)"
         ))
@@ -356,8 +378,21 @@ mod tests {
     #[test]
     fn durations_parse_and_bad_ones_name_the_input() {
         assert_eq!(parse_duration("26h", "x").unwrap().as_secs(), 26 * 3600);
-        assert_eq!(parse_duration("1h30m", "x").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("1h30min", "x").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("1h 30min", "x").unwrap().as_secs(), 5400);
         assert_eq!(parse_duration("7d", "x").unwrap().as_secs(), 7 * 86400);
+        // Months as forget spells them (`mo`), the same as humantime's `months`.
+        assert_eq!(
+            parse_duration("2mo", "x").unwrap(),
+            parse_duration("2months", "x").unwrap()
+        );
+        // A bare `m` means months to forget (restic) and minutes to humantime: refused.
+        for ambiguous in ["30m", "1h30m", "1m 2d"] {
+            let err = parse_duration(ambiguous, "--max-age")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("ambiguous") && err.contains("min"), "{err}");
+        }
         for bad in ["", "abc", "5", "0s", "-1h"] {
             let err = parse_duration(bad, "--max-age").unwrap_err().to_string();
             assert!(

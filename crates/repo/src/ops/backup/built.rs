@@ -6,7 +6,7 @@ use cairn_pack::{BlobId, BlobType};
 
 use super::{BackupOptions, BackupReport, FileCounts};
 use crate::error::{RepoError, Result};
-use crate::repository::hostname;
+use crate::host::hostname;
 use crate::Repository;
 
 /// Stores one blob (a data chunk, or a tree's [`crate::Tree::encode`] bytes) and returns its

@@ -6,11 +6,9 @@
 //! that later backups reuse, and no snapshot.
 
 mod built;
-pub mod copy;
 mod excludes;
 mod metadata;
 mod protect;
-pub mod repair;
 mod saver;
 mod upload;
 mod walker;
@@ -25,10 +23,10 @@ use cairn_pack::{BlobId, BlobType};
 use chrono::{DateTime, FixedOffset, Local, SecondsFormat};
 
 use crate::error::{RepoError, Result};
+use crate::host::{hostname, username};
 use crate::index::Index;
 use crate::lock::LockGuard;
 use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
-use crate::repository::{hostname, username};
 use crate::snapshot::{Snapshot, SnapshotFilter, SnapshotSummary};
 use crate::storage::FileType;
 use crate::tree::{Name, Node, NodeKind, Tree};
@@ -36,7 +34,7 @@ use crate::Repository;
 
 pub use built::StoreBlob;
 use excludes::Excludes;
-use saver::Saver;
+pub(crate) use saver::Saver;
 use walker::{arrange_targets, spawn_scanner, Walker};
 
 /// Which snapshot to compare against, to skip reading unchanged files.
@@ -117,20 +115,20 @@ impl BackupReport {
     }
 }
 
-struct Prepared {
+pub(crate) struct Prepared {
     /// This backup's marker: held from before the index is loaded until the snapshot is
     /// safe from concurrent prunes.
-    marker: LockGuard,
+    pub(crate) marker: LockGuard,
     /// The index the backup deduplicates against.
-    index: Arc<Index>,
-    saver: Arc<Saver>,
-    uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
-    counters: Arc<Counters>,
-    start: DateTime<FixedOffset>,
+    pub(crate) index: Arc<Index>,
+    pub(crate) saver: Arc<Saver>,
+    pub(crate) uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) start: DateTime<FixedOffset>,
 }
 
 impl Repository {
-    async fn prepare(&self, options: &BackupOptions) -> Result<Prepared> {
+    pub(crate) async fn prepare(&self, options: &BackupOptions) -> Result<Prepared> {
         // The marker goes first: a prune that does not see it has already rewritten the
         // index this backup loads next (docs/format.md#locks-and-concurrency).
         let marker = self.lock_backup().await?;
@@ -444,7 +442,7 @@ impl Repository {
     }
 
     /// Waits for the uploader and picks the most telling error.
-    async fn finish_upload(
+    pub(crate) async fn finish_upload(
         &self,
         uploader: tokio::task::JoinHandle<Result<upload::UploadReport>>,
         saver: &Saver,

@@ -16,7 +16,7 @@ impl Repository {
     /// the backup deduplicated against. Costs one list of `pending/` unless a prune ran
     /// during the backup; then a walk of the snapshot's trees, re-indexing (from its own
     /// header) every pack holding a blob the snapshot uses that the current index lacks.
-    pub(super) async fn protect_snapshot(
+    pub(crate) async fn protect_snapshot(
         &self,
         marker: &str,
         start: &Index,

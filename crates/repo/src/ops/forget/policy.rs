@@ -74,20 +74,31 @@ impl Within {
             let number: u32 = rest[..digits]
                 .parse()
                 .map_err(|_| bad("the number is too large"))?;
-            let (slot, index) = match rest[digits..].chars().next() {
-                Some('y') => (&mut within.years, 0),
-                Some('m') => (&mut within.months, 1),
-                Some('d') => (&mut within.days, 2),
-                Some('h') => (&mut within.hours, 3),
-                Some(_) => return Err(bad("units are y, m, d and h")),
-                None => return Err(bad("the last number has no unit")),
+            let unit = &rest[digits..];
+            // Months are restic's `m`, or `mo` as in cairn's other durations (where a bare
+            // `m` is refused as ambiguous); `min` is minutes there and has no place here.
+            let (slot, index, unit_len) = if unit.starts_with("min") {
+                return Err(bad(
+                    "keep-within counts whole hours; minutes (min) are not a unit here",
+                ));
+            } else if unit.starts_with("mo") {
+                (&mut within.months, 1, 2)
+            } else {
+                match unit.chars().next() {
+                    Some('y') => (&mut within.years, 0, 1),
+                    Some('m') => (&mut within.months, 1, 1),
+                    Some('d') => (&mut within.days, 2, 1),
+                    Some('h') => (&mut within.hours, 3, 1),
+                    Some(_) => return Err(bad("units are y, m (or mo), d and h")),
+                    None => return Err(bad("the last number has no unit")),
+                }
             };
             if std::mem::replace(&mut seen[index], true) {
                 return Err(bad("a unit is given twice"));
             }
             *slot = number;
-            // The unit is one ASCII byte.
-            rest = &rest[digits + 1..];
+            // Units are ASCII.
+            rest = &rest[digits + unit_len..];
         }
         Ok(within)
     }
@@ -975,6 +986,13 @@ mod tests {
             [Some([0, 1, 15, 0]), Some([0, 0, 0, 36])]
         );
         assert_eq!(parts(" 1y2m3d4h "), Some([1, 2, 3, 4]));
+        // `mo` is months too, as in cairn's other durations; minutes are no unit here.
+        assert_eq!(parts("1y2mo3d"), Some([1, 2, 3, 0]));
+        assert!(Within::parse("2m2mo").is_err(), "months given twice");
+        assert!(Within::parse("30min")
+            .unwrap_err()
+            .to_string()
+            .contains("minutes"));
         // restic accepts any unit order; Display gives the canonical text back.
         for (text, canonical) in [("1d1y", "1y1d"), ("1y2m3d4h", "1y2m3d4h"), ("0d", "0h")] {
             let w: Within = text.parse().expect("valid");

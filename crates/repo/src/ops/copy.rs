@@ -16,9 +16,9 @@ use bytes::Bytes;
 use cairn_pack::{BlobId, BlobType};
 use serde::Serialize;
 
-use super::BackupOptions;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
+use crate::ops::backup::{BackupOptions, Saver};
 use crate::ops::content::ContentReader;
 use crate::ops::progress::CancelToken;
 use crate::snapshot::{resolve, SnapshotEntry, SnapshotFilter};
@@ -179,7 +179,7 @@ struct Memo {
 struct Copier {
     source: Repository,
     index: Arc<Index>,
-    saver: Arc<super::Saver>,
+    saver: Arc<Saver>,
     dest_chunker: cairn_chunker::Chunker,
     rechunk: bool,
     handle: tokio::runtime::Handle,

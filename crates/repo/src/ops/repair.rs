@@ -8,9 +8,9 @@ use cairn_pack::{BlobId, BlobType, PackId};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::BackupOptions;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile, IndexPack};
+use crate::ops::backup::{BackupOptions, Saver};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
 use crate::storage::FileType;
 use crate::tree::{NodeKind, Tree};
@@ -224,7 +224,7 @@ impl Repository {
 struct Repairer {
     repo: Repository,
     index: Arc<Index>,
-    saver: Arc<super::Saver>,
+    saver: Arc<Saver>,
     handle: tokio::runtime::Handle,
     dry_run: bool,
 }
