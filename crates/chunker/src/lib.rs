@@ -10,6 +10,7 @@
 //!
 //! Layout and constants: docs/format.md#chunking.
 
+#![warn(missing_docs)]
 mod cut;
 mod error;
 mod gear;

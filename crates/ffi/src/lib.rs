@@ -19,6 +19,7 @@
 //!   unwind out of one aborts with a message); cairn calls made from inside one return
 //!   `CAIRN_STATUS_REENTRANT`.
 
+#![warn(missing_docs)]
 mod callbacks;
 mod handle;
 mod operations;

@@ -7,6 +7,7 @@
 //!
 //! Byte layouts are specified in docs/format.md; each module names its section.
 
+#![warn(missing_docs)]
 // Byte parsing and crypto over slices: nothing here needs unsafe code.
 #![forbid(unsafe_code)]
 

@@ -61,6 +61,7 @@
 //! - Storage requests: [`storage::Storage`]; packs and blobs: `access.rs` and the pack
 //!   crate; locks and the backup/prune protocol: [`lock`].
 
+#![warn(missing_docs)]
 // Nothing here needs unsafe code: system calls go through rustix and nix.
 #![forbid(unsafe_code)]
 
