@@ -5,6 +5,8 @@ use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 
 use cairn_repo::ops::backup::BackupReport;
+use cairn_repo::ops::prune::PruneOptions;
+use cairn_repo::ops::restore::RestoreOptions;
 use cairn_repo::{KdfParams, SnapshotFilter};
 use serde_json::{json, Value};
 
@@ -14,8 +16,7 @@ use crate::callbacks::{
 };
 use crate::handle::{handle, CairnRepo};
 use crate::options::{
-    parse, BackupJson, CheckJson, CopyJson, DrillJson, FilterJson, ForgetJson, MetricsJson,
-    PruneJson, RestoreJson, RpoJson,
+    parse, BackupJson, CheckJson, CopyJson, DrillJson, ForgetJson, MetricsJson, RpoJson,
 };
 use crate::status::{give_string, guard, optional_str, required_str, CairnStatus, Failure};
 
@@ -252,8 +253,8 @@ pub unsafe extern "C" fn cairn_snapshots(
             filter_json,
             "filter",
             out_json,
-            |handle, filter: FilterJson| {
-                let list = handle.run(handle.repo().list_snapshots(&filter.filter()))?;
+            |handle, filter: SnapshotFilter| {
+                let list = handle.run(handle.repo().list_snapshots(&filter))?;
                 let value = Value::Array(list.iter().map(|s| s.to_json()).collect());
                 Ok((CairnStatus::Ok, value.to_string()))
             },
@@ -282,8 +283,8 @@ pub unsafe extern "C" fn cairn_stats(
             filter_json,
             "filter",
             out_json,
-            |handle, filter: FilterJson| {
-                let stats = handle.run(handle.repo().stats(&filter.filter()))?;
+            |handle, filter: SnapshotFilter| {
+                let stats = handle.run(handle.repo().stats(&filter))?;
                 Ok((CairnStatus::Ok, to_json(&stats)?))
             },
         )
@@ -322,10 +323,9 @@ pub unsafe extern "C" fn cairn_restore(
         let spec = unsafe { required_str(snapshot, "snapshot") }?;
         // SAFETY: `target` is null (refused) or a NUL-terminated string (this function's # Safety contract).
         let target = PathBuf::from(unsafe { required_str(target, "target") }?);
-        let json: RestoreJson =
+        let mut options: RestoreOptions =
             // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
             parse(unsafe { optional_str(options_json, "options") }?, "restore")?;
-        let mut options = json.options();
         options.progress = progress(progress_fn, user);
         // SAFETY: `cancel` is null or a live cancel handle (this function's # Safety contract).
         options.cancel = unsafe { token(cancel) };
@@ -451,8 +451,8 @@ pub unsafe extern "C" fn cairn_prune(
             options_json,
             "prune",
             out_json,
-            |handle, json: PruneJson| {
-                let report = handle.run(handle.repo().prune(&json.options()))?;
+            |handle, options: PruneOptions| {
+                let report = handle.run(handle.repo().prune(&options))?;
                 Ok((CairnStatus::Ok, to_json(&report)?))
             },
         )

@@ -6,8 +6,6 @@ use cairn_repo::ops::check::{CheckOptions, ReadData};
 use cairn_repo::ops::copy::CopyOptions;
 use cairn_repo::ops::drill::DrillOptions;
 use cairn_repo::ops::forget::{ForgetOptions, GroupBy, KeepPolicy, TagSet, Within};
-use cairn_repo::ops::prune::PruneOptions;
-use cairn_repo::ops::restore::RestoreOptions;
 use cairn_repo::ops::rpo::{parse_duration, RpoOptions};
 use cairn_repo::{InitOptions, KdfParams, SnapshotFilter};
 use serde::de::DeserializeOwned;
@@ -82,28 +80,6 @@ impl RepoJson {
     }
 }
 
-/// Snapshot selection shared by several functions.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FilterJson {
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub paths: Vec<String>,
-}
-
-impl FilterJson {
-    pub fn filter(self) -> SnapshotFilter {
-        SnapshotFilter {
-            hosts: self.hosts,
-            tags: self.tags,
-            paths: self.paths,
-        }
-    }
-}
-
 /// Options of the backup functions.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,49 +131,6 @@ impl BackupJson {
             one_file_system: self.one_file_system,
             ..Default::default()
         })
-    }
-}
-
-/// Options of `cairn_restore`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RestoreJson {
-    #[serde(default)]
-    pub include: Vec<String>,
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    #[serde(default)]
-    pub verify: bool,
-    #[serde(default)]
-    pub delete: bool,
-    #[serde(default)]
-    pub no_owner: bool,
-    #[serde(default)]
-    pub no_setid: bool,
-    #[serde(default)]
-    pub no_devices: bool,
-    #[serde(default)]
-    pub include_xattr: Vec<String>,
-    #[serde(default)]
-    pub exclude_xattr: Vec<String>,
-    pub max_entries: Option<u64>,
-}
-
-impl RestoreJson {
-    pub fn options(self) -> RestoreOptions {
-        RestoreOptions {
-            include: self.include,
-            exclude: self.exclude,
-            verify: self.verify,
-            delete: self.delete,
-            no_owner: self.no_owner,
-            no_setid: self.no_setid,
-            no_devices: self.no_devices,
-            include_xattr: self.include_xattr,
-            exclude_xattr: self.exclude_xattr,
-            max_entries: self.max_entries,
-            ..Default::default()
-        }
     }
 }
 
@@ -276,29 +209,6 @@ impl ForgetJson {
             },
             dry_run: self.dry_run,
         })
-    }
-}
-
-/// Options of `cairn_prune`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PruneJson {
-    /// Unused data allowed after prune, repository-wide: restic's strings ("5%", "0",
-    /// "500M", "unlimited") or a share 0..=1 (default "5%").
-    pub max_unused: Option<cairn_repo::ops::prune::MaxUnused>,
-    pub max_repack_bytes: Option<u64>,
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-impl PruneJson {
-    pub fn options(self) -> PruneOptions {
-        let default = PruneOptions::default();
-        PruneOptions {
-            max_unused: self.max_unused.unwrap_or(default.max_unused),
-            max_repack_bytes: self.max_repack_bytes,
-            dry_run: self.dry_run,
-        }
     }
 }
 
@@ -419,8 +329,14 @@ pub(crate) struct RpoJson {
     pub max_verified_age: Option<String>,
     /// "host,paths" by default.
     pub group_by: Option<String>,
-    #[serde(flatten)]
-    pub filter: FilterJson,
+    // Listed rather than a flattened `SnapshotFilter`: serde cannot refuse unknown names
+    // across a flatten.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 impl RpoJson {
@@ -436,7 +352,11 @@ impl RpoJson {
                 .map(|d| parse_duration(d, "max_verified_age"))
                 .transpose()?,
             group_by: group_by(self.group_by.as_deref())?,
-            filter: self.filter.filter(),
+            filter: SnapshotFilter {
+                hosts: self.hosts,
+                tags: self.tags,
+                paths: self.paths,
+            },
             now: chrono::Utc::now(),
         })
     }

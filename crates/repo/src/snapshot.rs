@@ -152,7 +152,11 @@ impl SnapshotEntry {
 }
 
 /// Which snapshots to consider.
-#[derive(Clone, Debug, Default)]
+///
+/// Deserializes from `{"hosts": [], "tags": [], "paths": []}` (each optional, unknown names
+/// refused): the C ABI takes it as is.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SnapshotFilter {
     /// Only these hosts (any of them), if non-empty.
     pub hosts: Vec<String>,

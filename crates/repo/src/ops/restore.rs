@@ -53,7 +53,10 @@ const COALESCE_GAP: u64 = 256 * 1024;
 pub const DEFAULT_MAX_ENTRIES: u64 = 1 << 24;
 
 /// How to restore.
-#[derive(Clone, Default)]
+/// Deserializes from the JSON the C ABI takes (the fields below by name, each optional,
+/// unknown names refused; `progress` and `cancel` are not part of it).
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RestoreOptions {
     /// Only paths matching one of these patterns (and what is below them), if non-empty.
     /// Patterns match snapshot paths like `/var/lib/pg/*.conf`; one without a leading `/`
@@ -88,8 +91,10 @@ pub struct RestoreOptions {
     /// refusal costs as little as the snapshot's size.
     pub max_entries: Option<u64>,
     /// Progress callback.
+    #[serde(skip)]
     pub progress: Option<ProgressFn>,
     /// Cancellation.
+    #[serde(skip)]
     pub cancel: CancelToken,
 }
 

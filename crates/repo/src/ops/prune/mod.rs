@@ -35,8 +35,10 @@ pub use max_unused::MaxUnused;
 /// Index entries per compacted index file.
 const ENTRIES_PER_INDEX_FILE: usize = 100_000;
 
-/// How to prune.
-#[derive(Clone, Debug, Default)]
+/// How to prune. Deserializes from `{"max_unused", "max_repack_bytes", "dry_run"}` (each
+/// optional, unknown names refused): the C ABI takes it as is.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PruneOptions {
     /// How much unused data may remain after prune, repository-wide (restic's
     /// `--max-unused`, default 5 %): partly used packs are repacked, most unused per used
