@@ -55,10 +55,14 @@ impl Repository {
         };
         TreeWalker::new(self, index)
             .walk(roots, |reached| {
-                if !marks.mark(index, &reached.id) {
+                marks.mark(index, &reached.id);
+                if index.position(&reached.id).is_none() {
                     // Not indexed: recorded as missing, and nothing below it is reachable.
                     return Ok(());
                 }
+                // Descend whether or not the id was marked before: the walker reaches each
+                // tree once, and a data blob with the same bytes (so the same id) must not
+                // hide the tree's contents.
                 for node in &reached.tree?.nodes {
                     for blob in &node.content {
                         marks.mark(index, blob);
