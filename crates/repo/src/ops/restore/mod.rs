@@ -46,6 +46,9 @@ use crate::walk::TreeWalker;
 use crate::Repository;
 
 /// Blobs closer than this in a pack are fetched with one ranged read.
+mod delete;
+mod verify;
+
 const COALESCE_GAP: u64 = 256 * 1024;
 
 /// The default of [`RestoreOptions::max_entries`]: 16 Mi entries. A restore keeps every
@@ -708,91 +711,6 @@ impl Restorer {
                 self.apply_at(parent.as_fd(), name, item.node())
             }
         }
-    }
-
-    /// Removes entries of restored directories that the snapshot does not have.
-    fn delete_extraneous(
-        &self,
-        include: Option<&GlobSet>,
-        exclude: Option<&GlobSet>,
-    ) -> Result<u64> {
-        let present: HashSet<&Path> = self.items.iter().map(|item| item.rel.as_path()).collect();
-        let dirs = std::iter::once(Path::new("")).chain(
-            self.items
-                .iter()
-                .enumerate()
-                .filter(|(i, item)| item.node().kind == NodeKind::Dir && self.ok(*i))
-                .map(|(_, item)| item.rel.as_path()),
-        );
-        let spare: &dyn Fn(&Path) -> bool =
-            &|rel: &Path| exclude.is_some_and(|set| matches_self_or_ancestor(set, rel));
-        let mut deleted = 0;
-        for dir in dirs {
-            let io = |e| RepoError::io(self.fs.path_of(dir), e);
-            // Only directories this restore holds open are listed: never through a symlink.
-            let fd = self.fs.dir(dir).map_err(io)?;
-            for name in list(fd.as_fd()).map_err(io)? {
-                let rel = dir.join(&name);
-                if present.contains(rel.as_path())
-                    || spare(&rel)
-                    || include.is_some_and(|set| !matches_self_or_ancestor(set, &rel))
-                {
-                    continue;
-                }
-                if remove_at(fd.as_fd(), &name, &rel, Some(spare))
-                    .map_err(|e| RepoError::io(self.fs.path_of(&rel), e))?
-                {
-                    deleted += 1;
-                }
-            }
-        }
-        if deleted > 0 {
-            self.fs.forget_all();
-        }
-        Ok(deleted)
-    }
-
-    fn verify_files(&self, keys: &cairn_pack::MasterKeys, index: &Index, files: &[usize]) -> u64 {
-        let mut verified = 0;
-        for &i in files.iter().filter(|&&i| self.ok(i)) {
-            match self.verify_file(keys, index, i) {
-                Ok(()) => verified += 1,
-                Err(message) => self.problem(i, message),
-            }
-        }
-        verified
-    }
-
-    fn verify_file(
-        &self,
-        keys: &cairn_pack::MasterKeys,
-        index: &Index,
-        i: usize,
-    ) -> std::result::Result<(), String> {
-        let node = self.items[i].node();
-        let mut file = std::fs::File::from(
-            self.fs
-                .open(&self.items[i].rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
-                .map_err(|e| e.to_string())?,
-        );
-        let mut buffer = Vec::new();
-        for (n, id) in node.content.iter().enumerate() {
-            let len = index
-                .get(id)
-                .map(|l| l.entry.plain_len as usize)
-                .ok_or_else(|| format!("blob {id} not indexed"))?;
-            buffer.resize(len, 0);
-            file.read_exact(&mut buffer)
-                .map_err(|e| format!("chunk {n}: {e}"))?;
-            if keys.blob_id(&buffer) != *id {
-                return Err(format!("chunk {n} does not match blob {id}"));
-            }
-        }
-        let mut rest = [0u8; 1];
-        if file.read(&mut rest).map_err(|e| e.to_string())? != 0 {
-            return Err("file is longer than its content".into());
-        }
-        Ok(())
     }
 
     /// The report's counts: what exists now, as the snapshot has it.
