@@ -476,14 +476,8 @@ fn the_hinted_key_is_tried_first() {
     );
 }
 
-/// Backs up `dir` through the ABI, restores the latest snapshot into `target` with
-/// `options`, and returns the status and the JSON report.
-fn restore_with(
-    repo: *mut CairnRepo,
-    dir: &std::path::Path,
-    target: &std::path::Path,
-    options: &CStr,
-) -> (CairnStatus, String) {
+/// Backs up `dir` through the ABI with default options; the backup must succeed.
+fn backup_dir(repo: *mut CairnRepo, dir: &std::path::Path) {
     let path = CString::new(dir.to_str().unwrap()).unwrap();
     let paths = [path.as_ptr()];
     // SAFETY: valid handle, strings and counts; no callbacks.
@@ -500,6 +494,17 @@ fn restore_with(
         )
     };
     assert_eq!(status, CairnStatus::Ok, "{:?}", last_error());
+}
+
+/// Backs up `dir` through the ABI, restores the latest snapshot into `target` with
+/// `options`, and returns the status and the JSON report.
+fn restore_with(
+    repo: *mut CairnRepo,
+    dir: &std::path::Path,
+    target: &std::path::Path,
+    options: &CStr,
+) -> (CairnStatus, String) {
+    backup_dir(repo, dir);
     let target_c = CString::new(target.to_str().unwrap()).unwrap();
     let mut out: *mut c_char = null_mut();
     // SAFETY: as above; `out` receives a string freed below.
@@ -577,22 +582,7 @@ fn a_drill_applies_no_setid_bits_unless_asked() {
     let tool = data.path().join("tool");
     std::fs::write(&tool, "x").unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
-    let path = CString::new(data.path().to_str().unwrap()).unwrap();
-    let paths = [path.as_ptr()];
-    // SAFETY: valid handle, strings and counts; no callbacks.
-    let status = unsafe {
-        crate::operations::cairn_backup_paths(
-            repo.handle,
-            paths.as_ptr(),
-            1,
-            null(),
-            None,
-            null_mut(),
-            null(),
-            null_mut(),
-        )
-    };
-    assert_eq!(status, CairnStatus::Ok, "{:?}", last_error());
+    backup_dir(repo.handle, data.path());
     let drill = |options: String| {
         let options = CString::new(options).unwrap();
         let mut out: *mut c_char = null_mut();

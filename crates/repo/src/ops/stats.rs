@@ -86,7 +86,11 @@ impl Repository {
             ..Default::default()
         };
         for entry in &snapshots {
-            let (bytes, files) = totals[&entry.snapshot.tree];
+            // Every root was walked, so it has a total; none would mean nothing to count.
+            let (bytes, files) = totals
+                .get(&entry.snapshot.tree)
+                .copied()
+                .unwrap_or_default();
             report.total_size += bytes;
             report.total_file_count += files;
         }
@@ -123,7 +127,14 @@ fn expanded_totals(sums: &HashMap<BlobId, TreeSums>) -> Result<HashMap<BlobId, (
             if totals.contains_key(&id) {
                 continue;
             }
-            let own = &sums[&id];
+            // The walk read every tree it reached, subtrees included; one it did not is
+            // damage, not a reason to panic.
+            let Some(own) = sums.get(&id) else {
+                return Err(RepoError::corrupt(
+                    format!("tree {id}"),
+                    "it was not read with the trees that name it",
+                ));
+            };
             if !expanded {
                 if !open.insert(id) {
                     return Err(RepoError::corrupt(
@@ -143,7 +154,7 @@ fn expanded_totals(sums: &HashMap<BlobId, TreeSums>) -> Result<HashMap<BlobId, (
             open.remove(&id);
             let (mut bytes, mut files) = (own.bytes, own.files);
             for sub in &own.subtrees {
-                let (b, f) = totals[sub];
+                let (b, f) = totals.get(sub).copied().unwrap_or_default();
                 bytes = bytes.saturating_add(b);
                 files = files.saturating_add(f);
             }
@@ -183,6 +194,22 @@ mod tests {
         let totals = expanded_totals(&sums).unwrap();
         assert_eq!(totals[&id(1)], (20, 5));
         assert_eq!(totals[&id(2)], (5, 2));
+    }
+
+    #[test]
+    fn a_subtree_that_was_not_read_is_damage_not_a_panic() {
+        let mut sums = HashMap::new();
+        sums.insert(
+            id(1),
+            TreeSums {
+                bytes: 1,
+                files: 1,
+                subtrees: vec![id(9)],
+            },
+        );
+        let err = expanded_totals(&sums).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains(&id(9).to_string()), "{err}");
     }
 
     #[test]
