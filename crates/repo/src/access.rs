@@ -1,17 +1,12 @@
-//! Reading and writing the repository's objects: index files, snapshots, blobs and trees.
+//! Reading and writing the repository's index files and snapshots (blobs: `blobs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-use bytes::Bytes;
-use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId, PackReader};
 
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile};
 use crate::object::{IndexId, SnapshotId};
 use crate::snapshot::{Snapshot, SnapshotEntry, SnapshotFilter};
-use crate::storage::FileType;
-use crate::tree::Tree;
 use crate::Repository;
 
 impl Repository {
@@ -105,64 +100,5 @@ impl Repository {
     ) -> Result<SnapshotEntry> {
         let all = self.list_snapshots(filter).await?;
         crate::snapshot::resolve(&all, spec).cloned()
-    }
-
-    /// Reads, authenticates and id-checks one blob.
-    pub async fn read_blob(
-        &self,
-        index: &Index,
-        blob_type: BlobType,
-        id: &BlobId,
-    ) -> Result<Vec<u8>> {
-        let location = index
-            .get(id)
-            .filter(|l| l.entry.blob_type == blob_type)
-            .ok_or_else(|| RepoError::MissingObject {
-                object: format!("{blob_type} blob {id}"),
-            })?;
-        let pack = location.pack.to_hex();
-        let sealed: Bytes = self
-            .storage
-            .get_range(FileType::Pack, &pack, location.entry.range())
-            .await?;
-        let keys = Arc::clone(&self.keys);
-        let entry = location.entry;
-        tokio::task::spawn_blocking(move || decode_blob(&keys, &entry, &sealed))
-            .await
-            .map_err(RepoError::task("decode task"))?
-            .map_err(|source| RepoError::Pack {
-                object: format!("{blob_type} blob {id} in pack {pack}"),
-                source,
-            })
-    }
-
-    /// Reads and decodes one tree.
-    pub async fn read_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
-        let plain = self.read_blob(index, BlobType::Tree, id).await?;
-        Tree::decode(&plain, &format!("tree {id}"))
-    }
-
-    /// Reads and authenticates a pack's header (one or two ranged reads) given its size.
-    pub async fn read_pack_header(&self, id: &PackId, size: u64) -> Result<Vec<PackEntry>> {
-        let name = id.to_hex();
-        let object = format!("pack {name}");
-        let tail = self
-            .storage
-            .get_range(FileType::Pack, &name, PackReader::tail_range(size))
-            .await?;
-        let pack_error = |source| RepoError::Pack {
-            object: object.clone(),
-            source,
-        };
-        let range = PackReader::locate_header(size, &tail).map_err(pack_error)?;
-        let tail_start = size - tail.len() as u64;
-        let sealed = if range.start >= tail_start {
-            tail.slice((range.start - tail_start) as usize..(range.end - tail_start) as usize)
-        } else {
-            self.storage
-                .get_range(FileType::Pack, &name, range.clone())
-                .await?
-        };
-        PackReader::parse_header(&self.keys, size, range, &sealed).map_err(pack_error)
     }
 }

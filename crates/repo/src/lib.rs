@@ -58,14 +58,16 @@
 //!   stats: each distinct tree read once, reads kept in flight.
 //! - Deciding what an outcome is reported as (CLI exit code, C ABI status, JSON name):
 //!   [`Outcome`], one table.
-//! - Storage requests: [`storage::Storage`]; packs and blobs: `access.rs` and the pack
-//!   crate; locks and the backup/prune protocol: [`lock`].
+//! - Reading blobs: [`blobs`] — one blob, a pack's blobs in coalesced ranges, or from a
+//!   blocking thread through [`blobs::ReadAhead`] (with read-ahead).
+//! - Storage requests: [`storage::Storage`]; the pack format: the pack crate; locks and the backup/prune protocol: [`lock`].
 
 #![warn(missing_docs)]
 // Nothing here needs unsafe code: system calls go through rustix and nix.
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod blobs;
 pub mod blocking;
 pub mod config;
 mod error;

@@ -34,12 +34,15 @@ pub struct Reached {
     pub id: BlobId,
     /// The tree, or why it could not be read (missing from the index, damaged, ...).
     pub tree: Result<Tree>,
+    /// True if the tree was found only through the fallback index.
+    pub via_fallback: bool,
 }
 
 /// Walks trees through one index, remembering which trees it has visited.
 pub struct TreeWalker<'a> {
     repo: &'a Repository,
     index: &'a Index,
+    fallback: Option<&'a Index>,
     seen: HashSet<BlobId>,
     concurrency: usize,
 }
@@ -50,9 +53,18 @@ impl<'a> TreeWalker<'a> {
         TreeWalker {
             repo,
             index,
+            fallback: None,
             seen: HashSet::new(),
             concurrency: TREE_READS,
         }
+    }
+
+    /// Trees missing from the walker's index are read through `fallback` (an older index
+    /// whose packs still exist: prune's and backup's protocol steps walk across a
+    /// re-index). Such trees are reported with [`Reached::via_fallback`].
+    pub fn with_fallback(mut self, fallback: &'a Index) -> Self {
+        self.fallback = Some(fallback);
+        self
     }
 
     /// Sets how many tree reads are in flight at once (at least one).
@@ -89,7 +101,7 @@ impl<'a> TreeWalker<'a> {
                 queue.push_back((root, "/".to_string(), id));
             }
         }
-        let (repo, index) = (self.repo, self.index);
+        let (repo, index, fallback) = (self.repo, self.index, self.fallback);
         let mut in_flight = FuturesUnordered::new();
         loop {
             while in_flight.len() < self.concurrency {
@@ -97,12 +109,17 @@ impl<'a> TreeWalker<'a> {
                     break;
                 };
                 in_flight.push(async move {
-                    let tree = repo.read_tree(index, &id).await;
+                    let via = match fallback {
+                        Some(fallback) if !index.contains(&id) => fallback,
+                        _ => index,
+                    };
+                    let tree = repo.read_tree(via, &id).await;
                     Reached {
                         root,
                         path,
                         id,
                         tree,
+                        via_fallback: !std::ptr::eq(via, index),
                     }
                 });
             }

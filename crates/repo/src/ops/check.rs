@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId, PackReader};
+use cairn_pack::{BlobId, BlobType, PackEntry, PackId, PackReader};
 use futures::StreamExt;
 
 use crate::error::{RepoError, Result};
@@ -357,9 +357,19 @@ impl Repository {
 
     /// Checks the repository; see the module documentation. Returns a report even when it
     /// finds damage; errors only when the check itself cannot run (storage unreachable).
+    /// One function per phase, in this order.
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
         let mut report = CheckReport::default();
+        self.check_keys(&mut report).await?;
+        self.check_locks_and_records(&mut report).await?;
+        let (index, indexed) = self.check_index_files(&mut report).await?;
+        let damaged_blobs = self.check_packs(&indexed, options, &mut report).await?;
+        self.check_snapshots(&index, &damaged_blobs, &mut report)
+            .await?;
+        Ok(report)
+    }
 
+    async fn check_keys(&self, report: &mut CheckReport) -> Result<()> {
         // 0. Key files: well-formed and named by their hash (the config was authenticated
         //    when the repository was opened), and not below the KDF floor (a warning).
         for listed in self.storage.list(FileType::Key).await? {
@@ -384,7 +394,10 @@ impl Repository {
                 }),
             }
         }
+        Ok(())
+    }
 
+    async fn check_locks_and_records(&self, report: &mut CheckReport) -> Result<()> {
         // Locks: each must authenticate under its own name. Listed by this host's clock:
         // staleness does not matter here, and check must not write (it may run read-only).
         for lock in self.list_locks_at(chrono::Utc::now()).await? {
@@ -397,9 +410,17 @@ impl Repository {
         }
 
         // Drill and check records, which RPO and metrics trust.
-        self.check_files::<DrillRecord>(&mut report).await?;
-        self.check_files::<CheckRecord>(&mut report).await?;
+        self.check_files::<DrillRecord>(report).await?;
+        self.check_files::<CheckRecord>(report).await?;
+        Ok(())
+    }
 
+    /// Returns the index built from the readable index files and each indexed pack's
+    /// entries (the first index file listing a pack wins).
+    async fn check_index_files(
+        &self,
+        report: &mut CheckReport,
+    ) -> Result<(Arc<Index>, BTreeMap<PackId, Vec<PackEntry>>)> {
         // 1. Index files, each on its own, so a damaged one is reported and the rest used.
         let mut files: Vec<IndexFile> = Vec::new();
         let ids = self.list_files::<IndexFile>().await?;
@@ -425,7 +446,16 @@ impl Repository {
             }
         }
         report.packs_indexed = indexed.len() as u64;
+        Ok((index, indexed))
+    }
 
+    /// Returns the blobs found damaged (or in damaged or missing packs), with why.
+    async fn check_packs(
+        &self,
+        indexed: &BTreeMap<PackId, Vec<PackEntry>>,
+        options: &CheckOptions,
+        report: &mut CheckReport,
+    ) -> Result<HashMap<BlobId, String>> {
         // 2. Packs: existence, headers, and optionally every byte.
         let stored: HashMap<String, u64> = self
             .storage
@@ -435,7 +465,7 @@ impl Repository {
             .map(|l| (l.name, l.size))
             .collect();
         let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
-        for (id, entries) in &indexed {
+        for (id, entries) in indexed {
             if !stored.contains_key(&id.to_hex()) {
                 for entry in entries {
                     damaged_blobs.insert(entry.id, format!("is in missing pack {id}"));
@@ -494,7 +524,15 @@ impl Repository {
                 report.findings.push(finding);
             }
         }
+        Ok(damaged_blobs)
+    }
 
+    async fn check_snapshots(
+        &self,
+        index: &Index,
+        damaged_blobs: &HashMap<BlobId, String>,
+        report: &mut CheckReport,
+    ) -> Result<()> {
         // 3. Snapshots: every tree decodes, every blob is indexed and undamaged.
         let mut snapshots = Vec::new();
         for listed in self.storage.list(FileType::Snapshot).await? {
@@ -513,7 +551,7 @@ impl Repository {
         // Snapshot by snapshot through one walker: a tree shared with an earlier snapshot was
         // checked there, so damage inside it is reported once, under the first snapshot
         // that uses it.
-        let mut walker = TreeWalker::new(self, &index);
+        let mut walker = TreeWalker::new(self, index);
         for entry in &snapshots {
             report.snapshots_checked += 1;
             let mut findings = Vec::new();
@@ -567,7 +605,7 @@ impl Repository {
             findings.sort_by(|a, b| walk_path(a).cmp(walk_path(b)));
             report.findings.extend(findings);
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Checks one present pack: its header against the index, and with `read_data` its hash
@@ -579,21 +617,20 @@ impl Repository {
         size: u64,
         read_data: bool,
     ) -> Result<Vec<Finding>> {
-        let name = id.to_hex();
         let mut findings = Vec::new();
         if read_data {
-            let bytes = self.storage.get(FileType::Pack, &name).await?;
+            let bytes = self.read_whole_pack(&id).await?;
             if PackId::of(&bytes) != id {
                 findings.push(Finding::PackDamaged {
                     pack: id,
                     reason: "content does not hash to its name".into(),
                 });
             }
-            let keys = Arc::clone(&self.keys);
+            let repo = self.clone();
             let indexed = indexed.to_vec();
             let blob_findings = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
-                match PackReader::from_bytes(&keys, &bytes) {
+                match PackReader::from_bytes(&repo.keys, &bytes) {
                     Err(e) => out.push(Finding::PackDamaged {
                         pack: id,
                         reason: format!("header: {e}"),
@@ -605,14 +642,16 @@ impl Repository {
                     Ok(_) => {}
                 }
                 // Decode by the index's entries: those are what restores will use.
-                for entry in &indexed {
-                    let result = PackReader::blob_bytes(&bytes, entry)
-                        .and_then(|sealed| decode_blob(&keys, entry, sealed).map(|_| ()));
-                    if let Err(e) = result {
+                for blob in repo.decode_entries(&id, &bytes, indexed) {
+                    if let Err(e) = blob.plain {
+                        let reason = match e {
+                            RepoError::Pack { source, .. } => source.to_string(),
+                            other => other.to_string(),
+                        };
                         out.push(Finding::BlobDamaged {
                             pack: id,
-                            blob: entry.id,
-                            reason: e.to_string(),
+                            blob: blob.entry.id,
+                            reason,
                         });
                     }
                 }

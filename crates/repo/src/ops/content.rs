@@ -1,22 +1,20 @@
-//! A file's content as a blocking `Read`, fetching its blobs one by one from a repository:
-//! for consumers that want a reader (a chunker re-cutting a copy, a tar writer), called from
-//! a blocking thread with a handle to the runtime.
+//! A file's content as a blocking `Read`, for consumers that want a reader (a chunker
+//! re-cutting a copy, a tar writer) on a blocking thread. Its blobs come through
+//! [`ReadAhead`], announced up front so they are read ahead while earlier ones are
+//! consumed.
 
 use std::cell::RefCell;
 use std::io::Read;
 
 use cairn_pack::{BlobId, BlobType};
 
+use crate::blobs::ReadAhead;
 use crate::error::RepoError;
-use crate::index::Index;
-use crate::Repository;
 
 /// Reads the concatenated plaintext of `ids`. A repository error is returned to the consumer
 /// as an io error and kept in `error` (so callers can report the real one).
 pub(crate) struct ContentReader<'a> {
-    pub repo: &'a Repository,
-    pub index: &'a Index,
-    pub handle: &'a tokio::runtime::Handle,
+    pub blobs: &'a ReadAhead,
     pub ids: std::slice::Iter<'a, BlobId>,
     pub current: Vec<u8>,
     pub offset: usize,
@@ -25,16 +23,13 @@ pub(crate) struct ContentReader<'a> {
 
 impl<'a> ContentReader<'a> {
     pub fn new(
-        repo: &'a Repository,
-        index: &'a Index,
-        handle: &'a tokio::runtime::Handle,
+        blobs: &'a ReadAhead,
         ids: &'a [BlobId],
         error: &'a RefCell<Option<RepoError>>,
     ) -> Self {
+        blobs.prefetch(ids.iter().map(|id| (BlobType::Data, *id)));
         ContentReader {
-            repo,
-            index,
-            handle,
+            blobs,
             ids: ids.iter(),
             current: Vec::new(),
             offset: 0,
@@ -49,10 +44,7 @@ impl Read for ContentReader<'_> {
             let Some(id) = self.ids.next() else {
                 return Ok(0);
             };
-            match self
-                .handle
-                .block_on(self.repo.read_blob(self.index, BlobType::Data, id))
-            {
+            match self.blobs.read(BlobType::Data, id) {
                 Ok(plain) => {
                     self.current = plain;
                     self.offset = 0;

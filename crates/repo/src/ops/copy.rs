@@ -16,13 +16,13 @@ use bytes::Bytes;
 use cairn_pack::{BlobId, BlobType};
 use serde::Serialize;
 
+use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
-use crate::index::Index;
 use crate::ops::backup::{BackupOptions, Saver};
 use crate::ops::content::ContentReader;
 use crate::ops::progress::CancelToken;
 use crate::snapshot::{resolve, SnapshotEntry, SnapshotFilter};
-use crate::tree::{NodeKind, Tree};
+use crate::tree::NodeKind;
 use crate::Repository;
 
 /// Which snapshots to copy.
@@ -97,12 +97,14 @@ impl Repository {
             })
             .await?;
         let copier = Copier {
-            source: self.clone(),
-            index: source_index,
+            blobs: ReadAhead::start(
+                self.clone(),
+                source_index,
+                self.storage.transfer_concurrency().max(2),
+            ),
             saver: Arc::clone(&prepared.saver),
             dest_chunker: dest.chunker.clone(),
             rechunk: report.rechunked,
-            handle: tokio::runtime::Handle::current(),
         };
         let roots = {
             let todo = todo.clone();
@@ -177,29 +179,21 @@ struct Memo {
 }
 
 struct Copier {
-    source: Repository,
-    index: Arc<Index>,
+    blobs: ReadAhead,
     saver: Arc<Saver>,
     dest_chunker: cairn_chunker::Chunker,
     rechunk: bool,
-    handle: tokio::runtime::Handle,
 }
 
 impl Copier {
-    fn read(&self, blob_type: BlobType, id: &BlobId, memo: &mut Memo) -> Result<Vec<u8>> {
-        memo.blobs_read += 1;
-        self.handle
-            .block_on(self.source.read_blob(&self.index, blob_type, id))
-    }
-
     /// Copies a tree and everything below it; returns its id in the destination.
     fn tree(&self, id: &BlobId, memo: &mut Memo) -> Result<BlobId> {
         if let Some(done) = memo.trees.get(id) {
             return Ok(*done);
         }
         self.saver.check()?;
-        let plain = self.read(BlobType::Tree, id, memo)?;
-        let mut tree = Tree::decode(&plain, &format!("tree {id}"))?;
+        memo.blobs_read += 1;
+        let mut tree = self.blobs.read_tree(id)?;
         for node in &mut tree.nodes {
             if let Some(subtree) = node.subtree {
                 node.subtree = Some(self.tree(&subtree, memo)?);
@@ -208,6 +202,12 @@ impl Copier {
                 node.content = if self.rechunk {
                     self.rechunk_file(&node.content, memo)?
                 } else {
+                    self.blobs.prefetch(
+                        node.content
+                            .iter()
+                            .filter(|blob| !memo.data.contains_key(blob))
+                            .map(|blob| (BlobType::Data, *blob)),
+                    );
                     node.content
                         .iter()
                         .map(|blob| self.data(blob, memo))
@@ -224,7 +224,8 @@ impl Copier {
         if let Some(done) = memo.data.get(id) {
             return Ok(*done);
         }
-        let plain = self.read(BlobType::Data, id, memo)?;
+        memo.blobs_read += 1;
+        let plain = self.blobs.read(BlobType::Data, id)?;
         let copied = self.saver.save_chunk(Bytes::from(plain))?;
         memo.data.insert(*id, copied);
         Ok(copied)
@@ -232,7 +233,7 @@ impl Copier {
 
     fn rechunk_file(&self, content: &[BlobId], memo: &mut Memo) -> Result<Vec<BlobId>> {
         let failure = std::cell::RefCell::new(None);
-        let reader = ContentReader::new(&self.source, &self.index, &self.handle, content, &failure);
+        let reader = ContentReader::new(&self.blobs, content, &failure);
         let mut ids = Vec::new();
         for chunk in self.dest_chunker.stream(reader) {
             let chunk = chunk.map_err(|e| {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use cairn_pack::BlobId;
 use tar::{EntryType, Header};
 
+use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::ops::content::ContentReader;
@@ -30,17 +31,12 @@ impl Repository {
         prefix: PathBuf,
         writer: W,
     ) -> Result<u64> {
-        let repo = self.clone();
-        let handle = tokio::runtime::Handle::current();
+        let blobs = ReadAhead::start(self.clone(), index, crate::walk::TREE_READS);
         tokio::task::spawn_blocking(move || {
             let mut archive = tar::Builder::new(writer);
             archive.follow_symlinks(false);
             let mut written = 0;
-            let tarring = TarWriter {
-                repo: &repo,
-                index: &index,
-                handle: &handle,
-            };
+            let tarring = TarWriter { blobs: &blobs };
             tarring.tree(&tree, &prefix, &mut archive, &mut written)?;
             let mut writer = archive
                 .into_inner()
@@ -54,9 +50,7 @@ impl Repository {
 }
 
 struct TarWriter<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
-    handle: &'a tokio::runtime::Handle,
+    blobs: &'a ReadAhead,
 }
 
 impl TarWriter<'_> {
@@ -70,7 +64,7 @@ impl TarWriter<'_> {
         archive: &mut tar::Builder<W>,
         written: &mut u64,
     ) -> Result<()> {
-        let read = |id: &BlobId| self.handle.block_on(self.repo.read_tree(self.index, id));
+        let read = |id: &BlobId| self.blobs.read_tree(id);
         let mut path = prefix.to_path_buf();
         // Each level: the tree being listed and the next of its nodes to write.
         let mut stack = vec![(read(id)?, 0usize)];
@@ -153,8 +147,7 @@ impl TarWriter<'_> {
                 header.set_entry_type(EntryType::Regular);
                 header.set_size(node.size);
                 let failure = RefCell::new(None);
-                let content =
-                    ContentReader::new(self.repo, self.index, self.handle, &node.content, &failure);
+                let content = ContentReader::new(self.blobs, &node.content, &failure);
                 // The header promised `size` bytes: a shorter or longer content would
                 // corrupt every entry after it, so it is an error.
                 let mut exact = ExactReader {

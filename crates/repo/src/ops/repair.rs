@@ -8,6 +8,7 @@ use cairn_pack::{BlobId, BlobType, PackId};
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::ops::backup::{BackupOptions, Saver};
@@ -137,9 +138,13 @@ impl Repository {
         let prepared = self.prepare(&BackupOptions::default()).await?;
         let repairer = Repairer {
             repo: self.clone(),
+            blobs: ReadAhead::start(
+                self.clone(),
+                Arc::clone(&prepared.index),
+                crate::walk::TREE_READS,
+            ),
             index: Arc::clone(&prepared.index),
             saver: Arc::clone(&prepared.saver),
-            handle: tokio::runtime::Handle::current(),
             dry_run: options.dry_run,
         };
         let work = {
@@ -223,9 +228,9 @@ impl Repository {
 
 struct Repairer {
     repo: Repository,
+    blobs: ReadAhead,
     index: Arc<Index>,
     saver: Arc<Saver>,
-    handle: tokio::runtime::Handle,
     dry_run: bool,
 }
 
@@ -251,9 +256,7 @@ impl Repairer {
             return Ok(*done);
         }
         let tree = if self.has(id, BlobType::Tree) {
-            self.handle
-                .block_on(self.repo.read_tree(&self.index, id))
-                .map_err(|e| e.to_string())
+            self.blobs.read_tree(id).map_err(|e| e.to_string())
         } else {
             Err("is not in the index".to_string())
         };

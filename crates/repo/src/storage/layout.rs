@@ -34,6 +34,15 @@ impl FileType {
     pub fn dir(self) -> ObjectPath {
         ObjectPath::from(match self {
             FileType::Config => "",
+            other => other.name(),
+        })
+    }
+
+    /// A short name for messages and request accounting: the directory's name ("config"
+    /// for the config).
+    pub fn name(self) -> &'static str {
+        match self {
+            FileType::Config => "config",
             FileType::Key => "keys",
             FileType::Pack => "data",
             FileType::Index => "index",
@@ -42,7 +51,7 @@ impl FileType {
             FileType::Pending => "pending",
             FileType::Drill => "drills",
             FileType::Check => "checks",
-        })
+        }
     }
 
     /// The object path of the file named `name` (ignored for `Config`).

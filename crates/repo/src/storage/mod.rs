@@ -3,9 +3,12 @@
 
 mod layout;
 mod private_local;
+mod requests;
 mod url;
 
 pub use layout::{FileType, MAINTENANCE_LOCK};
+use requests::RequestLog;
+pub use requests::{Op, RequestKind, Requests};
 pub use url::{parse_location, CA_CERTIFICATE_OPTION};
 
 use std::ops::Range;
@@ -29,6 +32,7 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     location: String,
     remote: bool,
+    log: Arc<RequestLog>,
 }
 
 /// Objects larger than this are uploaded in parts.
@@ -77,6 +81,7 @@ impl Storage {
             store,
             location,
             remote,
+            log: Arc::default(),
         }
     }
 
@@ -125,6 +130,7 @@ impl Storage {
             store: wrap(Arc::clone(&self.store)),
             location: self.location.clone(),
             remote: self.remote,
+            log: Arc::clone(&self.log),
         }
     }
 
@@ -136,6 +142,15 @@ impl Storage {
     /// A fresh in-memory store (tests).
     pub fn in_memory() -> Self {
         Storage::new(Arc::new(object_store::memory::InMemory::new()), "memory://")
+    }
+
+    /// Requests made through this storage and its clones so far.
+    pub fn requests(&self) -> Requests {
+        self.log.snapshot()
+    }
+
+    fn count(&self, file_type: FileType, op: Op) {
+        self.log.record(file_type, op);
     }
 
     /// The location this storage was opened with.
@@ -158,15 +173,18 @@ impl Storage {
     /// Reads a whole object.
     pub async fn get(&self, file_type: FileType, name: &str) -> Result<Bytes> {
         let path = file_type.path(name);
+        self.count(file_type, Op::Get);
         let result = self
             .store
             .get(&path)
             .await
             .map_err(|e| Self::storage_error(&path, e))?;
-        result
+        let bytes = result
             .bytes()
             .await
-            .map_err(|e| Self::storage_error(&path, e))
+            .map_err(|e| Self::storage_error(&path, e))?;
+        self.log.read(file_type, bytes.len() as u64);
+        Ok(bytes)
     }
 
     /// Reads a whole object with the version the store served.
@@ -176,6 +194,7 @@ impl Storage {
         name: &str,
     ) -> Result<(Bytes, ObjectVersion)> {
         let path = file_type.path(name);
+        self.count(file_type, Op::Get);
         let result = self
             .store
             .get_opts(&path, GetOptions::default())
@@ -190,6 +209,7 @@ impl Storage {
             .bytes()
             .await
             .map_err(|e| Self::storage_error(&path, e))?;
+        self.log.read(file_type, bytes.len() as u64);
         Ok((bytes, version))
     }
 
@@ -213,6 +233,8 @@ impl Storage {
         expected: &ObjectVersion,
     ) -> Result<Replaced> {
         let path = file_type.path(name);
+        self.count(file_type, Op::Put);
+        self.log.written(file_type, payload.content_length() as u64);
         if expected.e_tag.is_some() || expected.version.is_some() {
             let options = PutOptions {
                 mode: PutMode::Update(UpdateVersion {
@@ -294,6 +316,7 @@ impl Storage {
     ) -> Result<Bytes> {
         let path = file_type.path(name);
         let want = range.end - range.start;
+        self.count(file_type, Op::Get);
         let bytes = self
             .store
             .get_range(&path, range.clone())
@@ -305,6 +328,7 @@ impl Storage {
                 format!("range {range:?} returned {} bytes", bytes.len()),
             ));
         }
+        self.log.read(file_type, want);
         Ok(bytes)
     }
 
@@ -316,6 +340,7 @@ impl Storage {
     /// Size and modification time of an object.
     pub async fn head(&self, file_type: FileType, name: &str) -> Result<Listed> {
         let path = file_type.path(name);
+        self.count(file_type, Op::Head);
         let meta = self
             .store
             .head(&path)
@@ -346,6 +371,8 @@ impl Storage {
         payload: PutPayload,
     ) -> Result<bool> {
         let path = file_type.path(name);
+        self.count(file_type, Op::Put);
+        self.log.written(file_type, payload.content_length() as u64);
         let options = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -376,6 +403,8 @@ impl Storage {
         payload: PutPayload,
     ) -> Result<()> {
         let path = file_type.path(name);
+        self.count(file_type, Op::Put);
+        self.log.written(file_type, payload.content_length() as u64);
         self.store
             .put(&path, payload)
             .await
@@ -386,6 +415,7 @@ impl Storage {
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, file_type: FileType, name: &str) -> Result<()> {
         let path = file_type.path(name);
+        self.count(file_type, Op::Delete);
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Self::storage_error(&path, e)),
@@ -396,6 +426,7 @@ impl Storage {
     /// valid for that type (such as a local store's temporary files).
     pub async fn list(&self, file_type: FileType) -> Result<Vec<Listed>> {
         let prefix = file_type.dir();
+        self.count(file_type, Op::List);
         let metas: Vec<_> = self
             .store
             .list(Some(&prefix))

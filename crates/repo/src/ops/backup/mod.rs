@@ -22,6 +22,7 @@ use std::time::Duration;
 use cairn_pack::{BlobId, BlobType};
 use chrono::{DateTime, FixedOffset, Local, SecondsFormat};
 
+use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::host::{hostname, username};
 use crate::index::Index;
@@ -214,11 +215,20 @@ impl Repository {
             .resolve_parent(&options, &host, &snapshot_paths)
             .await?;
         let prepared = self.prepare(&options).await?;
+        let parents = ReadAhead::start(
+            self.clone(),
+            Arc::clone(&prepared.index),
+            crate::walk::TREE_READS,
+        );
+        if let Some(root) = parent.as_ref().map(|(_, tree)| *tree) {
+            // Start reading the parent's trees while the walk opens its first directories.
+            parents.prefetch([(BlobType::Tree, root)]);
+        }
         let walker = Arc::new(Walker::new(
             Arc::clone(&prepared.saver),
             self.clone(),
             Arc::clone(&prepared.index),
-            tokio::runtime::Handle::current(),
+            parents,
             Arc::clone(&prepared.counters),
             excludes,
             options.one_file_system,

@@ -9,6 +9,7 @@ use cairn_pack::{BlobId, PackId};
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::snapshot::Snapshot;
+use crate::walk::TreeWalker;
 use crate::Repository;
 
 impl Repository {
@@ -33,7 +34,6 @@ impl Repository {
         }
         let current = self.load_index().await?;
         let mut needed: HashSet<PackId> = HashSet::new();
-        let mut seen_trees: HashSet<BlobId> = HashSet::new();
         let note = |id: &BlobId, needed: &mut HashSet<PackId>| -> Result<()> {
             if current.contains(id) {
                 return Ok(());
@@ -51,25 +51,21 @@ impl Repository {
                 )),
             }
         };
-        let mut stack = vec![snapshot.tree];
-        while let Some(tree_id) = stack.pop() {
-            if !seen_trees.insert(tree_id) {
-                continue;
-            }
-            note(&tree_id, &mut needed)?;
-            let index = if current.contains(&tree_id) {
-                &*current
-            } else {
-                start
-            };
-            let tree = self.read_tree(index, &tree_id).await?;
-            for node in &tree.nodes {
-                stack.extend(node.subtree);
-                for blob in &node.content {
-                    note(blob, &mut needed)?;
+        note(&snapshot.tree, &mut needed)?;
+        TreeWalker::new(self, &current)
+            .with_fallback(start)
+            .walk([snapshot.tree], |reached| {
+                for node in &reached.tree?.nodes {
+                    if let Some(subtree) = &node.subtree {
+                        note(subtree, &mut needed)?;
+                    }
+                    for blob in &node.content {
+                        note(blob, &mut needed)?;
+                    }
                 }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         for pack in needed {
             self.reindex_pack(&pack).await?;
         }

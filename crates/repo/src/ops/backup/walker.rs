@@ -19,6 +19,7 @@ use super::excludes::Excludes;
 use super::metadata::{kind_of, node_for, read_xattrs, OwnerNames};
 use super::saver::Saver;
 use super::BackupIssue;
+use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::ops::progress::Counters;
@@ -43,9 +44,9 @@ pub(crate) struct FileStats {
 
 pub(crate) struct Walker {
     pub saver: Arc<Saver>,
-    pub repo: Repository,
     pub index: Arc<Index>,
-    pub handle: tokio::runtime::Handle,
+    /// Reads the parent snapshot's trees (with read-ahead of their subtrees).
+    pub parents: ReadAhead,
     pub chunker: Chunker,
     pub counters: Arc<Counters>,
     pub excludes: Excludes,
@@ -189,7 +190,7 @@ impl Walker {
         saver: Arc<Saver>,
         repo: Repository,
         index: Arc<Index>,
-        handle: tokio::runtime::Handle,
+        parents: ReadAhead,
         counters: Arc<Counters>,
         excludes: Excludes,
         one_file_system: bool,
@@ -198,9 +199,8 @@ impl Walker {
         Walker {
             saver,
             chunker: repo.chunker.clone(),
-            repo,
             index,
-            handle,
+            parents,
             counters,
             excludes,
             one_file_system,
@@ -233,7 +233,7 @@ impl Walker {
         if !self.use_parent {
             return None;
         }
-        match self.handle.block_on(self.repo.read_tree(&self.index, id)) {
+        match self.parents.read_tree(id) {
             Ok(tree) => Some(tree),
             Err(e) => {
                 self.note(format!(

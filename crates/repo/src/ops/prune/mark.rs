@@ -18,6 +18,19 @@ pub(crate) struct Marks {
 }
 
 impl Marks {
+    /// Marks with exactly the blobs `used` marked (tests of the plan).
+    #[cfg(test)]
+    pub fn of(index: &Index, used: &[BlobId]) -> Marks {
+        let mut marks = Marks {
+            used: vec![0; index.len().div_ceil(64)],
+            missing: HashSet::new(),
+        };
+        for id in used {
+            marks.mark(index, id);
+        }
+        marks
+    }
+
     /// True if the blob at index position `position` is used.
     pub fn is_used(&self, position: usize) -> bool {
         self.used[position / 64] & (1 << (position % 64)) != 0

@@ -11,6 +11,7 @@
 
 mod mark;
 mod max_unused;
+mod plan;
 mod repack;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -23,14 +24,35 @@ use serde::Serialize;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::{LockGuard, LockStatus};
-use crate::object::IndexId;
+use crate::object::{IndexId, PendingId};
 use crate::pending::PendingDeletion;
-use crate::snapshot::SnapshotFilter;
+use crate::snapshot::{SnapshotEntry, SnapshotFilter};
 use crate::storage::FileType;
+use crate::walk::TreeWalker;
 use crate::Repository;
 
 pub(crate) use mark::Marks;
 pub use max_unused::MaxUnused;
+use plan::{PlanInput, PrunePlan, Stored};
+
+/// What prune read before deciding anything.
+struct Survey {
+    /// Backup markers live when the prune started.
+    live_at_start: Vec<LockStatus>,
+    /// Packs stored at or after this moment may belong to a running backup.
+    protect_from: DateTime<Utc>,
+    /// Earlier prunes' pending deletions whose backups are all gone, and the others.
+    ready: Vec<(PendingId, PendingDeletion)>,
+    waiting: Vec<(PendingId, PendingDeletion)>,
+    index_files: Vec<(IndexId, IndexFile)>,
+    index: Index,
+    snapshots: Vec<SnapshotEntry>,
+    roots: Vec<BlobId>,
+    marks: Marks,
+    stored: Stored,
+    /// Packs of ready pending deletions that nothing turned out to need.
+    ready_delete: Vec<PackId>,
+}
 
 /// Index entries per compacted index file.
 const ENTRIES_PER_INDEX_FILE: usize = 100_000;
@@ -97,22 +119,6 @@ pub struct PruneReport {
     pub records_removed: u64,
 }
 
-/// One indexed pack's use.
-#[derive(Clone, Copy, Debug, Default)]
-struct PackUse {
-    used_blobs: u64,
-    unused_blobs: u64,
-    unused_bytes: u64,
-}
-
-/// What happens to a pack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fate {
-    Keep,
-    Remove,
-    Repack,
-}
-
 impl Repository {
     /// Prunes; see the module documentation.
     ///
@@ -156,6 +162,8 @@ impl Repository {
         Ok(locks)
     }
 
+    /// Prune's phases: survey (what runs, what is stored, what is used), settle earlier
+    /// prunes' pending deletions, plan, then compact the index and set aside what it drops.
     async fn prune_locked(
         &self,
         lock: Option<&LockGuard>,
@@ -166,9 +174,45 @@ impl Repository {
             dry_run,
             ..Default::default()
         };
+        let mut survey = self.survey(lock, &mut report).await?;
+        self.settle_pending(&mut survey, lock, &mut report).await?;
+        // Index files re-read while settling may list packs stored after the listing.
+        self.stat_unlisted(&survey.index, &mut survey.stored)
+            .await?;
+        let awaiting: HashSet<PackId> = survey
+            .waiting
+            .iter()
+            .flat_map(|(_, r)| r.packs.iter().copied())
+            .collect();
+        let deleted: HashSet<PackId> = survey.ready_delete.iter().copied().collect();
+        let input = PlanInput {
+            index: &survey.index,
+            marks: &survey.marks,
+            stored: &survey.stored,
+            awaiting: &awaiting,
+            deleted: &deleted,
+            protect_from: survey.protect_from,
+        };
+        let plan = PrunePlan::decide(&input, options, &mut report)?;
+        if dry_run {
+            report.packs_awaiting_backups = awaiting.len() as u64;
+            return Ok(report);
+        }
+        self.compact(&survey, &plan, lock, &mut report).await?;
+        if plan.removed.is_empty() {
+            report.packs_awaiting_backups = awaiting.len() as u64;
+            return Ok(report);
+        }
+        self.set_aside(survey, plan.removed, awaiting.len(), lock, &mut report)
+            .await?;
+        Ok(report)
+    }
 
-        // 1. Running backups, before anything else is read: whatever they store from now on
-        //    is newer than the oldest of them (or than this moment).
+    /// 1. Running backups, before anything else is read: whatever they store from now on
+    ///    is newer than the oldest of them (or than this moment). 2. The index and every
+    ///    snapshot (listed after the markers: a backup whose marker is gone has written its
+    ///    snapshot), and what is reachable from them.
+    async fn survey(&self, lock: Option<&LockGuard>, report: &mut PruneReport) -> Result<Survey> {
         let start = self.store_now(lock).await?;
         let live_at_start = self.live_backups(lock).await?;
         let margin = chrono::Duration::from_std(self.lock_timings.clock_margin)
@@ -190,88 +234,113 @@ impl Repository {
                 .iter()
                 .all(|b| !live_names.contains(b.as_str()))
         });
-
-        // 2. The index and every snapshot (listed after the markers: a backup whose marker
-        //    is gone has written its snapshot).
-        let mut index_files = self.read_index_files().await?;
-        let mut index = Index::build(index_files.iter().map(|(_, f)| f))?;
+        let index_files = self.read_index_files().await?;
+        let index = Index::build(index_files.iter().map(|(_, f)| f))?;
         let snapshots = self.list_snapshots(&SnapshotFilter::default()).await?;
         report.snapshots = snapshots.len() as u64;
         let roots: Vec<BlobId> = snapshots.iter().map(|s| s.snapshot.tree).collect();
-        let mut marks = self.mark_reachable(&index, roots.iter().copied()).await?;
-
-        // 3. Earlier prunes' pending deletions whose backups are gone: keep what snapshots
-        //    turned out to need, delete the rest.
-        let mut stored: HashMap<PackId, (u64, DateTime<Utc>)> = self
+        let marks = self.mark_reachable(&index, roots.iter().copied()).await?;
+        let stored: Stored = self
             .storage
             .list(FileType::Pack)
             .await?
             .into_iter()
             .filter_map(|l| Some((l.name.parse().ok()?, (l.size, l.last_modified))))
             .collect();
-        let indexed: HashSet<PackId> = index.packs().iter().copied().collect();
-        let mut ready_delete: Vec<PackId> = Vec::new();
+        Ok(Survey {
+            live_at_start,
+            protect_from,
+            ready,
+            waiting,
+            index_files,
+            index,
+            snapshots,
+            roots,
+            marks,
+            stored,
+            ready_delete: Vec::new(),
+        })
+    }
+
+    /// 3. Earlier prunes' pending deletions whose backups are gone: keep what snapshots
+    ///    turned out to need (re-indexing those packs), delete the rest. Fails, changing
+    ///    nothing, if snapshots still reference blobs no index has.
+    async fn settle_pending(
+        &self,
+        survey: &mut Survey,
+        lock: Option<&LockGuard>,
+        report: &mut PruneReport,
+    ) -> Result<()> {
+        let dry_run = lock.is_none();
+        let indexed: HashSet<PackId> = survey.index.packs().iter().copied().collect();
         let mut restored = false;
         // Records still waiting for backups are searched too: a backup that is still
         // running may already have written its snapshot and not yet re-indexed what it uses.
-        let records = ready
+        let records = survey
+            .ready
             .iter()
             .map(|r| (r, true))
-            .chain(waiting.iter().map(|r| (r, false)));
+            .chain(survey.waiting.iter().map(|r| (r, false)));
         for ((_, record), is_ready) in records {
             for pack in &record.packs {
                 if indexed.contains(pack) {
                     continue; // re-indexed by a backup
                 }
-                let Some(&(size, _)) = stored.get(pack) else {
+                let Some(&(size, _)) = survey.stored.get(pack) else {
                     continue; // already deleted
                 };
-                if !marks.missing.is_empty() {
+                let missing = &mut survey.marks.missing;
+                if !missing.is_empty() {
                     let header = self.read_pack_header(pack, size).await?;
-                    if header.iter().any(|e| marks.missing.contains(&e.id)) {
+                    if header.iter().any(|e| missing.contains(&e.id)) {
                         report.packs_restored += 1;
                         if !dry_run {
                             self.reindex_pack(pack).await?;
                             restored = true;
                         }
                         for entry in &header {
-                            marks.missing.remove(&entry.id);
+                            missing.remove(&entry.id);
                         }
                         continue;
                     }
                 }
                 if is_ready {
-                    ready_delete.push(*pack);
+                    survey.ready_delete.push(*pack);
                 }
             }
         }
         // An index file written meanwhile, or missed by a listing, may hold what is missing.
-        if restored || !marks.missing.is_empty() {
-            index_files = self.read_index_files().await?;
-            index = Index::build(index_files.iter().map(|(_, f)| f))?;
-            marks = self.mark_reachable(&index, roots.iter().copied()).await?;
+        if restored || !survey.marks.missing.is_empty() {
+            survey.index_files = self.read_index_files().await?;
+            survey.index = Index::build(survey.index_files.iter().map(|(_, f)| f))?;
+            survey.marks = self
+                .mark_reachable(&survey.index, survey.roots.iter().copied())
+                .await?;
         }
-        if let Some(blob) = marks.missing.iter().next() {
+        if let Some(blob) = survey.marks.missing.iter().next() {
             return Err(RepoError::corrupt(
                 format!("blob {blob}"),
                 format!(
                     "snapshots reference {} blobs the index lacks (this one among them); prune \
                      changed nothing: run `cairn check`, then `cairn repair index` or \
                      `cairn repair snapshots`",
-                    marks.missing.len()
+                    survey.marks.missing.len()
                 ),
             ));
         }
         if !dry_run {
             confirm_lock(lock).await?;
-            self.delete_packs(&ready_delete, &stored, &mut report)
+            self.delete_packs(&survey.ready_delete, &survey.stored, report)
                 .await?;
-            for (name, _) in &ready {
+            for (name, _) in &survey.ready {
                 self.delete_file::<PendingDeletion>(name).await?;
             }
         }
+        Ok(())
+    }
 
-        // 4. Plan. Index files re-read above may list packs stored after the listing.
+    /// Adds the packs `index` lists that the pack listing missed (stored since) to `stored`.
+    async fn stat_unlisted(&self, index: &Index, stored: &mut Stored) -> Result<()> {
         for pack in index.packs() {
             if !stored.contains_key(pack) {
                 match self.storage.head(FileType::Pack, &pack.to_hex()).await {
@@ -283,141 +352,50 @@ impl Repository {
                 }
             }
         }
-        let mut usage: HashMap<PackId, PackUse> = HashMap::new();
-        for (position, location) in index.iter().enumerate() {
-            let pack_use = usage.entry(location.pack).or_default();
-            if marks.is_used(position) {
-                report.blobs_used += 1;
-                pack_use.used_blobs += 1;
-            } else {
-                report.blobs_unused += 1;
-                pack_use.unused_blobs += 1;
-                pack_use.unused_bytes += u64::from(location.entry.stored_len);
-            }
-        }
-        let awaiting: HashSet<PackId> = waiting
-            .iter()
-            .flat_map(|(_, r)| r.packs.iter().copied())
-            .collect();
-        let deleted: HashSet<PackId> = ready_delete.iter().copied().collect();
-        report.packs_total = stored.len() as u64;
-        report.bytes_total = stored.values().map(|(size, _)| size).sum();
-        let mut fates: HashMap<PackId, Fate> = HashMap::new();
-        // Partly used packs prune may repack: (unused bytes, used bytes, pack, size).
-        let mut partly_used: Vec<(u64, u64, PackId, u64)> = Vec::new();
-        let (mut used_bytes, mut unused_bytes) = (0u64, 0u64);
-        for pack in index.packs() {
-            let Some(&(size, stored_at)) = stored.get(pack) else {
-                return Err(RepoError::corrupt(
-                    format!("pack {pack}"),
-                    "the index lists it but it is missing from storage; prune changed nothing: \
-                     run `cairn check`, then `cairn repair index`",
-                ));
-            };
-            let pack_use = usage.get(pack).copied().unwrap_or_default();
-            let unused = pack_use.unused_bytes.min(size);
-            let fate = if pack_use.used_blobs == 0 && stored_at < protect_from {
-                report.packs_unused += 1;
-                Fate::Remove
-            } else {
-                if stored_at >= protect_from {
-                    report.packs_protected += 1;
-                } else if unused > 0 {
-                    partly_used.push((unused, size - unused, *pack, size));
-                }
-                used_bytes += size - unused;
-                unused_bytes += unused;
-                Fate::Keep
-            };
-            fates.insert(*pack, fate);
-        }
-        // restic's order: the most unused data per used byte first, since repacking those
-        // frees the most for the bytes copied; then repack until the unused data left is
-        // within `max_unused`, skipping packs the repack budget no longer covers.
-        partly_used.sort_by(|a, b| {
-            (u128::from(b.0) * u128::from(a.1))
-                .cmp(&(u128::from(a.0) * u128::from(b.1)))
-                .then(a.2.cmp(&b.2))
-        });
-        let allowed = options.max_unused.allowed_bytes(used_bytes);
-        let mut budget = options.max_repack_bytes.unwrap_or(u64::MAX);
-        for (unused, _, pack, size) in partly_used {
-            if unused_bytes <= allowed {
-                break;
-            }
-            if size <= budget {
-                budget -= size;
-                unused_bytes -= unused;
-                fates.insert(pack, Fate::Repack);
-                report.packs_repacked += 1;
-                report.bytes_repacked += size;
-            }
-        }
-        let mut unindexed: Vec<PackId> = Vec::new();
-        for (pack, &(_, stored_at)) in &stored {
-            if !fates.contains_key(pack)
-                && !awaiting.contains(pack)
-                && !deleted.contains(pack)
-                && stored_at < protect_from
-            {
-                unindexed.push(*pack);
-            }
-        }
-        unindexed.sort();
-        report.packs_unindexed = unindexed.len() as u64;
-        let mut removed: Vec<PackId> = fates
-            .iter()
-            .filter(|(_, fate)| **fate != Fate::Keep)
-            .map(|(pack, _)| *pack)
-            .chain(unindexed.iter().copied())
-            .collect();
-        removed.sort();
-        report.bytes_removed = removed.iter().map(|p| stored[p].0).sum();
-        if dry_run {
-            report.packs_awaiting_backups = awaiting.len() as u64;
-            return Ok(report);
-        }
+        Ok(())
+    }
 
-        // 5. Repack, then the compacted index, then retire the old index files.
-        let repack: Vec<PackId> = {
-            let mut v: Vec<PackId> = fates
-                .iter()
-                .filter(|(_, f)| **f == Fate::Repack)
-                .map(|(p, _)| *p)
-                .collect();
-            v.sort();
-            v
-        };
-        let new_packs = if repack.is_empty() && removed.is_empty() {
+    /// 5. Repack, then the compacted index, then retire the old index files.
+    async fn compact(
+        &self,
+        survey: &Survey,
+        plan: &PrunePlan,
+        lock: Option<&LockGuard>,
+        report: &mut PruneReport,
+    ) -> Result<()> {
+        let new_packs = if plan.is_empty() {
             Vec::new()
         } else {
-            self.repack(&index, &marks, &repack, lock, &mut report)
+            self.repack(&survey.index, &survey.marks, &plan.repack, lock, report)
                 .await?
         };
-        if !removed.is_empty() || !new_packs.is_empty() || index_files.len() > 1 {
-            let kept: BTreeSet<PackId> = fates
-                .iter()
-                .filter(|(_, f)| **f == Fate::Keep)
-                .map(|(p, _)| *p)
-                .collect();
+        let index_files = &survey.index_files;
+        if !plan.removed.is_empty() || !new_packs.is_empty() || index_files.len() > 1 {
             confirm_lock(lock).await?;
-            self.write_compacted_index(&index_files, &kept, new_packs, &mut report)
+            self.write_compacted_index(index_files, &plan.kept, new_packs, report)
                 .await?;
             confirm_lock(lock).await?;
-            for (name, _) in &index_files {
+            for (name, _) in index_files {
                 self.delete_file::<IndexFile>(name).await?;
                 report.index_files_removed += 1;
             }
         }
-        if removed.is_empty() {
-            report.packs_awaiting_backups = awaiting.len() as u64;
-            return Ok(report);
-        }
+        Ok(())
+    }
 
-        // 6. Record the packs set aside with every backup that ran meanwhile, then delete
-        //    them unless one of those backups is still running.
+    /// 6. Record the packs set aside with every backup that ran meanwhile, then delete them
+    ///    unless one of those backups is still running.
+    async fn set_aside(
+        &self,
+        survey: Survey,
+        removed: Vec<PackId>,
+        awaiting: usize,
+        lock: Option<&LockGuard>,
+        report: &mut PruneReport,
+    ) -> Result<()> {
         let live_now = self.live_backups(lock).await?;
-        let mut backups: BTreeSet<String> = live_at_start.into_iter().map(|l| l.name).collect();
+        let mut backups: BTreeSet<String> =
+            survey.live_at_start.into_iter().map(|l| l.name).collect();
         backups.extend(live_now.iter().map(|l| l.name.clone()));
         let record = PendingDeletion {
             time: chrono::Local::now().to_rfc3339(),
@@ -429,7 +407,7 @@ impl Repository {
         // Backups that ended while this prune ran, or that are still running but have written
         // their snapshot, may use what was set aside: re-index any such pack. (A snapshot
         // written after this listing is covered by its backup: it sees the record.)
-        let known: HashSet<&str> = snapshots.iter().map(|s| s.id.as_str()).collect();
+        let known: HashSet<&str> = survey.snapshots.iter().map(|s| s.id.as_str()).collect();
         let fresh: Vec<BlobId> = self
             .list_snapshots(&SnapshotFilter::default())
             .await?
@@ -440,10 +418,12 @@ impl Repository {
         let mut delete_now = removed;
         if !fresh.is_empty() {
             let current = self.load_index().await?;
-            let lacking = self.mark_reachable_across(&current, &index, fresh).await?;
+            let lacking = self
+                .mark_reachable_across(&current, &survey.index, fresh)
+                .await?;
             let restore: HashSet<PackId> = lacking
                 .iter()
-                .filter_map(|blob| index.get(blob).map(|l| l.pack))
+                .filter_map(|blob| survey.index.get(blob).map(|l| l.pack))
                 .collect();
             for pack in &restore {
                 if delete_now.contains(pack) {
@@ -454,14 +434,15 @@ impl Repository {
             delete_now.retain(|p| !restore.contains(p));
         }
         if !live_now.is_empty() {
-            report.packs_awaiting_backups = (awaiting.len() + delete_now.len()) as u64;
-            return Ok(report);
+            report.packs_awaiting_backups = (awaiting + delete_now.len()) as u64;
+            return Ok(());
         }
         confirm_lock(lock).await?;
-        self.delete_packs(&delete_now, &stored, &mut report).await?;
+        self.delete_packs(&delete_now, &survey.stored, report)
+            .await?;
         self.delete_file::<PendingDeletion>(&record_id).await?;
-        report.packs_awaiting_backups = awaiting.len() as u64;
-        Ok(report)
+        report.packs_awaiting_backups = awaiting as u64;
+        Ok(())
     }
 
     /// Blobs reachable from `roots` that `current` lacks; trees missing from `current` are
@@ -473,28 +454,22 @@ impl Repository {
         roots: Vec<BlobId>,
     ) -> Result<HashSet<BlobId>> {
         let mut lacking = HashSet::new();
-        let mut seen = HashSet::new();
-        let mut stack = roots;
-        while let Some(tree_id) = stack.pop() {
-            if !seen.insert(tree_id) {
-                continue;
-            }
-            let via = if current.contains(&tree_id) {
-                current
-            } else {
-                lacking.insert(tree_id);
-                previous
-            };
-            let tree = self.read_tree(via, &tree_id).await?;
-            for node in &tree.nodes {
-                stack.extend(node.subtree);
-                for blob in &node.content {
-                    if !current.contains(blob) {
-                        lacking.insert(*blob);
+        TreeWalker::new(self, current)
+            .with_fallback(previous)
+            .walk(roots, |reached| {
+                if reached.via_fallback {
+                    lacking.insert(reached.id);
+                }
+                for node in &reached.tree?.nodes {
+                    for blob in &node.content {
+                        if !current.contains(blob) {
+                            lacking.insert(*blob);
+                        }
                     }
                 }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         Ok(lacking)
     }
 

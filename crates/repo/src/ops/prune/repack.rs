@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use cairn_pack::{decode_blob, EncodedBlob, PackId, PackReader, PackWriter};
+use cairn_pack::{EncodedBlob, PackId, PackWriter};
 use futures::StreamExt;
 use object_store::PutPayload;
 
@@ -111,36 +111,35 @@ impl Repository {
     }
 }
 
-/// Downloads a pack and returns its `entries` as sealed blobs, each authenticated. Owns its
-/// repository handle so the future is `'static` (see the note in `repack`).
+/// Reads the `entries` of `pack` through the blob reader and returns them as sealed blobs,
+/// each authenticated (decoded) first, in pack order. Owns its repository handle so the
+/// future is `'static` (see the note in `repack`).
 async fn read_used_blobs(
     repo: Repository,
     pack: PackId,
     entries: Vec<cairn_pack::PackEntry>,
 ) -> Result<Vec<EncodedBlob>> {
-    let bytes = repo.storage.get(FileType::Pack, &pack.to_hex()).await?;
-    let keys = Arc::clone(&repo.keys);
-    tokio::task::spawn_blocking(move || {
-        entries
-            .into_iter()
-            .map(|entry| {
-                let len = PackReader::blob_bytes(&bytes, &entry)
-                    .and_then(|s| decode_blob(&keys, &entry, s).map(|_| s.len()))
-                    .map_err(|source| RepoError::Pack {
-                        object: format!("blob {} in pack {pack}", entry.id),
-                        source,
-                    })?;
-                let start = entry.offset as usize;
-                Ok(EncodedBlob {
-                    blob_type: entry.blob_type,
-                    id: entry.id,
-                    compression: entry.compression,
-                    plain_len: entry.plain_len,
-                    sealed: bytes.slice(start..start + len),
-                })
-            })
-            .collect::<Result<Vec<_>>>()
+    let read = Arc::new(std::sync::Mutex::new(Vec::with_capacity(entries.len())));
+    let sink = Arc::clone(&read);
+    let wanted = entries.into_iter().map(|entry| (entry, ())).collect();
+    repo.read_pack_blobs(pack, wanted, move |blob| {
+        blob.plain?;
+        let entry = blob.entry;
+        let encoded = EncodedBlob {
+            blob_type: entry.blob_type,
+            id: entry.id,
+            compression: entry.compression,
+            plain_len: entry.plain_len,
+            sealed: blob.sealed,
+        };
+        sink.lock()
+            .expect("repack blobs lock")
+            .push((entry.offset, encoded));
+        Ok(())
     })
-    .await
-    .map_err(RepoError::task("repack task"))?
+    .await?;
+    let mut blobs = std::mem::take(&mut *read.lock().expect("repack blobs lock"));
+    // Decoded in parallel: put them back in pack order, so the new packs are deterministic.
+    blobs.sort_by_key(|(offset, _)| *offset);
+    Ok(blobs.into_iter().map(|(_, blob)| blob).collect())
 }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId};
+use cairn_pack::{BlobId, BlobType, PackEntry, PackId};
 use futures::{StreamExt, TryStreamExt};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use nix::errno::Errno;
@@ -40,16 +40,12 @@ use crate::index::Index;
 use crate::ops::beneath::{io_err, is_dir, list, remove_at, stat_at, Beneath};
 use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
 use crate::snapshot::Snapshot;
-use crate::storage::FileType;
 use crate::tree::{Node, NodeKind, Tree};
 use crate::walk::TreeWalker;
 use crate::Repository;
 
-/// Blobs closer than this in a pack are fetched with one ranged read.
 mod delete;
 mod verify;
-
-const COALESCE_GAP: u64 = 256 * 1024;
 
 /// The default of [`RestoreOptions::max_entries`]: 16 Mi entries. A restore keeps every
 /// entry it restores in memory (a few hundred bytes each), so this is about 6 GiB.
@@ -206,6 +202,9 @@ type HardLink = (usize, usize);
 /// One use of a blob: file index and offset in it.
 type Use = (usize, u64);
 
+/// The blobs of one pack a restore needs, by offset, each with where it goes.
+type PackBlobs = BTreeMap<u32, (PackEntry, Vec<Use>)>;
+
 /// What became of an item.
 const OK: u8 = 0;
 /// Could not be restored (reported once), or lies below a directory that could not.
@@ -258,6 +257,23 @@ struct Restorer {
     dirs: Mutex<HashSet<(u64, u64)>>,
     state: Vec<AtomicU8>,
     problems: Mutex<Vec<(PathBuf, String)>>,
+}
+
+impl Restorer {
+    fn new(items: Vec<Item>, fs: Beneath, xattrs: XattrFilter, options: &RestoreOptions) -> Self {
+        let state = items.iter().map(|_| AtomicU8::new(OK)).collect();
+        Restorer {
+            items,
+            fs,
+            chown: nix::unistd::geteuid().is_root() && !options.no_owner,
+            no_setid: options.no_setid,
+            no_devices: options.no_devices,
+            xattrs,
+            dirs: Mutex::new(HashSet::new()),
+            state,
+            problems: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl Restorer {
@@ -977,106 +993,41 @@ impl Repository {
             .collect_items(&index, &snapshot.tree, exclude.as_ref(), max_entries)
             .await?;
         if let Some(include) = &include {
-            let selected: Vec<bool> = items
-                .iter()
-                .map(|i| matches_self_or_ancestor(include, &i.rel))
-                .collect();
-            // Keep selected items and the directories leading to them.
-            let mut needed_dirs = HashSet::new();
-            for (item, keep) in items.iter().zip(&selected) {
-                if *keep {
-                    for ancestor in item.rel.ancestors().skip(1) {
-                        needed_dirs.insert(ancestor.to_path_buf());
-                    }
-                }
-            }
-            let mut keep = selected.into_iter();
-            items.retain(|item| keep.next().unwrap_or(false) || needed_dirs.contains(&item.rel));
+            keep_included(&mut items, include);
         }
-        let fs = {
-            let target = target.to_path_buf();
-            tokio::task::spawn_blocking(move || {
-                Beneath::open_target(&target).map_err(|e| RepoError::io(&target, e))
-            })
-            .await
-            .map_err(RepoError::task("restore task"))??
-        };
+        let target_path = target.to_path_buf();
+        let fs = tokio::task::spawn_blocking(move || {
+            Beneath::open_target(&target_path).map_err(|e| RepoError::io(&target_path, e))
+        })
+        .await
+        .map_err(RepoError::task("restore task"))??;
         let counters = Arc::new(Counters::default());
-        for item in &items {
-            if item.node().kind == NodeKind::File {
-                counters.total_files.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .total_bytes
-                    .fetch_add(item.node().size, Ordering::Relaxed);
-            }
+        for item in items.iter().filter(|i| i.node().kind == NodeKind::File) {
+            counters.total_files.fetch_add(1, Ordering::Relaxed);
+            (counters.total_bytes).fetch_add(item.node().size, Ordering::Relaxed);
         }
         let reporter = Reporter::start(
             options.progress.clone(),
             Arc::clone(&counters),
             Duration::from_secs(1),
         );
-        let state = items.iter().map(|_| AtomicU8::new(OK)).collect();
-        let restorer = Arc::new(Restorer {
-            items,
-            fs,
-            chown: nix::unistd::geteuid().is_root() && !options.no_owner,
-            no_setid: options.no_setid,
-            no_devices: options.no_devices,
-            xattrs,
-            dirs: Mutex::new(HashSet::new()),
-            state,
-            problems: Mutex::new(Vec::new()),
-        });
-        let blocking = |f: Phase| {
-            let restorer = Arc::clone(&restorer);
-            async move {
-                tokio::task::spawn_blocking(move || f(&restorer))
-                    .await
-                    .map_err(RepoError::task("restore task"))?
-            }
-        };
-
+        let restorer = Arc::new(Restorer::new(items, fs, xattrs, &options));
         // 1. The namespace: directories, files at full size, special files.
-        let plan = Arc::new(Mutex::new(None));
-        {
-            let plan = Arc::clone(&plan);
-            blocking(Box::new(move |r: &Restorer| {
-                r.create_dirs()?;
-                *plan.lock().expect("plan lock") = Some(r.create_entries()?);
-                Ok(())
-            }))
-            .await?;
-        }
+        let (files, hardlinks, symlinks) = {
+            let restorer = Arc::clone(&restorer);
+            tokio::task::spawn_blocking(move || {
+                restorer.create_dirs()?;
+                restorer.create_entries()
+            })
+            .await
+            .map_err(RepoError::task("restore task"))??
+        };
         #[cfg(test)]
         tests::after_namespace(target);
-        let (files, hardlinks, symlinks) = plan
-            .lock()
-            .expect("plan lock")
-            .take()
-            .expect("set by the task above");
+        let links = (hardlinks, symlinks);
 
         // 2. Content: plan per pack, fetch, decode, write.
-        let mut per_pack: HashMap<PackId, BTreeMap<u32, (PackEntry, Vec<Use>)>> = HashMap::new();
-        for &file in &files {
-            let item = &restorer.items[file];
-            let mut offset = 0u64;
-            for id in &item.node().content {
-                let location = index
-                    .get(id)
-                    .filter(|l| l.entry.blob_type == BlobType::Data)
-                    .ok_or_else(|| RepoError::MissingObject {
-                        object: format!("data blob {id} of {}", item.rel.display()),
-                    })?;
-                per_pack
-                    .entry(location.pack)
-                    .or_default()
-                    .entry(location.entry.offset)
-                    .or_insert_with(|| (location.entry, Vec::new()))
-                    .1
-                    .push((file, offset));
-                offset += location.entry.plain_len as u64;
-            }
-        }
+        let per_pack = plan_content(&index, &restorer, &files)?;
         futures::stream::iter(per_pack)
             .map(|(pack, blobs)| {
                 let (restorer, counters) = (Arc::clone(&restorer), Arc::clone(&counters));
@@ -1092,7 +1043,42 @@ impl Repository {
             .try_collect::<Vec<()>>()
             .await?;
 
+        let (deleted, verified) = self
+            .finish_restore(
+                &restorer,
+                &index,
+                files,
+                links,
+                (include, exclude),
+                &options,
+            )
+            .await?;
+        drop(reporter);
+        let mut report = RestoreReport {
+            files_verified: verified,
+            deleted,
+            errors: std::mem::take(&mut *restorer.problems.lock().expect("problems lock")),
+            ..Default::default()
+        };
+        restorer.counts(&mut report);
+        Ok(report)
+    }
+
+    /// The steps after content: delete extraneous entries (`--delete`), links, metadata,
+    /// and verification (`--verify`). Returns (entries deleted, files verified).
+    async fn finish_restore(
+        &self,
+        restorer: &Arc<Restorer>,
+        index: &Arc<Index>,
+        files: Vec<usize>,
+        links: (Vec<HardLink>, Vec<usize>),
+        patterns: (Option<GlobSet>, Option<GlobSet>),
+        options: &RestoreOptions,
+    ) -> Result<(u64, u64)> {
         // Removing entries changes directories' times, so it comes before metadata.
+        let blocking = |f: Phase| on_blocking(restorer, f);
+        let (include, exclude) = patterns;
+        let (hardlinks, symlinks) = links;
         let deleted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if options.delete {
             let deleted = Arc::clone(&deleted);
@@ -1112,7 +1098,7 @@ impl Repository {
         let verified = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if options.verify {
             let keys = Arc::clone(&self.keys);
-            let index = Arc::clone(&index);
+            let index = Arc::clone(index);
             let verified = Arc::clone(&verified);
             blocking(Box::new(move |r: &Restorer| {
                 verified.store(r.verify_files(&keys, &index, &files), Ordering::Relaxed);
@@ -1120,78 +1106,91 @@ impl Repository {
             }))
             .await?;
         }
-        drop(reporter);
-        let mut report = RestoreReport {
-            files_verified: verified.load(Ordering::Relaxed),
-            deleted: deleted.load(Ordering::Relaxed),
-            errors: std::mem::take(&mut *restorer.problems.lock().expect("problems lock")),
-            ..Default::default()
-        };
-        restorer.counts(&mut report);
-        Ok(report)
+        Ok((
+            deleted.load(Ordering::Relaxed),
+            verified.load(Ordering::Relaxed),
+        ))
     }
 
+    /// Writes the blobs `blobs` of `pack` wherever they are used, read through the one blob
+    /// reader (coalesced ranges, decoded on every core).
     async fn restore_pack(
         &self,
         pack: PackId,
-        blobs: BTreeMap<u32, (PackEntry, Vec<Use>)>,
+        blobs: PackBlobs,
         restorer: Arc<Restorer>,
         counters: Arc<Counters>,
     ) -> Result<()> {
-        let name = pack.to_hex();
-        // Coalesce blobs that sit close together into one ranged read.
-        let mut groups: Vec<Vec<(PackEntry, Vec<Use>)>> = Vec::new();
-        for (_, blob) in blobs {
-            match groups.last_mut() {
-                Some(group)
-                    if blob.0.offset as u64
-                        <= group.last().map(|(e, _)| e.range().end).unwrap_or(0) + COALESCE_GAP =>
-                {
-                    group.push(blob)
-                }
-                _ => groups.push(vec![blob]),
+        self.read_pack_blobs(pack, blobs.into_values().collect(), move |blob| {
+            let plain = blob.plain?;
+            let zero = plain.iter().all(|&b| b == 0);
+            for (file, offset) in blob.tag {
+                restorer.write_blob(file, offset, &plain, zero)?;
+                counters
+                    .bytes_done
+                    .fetch_add(plain.len() as u64, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Runs one restore phase on a blocking thread (they make system calls).
+async fn on_blocking(restorer: &Arc<Restorer>, phase: Phase) -> Result<()> {
+    let restorer = Arc::clone(restorer);
+    tokio::task::spawn_blocking(move || phase(&restorer))
+        .await
+        .map_err(RepoError::task("restore task"))?
+}
+
+/// Keeps the items `include` selects and the directories leading to them.
+fn keep_included(items: &mut Vec<Item>, include: &GlobSet) {
+    let selected: Vec<bool> = items
+        .iter()
+        .map(|i| matches_self_or_ancestor(include, &i.rel))
+        .collect();
+    let mut needed_dirs = HashSet::new();
+    for (item, keep) in items.iter().zip(&selected) {
+        if *keep {
+            for ancestor in item.rel.ancestors().skip(1) {
+                needed_dirs.insert(ancestor.to_path_buf());
             }
         }
-        for group in groups {
-            let start = group[0].0.offset as u64;
-            let end = group.last().map(|(e, _)| e.range().end).unwrap_or(start);
-            let bytes = self
-                .storage
-                .get_range(FileType::Pack, &name, start..end)
-                .await?;
-            let keys = Arc::clone(&self.keys);
-            let (restorer, counters, name) =
-                (Arc::clone(&restorer), Arc::clone(&counters), name.clone());
-            tokio::task::spawn_blocking(move || -> Result<()> {
-                use rayon::prelude::*;
-                // Decode (decrypt, decompress, hash) the group's blobs on every core.
-                group
-                    .into_par_iter()
-                    .try_for_each(|(entry, uses)| -> Result<()> {
-                        let local = (entry.offset as u64 - start) as usize
-                            ..(entry.range().end - start) as usize;
-                        let plain =
-                            decode_blob(&keys, &entry, &bytes[local]).map_err(|source| {
-                                RepoError::Pack {
-                                    object: format!("data blob {} in pack {name}", entry.id),
-                                    source,
-                                }
-                            })?;
-                        let zero = plain.iter().all(|&b| b == 0);
-                        for (file, offset) in uses {
-                            restorer.write_blob(file, offset, &plain, zero)?;
-                            counters
-                                .bytes_done
-                                .fetch_add(plain.len() as u64, Ordering::Relaxed);
-                        }
-                        Ok(())
-                    })
-            })
-            .await
-            .map_err(RepoError::task("restore task"))??;
-        }
-        Ok(())
     }
+    let mut keep = selected.into_iter();
+    items.retain(|item| keep.next().unwrap_or(false) || needed_dirs.contains(&item.rel));
+}
+
+/// Where each blob of each file goes, grouped by pack and ordered by offset in it, so each
+/// pack is read once (coalesced) however many files share its blobs.
+fn plan_content(
+    index: &Index,
+    restorer: &Restorer,
+    files: &[usize],
+) -> Result<HashMap<PackId, PackBlobs>> {
+    let mut per_pack: HashMap<PackId, PackBlobs> = HashMap::new();
+    for &file in files {
+        let item = &restorer.items[file];
+        let mut offset = 0u64;
+        for id in &item.node().content {
+            let location = index
+                .get(id)
+                .filter(|l| l.entry.blob_type == BlobType::Data)
+                .ok_or_else(|| RepoError::MissingObject {
+                    object: format!("data blob {id} of {}", item.rel.display()),
+                })?;
+            per_pack
+                .entry(location.pack)
+                .or_default()
+                .entry(location.entry.offset)
+                .or_insert_with(|| (location.entry, Vec::new()))
+                .1
+                .push((file, offset));
+            offset += location.entry.plain_len as u64;
+        }
+    }
+    Ok(per_pack)
 }
 
 #[cfg(test)]
