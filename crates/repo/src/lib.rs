@@ -85,6 +85,7 @@ mod repository;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;
+mod unlock;
 pub mod walk;
 
 pub use config::{InitOptions, RepoConfig};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_chunker::{Chunker, ChunkerSecret};
-use cairn_pack::{BlobEncoder, KdfParams, KeyFile, MasterKeys, MAX_KEY_FILE_LEN};
+use cairn_pack::{BlobEncoder, KdfParams, KeyFile, MasterKeys};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -13,8 +13,9 @@ use crate::error::{RepoError, Result};
 use crate::host::{hostname, username};
 use crate::key_hint::{self, OpenOptions};
 use crate::lock::{LockGuard, LockStatus, LockTimings, Locks};
-use crate::object::{check_content_id, content_id, open_object, seal_object, ObjectKind};
+use crate::object::{check_content_id, content_id, seal_object, ObjectKind};
 use crate::storage::{FileType, Storage};
+use crate::unlock::{read_config, KeyOrder};
 use chrono::{DateTime, Utc};
 
 /// The most key files [`Repository::open_with`] examines per open (restic's `maxKeys`): each
@@ -211,124 +212,17 @@ impl Repository {
         // Names this repository in the hint cache before any key has opened it.
         let cache_name = content_id(&config_bytes);
         let listed = storage.list(FileType::Key).await?;
-        let mut notes: Vec<String> = Vec::new();
-        let mut first: Vec<&str> = Vec::new();
-        if let Some(hint) = options.key_hint.as_deref().filter(|h| !h.is_empty()) {
-            let matches: Vec<&str> = listed
-                .iter()
-                .map(|l| l.name.as_str())
-                .filter(|name| name.starts_with(hint))
-                .collect();
-            match matches.as_slice() {
-                [one] => first.push(one),
-                [] => notes.push(format!("key hint {hint:?} matches no key file")),
-                _ => notes.push(format!("key hint {hint:?} matches several key files")),
-            }
-        }
-        let remembered = options
-            .cache_dir
-            .as_deref()
-            .and_then(|dir| key_hint::read(dir, &cache_name));
-        if let Some(id) = &remembered {
-            if let Some(l) = listed.iter().find(|l| &l.name == id) {
-                if !first.contains(&l.name.as_str()) {
-                    first.push(&l.name);
-                }
-            }
-        }
-        let order = first.iter().copied().chain(
-            listed
-                .iter()
-                .map(|l| l.name.as_str())
-                .filter(|name| !first.contains(name)),
-        );
-
-        // One copy of the password, wiped when the last derivation task is done with it.
-        let password = Arc::new(Zeroizing::new(password.to_vec()));
-        let mut derived = 0usize;
-        let mut skipped: Vec<String> = Vec::new();
-        let mut unlocked = None;
-        for (examined, name) in order.enumerate() {
-            if examined == MAX_KEYS_TRIED {
-                notes.push(format!(
-                    "stopped after {MAX_KEYS_TRIED} of {} key files (the most tried per open): name the key to try first with a key hint (--key-hint ID)",
-                    listed.len()
-                ));
-                break;
-            }
-            let object = format!("keys/{name}");
-            let size = listed.iter().find(|l| l.name == name).map_or(0, |l| l.size);
-            if size > MAX_KEY_FILE_LEN as u64 {
-                skipped.push(format!("{object} ({size} bytes, larger than any key file)"));
-                continue;
-            }
-            let bytes = match storage.get(FileType::Key, name).await {
-                Ok(bytes) => bytes,
-                // Removed since the listing (a concurrent `key remove`): not ours.
-                Err(RepoError::MissingObject { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            // A key file is named by the hash of its bytes: a file copied or altered under
-            // another name is not the key file it claims to be, and costs no derivation.
-            let actual = content_id(&bytes);
-            if actual != name {
-                skipped.push(format!(
-                    "{object} (content does not match its name: it hashes to {actual})"
-                ));
-                continue;
-            }
-            let key_file = match KeyFile::parse(&bytes) {
-                Ok(key_file) => key_file,
-                Err(e) => {
-                    skipped.push(format!("{object} ({e})"));
-                    continue;
-                }
-            };
-            derived += 1;
-            let password = Arc::clone(&password);
-            let result = tokio::task::spawn_blocking(move || key_file.unlock(&password))
-                .await
-                .map_err(RepoError::task("key derivation task"))?;
-            match result {
-                Ok(keys) => {
-                    unlocked = Some((keys, name.to_string()));
-                    break;
-                }
-                Err(cairn_pack::PackError::WrongPassword) => {}
-                Err(e) => skipped.push(format!("{object} ({e})")),
-            }
-        }
-        let Some((keys, key_id)) = unlocked else {
-            let mut detail = format!(
-                "; ran the key derivation on {derived} of {} key files",
-                listed.len()
-            );
-            if !skipped.is_empty() {
-                detail.push_str(&format!(
-                    "; skipped {} without deriving: {}",
-                    skipped.len(),
-                    skipped.join(", ")
-                ));
-            }
-            for note in notes {
-                detail.push_str("; ");
-                detail.push_str(&note);
-            }
+        let order = KeyOrder::new(&listed, options, &cache_name);
+        let trial = order.try_keys(&storage, &listed, password).await?;
+        let Some((keys, key_id)) = trial.unlocked else {
             return Err(RepoError::WrongPassword {
                 location: storage.location().to_string(),
-                detail,
+                detail: trial.detail(listed.len(), order.notes),
             });
         };
-        let plain = open_object(&keys, ObjectKind::Config, "config", &config_bytes)?;
-        let config: RepoConfig = serde_json::from_slice(&plain)
-            .map_err(|e| RepoError::corrupt("config", format!("invalid JSON: {e}")))?;
-        // It authenticated, so it was written with the key: a value out of range is damage
-        // (or a hostile key holder), not the caller's mistake.
-        config
-            .validate()
-            .map_err(|e| e.invalid_as_corrupt("config"))?;
+        let config = read_config(&keys, &config_bytes)?;
         if let Some(dir) = &options.cache_dir {
-            if remembered.as_deref() != Some(key_id.as_str()) {
+            if order.remembered.as_deref() != Some(key_id.as_str()) {
                 key_hint::write(dir, &cache_name, &key_id);
             }
         }

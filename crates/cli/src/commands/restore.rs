@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cairn_repo::ops::progress::Progress;
-use cairn_repo::ops::restore::RestoreOptions;
+use cairn_repo::ops::restore::{RestoreOptions, RestoreReport};
 use serde_json::json;
 
 use super::snapshots::FilterArgs;
@@ -64,25 +64,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     let (entry, snapshot) = repo
         .resolve_restore_source(&index, &args.snapshot, &args.filter.filter())
         .await?;
-    let progress: Option<cairn_repo::ops::progress::ProgressFn> = (globals.json && !globals.quiet)
-        .then(|| {
-            Arc::new(|p: &Progress| {
-                let percent = if p.total_bytes > 0 {
-                    p.bytes_done as f64 / p.total_bytes as f64
-                } else {
-                    0.0
-                };
-                json_line(&json!({
-                    "message_type": "status",
-                    "seconds_elapsed": p.elapsed.as_secs(),
-                    "percent_done": percent.min(1.0),
-                    "total_files": p.total_files,
-                    "files_restored": p.files_done,
-                    "total_bytes": p.total_bytes,
-                    "bytes_restored": p.bytes_done,
-                }))
-            }) as cairn_repo::ops::progress::ProgressFn
-        });
+    let progress = (globals.json && !globals.quiet).then(json_progress);
     if !globals.json && !globals.quiet {
         eprintln!(
             "restoring snapshot {} to {}",
@@ -117,10 +99,43 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
             eprintln!("error: {}: {}", terminal_path(path), terminal(message));
         }
     }
+    let shown = (args.verify, args.delete);
+    print_summary(globals, shown, &report, &entry.id, started.elapsed());
+    Ok(report.outcome())
+}
+
+/// restic's `status` lines for `--json`.
+fn json_progress() -> cairn_repo::ops::progress::ProgressFn {
+    Arc::new(|p: &Progress| {
+        let percent = if p.total_bytes > 0 {
+            p.bytes_done as f64 / p.total_bytes as f64
+        } else {
+            0.0
+        };
+        json_line(&json!({
+            "message_type": "status",
+            "seconds_elapsed": p.elapsed.as_secs(),
+            "percent_done": percent.min(1.0),
+            "total_files": p.total_files,
+            "files_restored": p.files_done,
+            "total_bytes": p.total_bytes,
+            "bytes_restored": p.bytes_done,
+        }))
+    })
+}
+
+/// restic's `summary` line for `--json`, or one line for people.
+fn print_summary(
+    globals: &Globals,
+    (verify, delete): (bool, bool),
+    report: &RestoreReport,
+    snapshot_id: &str,
+    elapsed: std::time::Duration,
+) {
     if globals.json {
         json_line(&json!({
             "message_type": "summary",
-            "seconds_elapsed": started.elapsed().as_secs(),
+            "seconds_elapsed": elapsed.as_secs(),
             "total_files": report.files_restored + report.dirs_restored + report.others_restored,
             "files_restored": report.files_restored + report.dirs_restored + report.others_restored,
             "total_bytes": report.bytes_restored,
@@ -128,7 +143,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
             "files_verified": report.files_verified,
             "files_deleted": report.deleted,
             "files_skipped": report.skipped,
-            "snapshot_id": entry.id,
+            "snapshot_id": snapshot_id,
         }));
     } else if !globals.quiet {
         println!(
@@ -137,13 +152,13 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
             report.dirs_restored,
             report.others_restored,
             human_bytes(report.bytes_restored),
-            started.elapsed().as_secs_f64(),
-            if args.verify {
+            elapsed.as_secs_f64(),
+            if verify {
                 format!("; verified {} files", report.files_verified)
             } else {
                 String::new()
             },
-            if args.delete {
+            if delete {
                 format!("; deleted {} entries", report.deleted)
             } else {
                 String::new()
@@ -155,5 +170,4 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
             }
         );
     }
-    Ok(report.outcome())
 }

@@ -265,13 +265,7 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
     };
     let mut current = start(path.is_absolute())?;
     let mut queue: VecDeque<OsString> = VecDeque::new();
-    for component in path.components() {
-        match component {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-            Component::ParentDir => queue.push_back("..".into()),
-            Component::Normal(name) => queue.push_back(name.to_os_string()),
-        }
-    }
+    queue.extend(path.components().filter_map(component_name));
     let mut followed = 0;
     // Components that came from a symlink's target and are still queued: those must exist
     // (as for `mkdir -p`, a dangling symlink is an error, not a place to create).
@@ -297,18 +291,7 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
             }
             Err(Errno::ENOENT) => {
                 creating = true;
-                match mkdirat(
-                    current.as_fd(),
-                    name.as_os_str(),
-                    Mode::from_bits_truncate(0o777),
-                ) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(with_path(io_err(e), &walked)),
-                }
-                // Whatever is there now must be a real directory: a symlink that appeared
-                // since is refused, not followed.
-                current = openat(current.as_fd(), name.as_os_str(), walk_flags, Mode::empty())
-                    .map_err(|e| with_path(io_err(e), &walked))?;
+                current = create_dir_at(current.as_fd(), &name, &walked)?;
                 continue;
             }
             Err(Errno::ENOTDIR | Errno::ELOOP) => {}
@@ -324,28 +307,7 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
         if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
             return Err(with_path(io_err(Errno::ENOTDIR), &walked));
         }
-        if creating {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{}: a symlink appeared where the restore was creating a directory; \
-                     refusing to follow it",
-                    walked.display()
-                ),
-            ));
-        }
-        if !trusted_owner(stat.st_uid) {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} is a symlink owned by uid {}, neither root nor the user restoring: \
-                     refusing to follow it on the way to the restore target (anyone who can \
-                     plant it could redirect the restore); give the real path as the target",
-                    walked.display(),
-                    stat.st_uid
-                ),
-            ));
-        }
+        may_follow(creating, stat.st_uid, &walked)?;
         followed += 1;
         if followed > MAX_TARGET_SYMLINKS {
             return Err(with_path(io_err(Errno::ELOOP), &walked));
@@ -360,17 +322,63 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
             current = start(true)?;
         }
         for component in link.components().rev() {
-            let pushed: OsString = match component {
-                Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
-                Component::ParentDir => "..".into(),
-                Component::Normal(name) => name.to_os_string(),
-            };
-            queue.push_front(pushed);
-            from_link += 1;
+            if let Some(pushed) = component_name(component) {
+                queue.push_front(pushed);
+                from_link += 1;
+            }
         }
     }
     // The final descriptor is a readable one (listing for --delete, fstat, fchmod).
     openat(current.as_fd(), ".", dir_flags(), Mode::empty()).map_err(io_err)
+}
+
+/// The name a path component walks to ("..", or a name); `None` for those that stay put.
+fn component_name(component: Component<'_>) -> Option<OsString> {
+    match component {
+        Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        Component::ParentDir => Some("..".into()),
+        Component::Normal(name) => Some(name.to_os_string()),
+    }
+}
+
+/// Creates directory `name` in `parent` (if nothing is there) and opens it. Whatever is
+/// there once created must be a real directory: a symlink that appeared since is refused,
+/// not followed.
+fn create_dir_at(parent: BorrowedFd<'_>, name: &OsStr, walked: &Path) -> io::Result<OwnedFd> {
+    match mkdirat(parent, name, Mode::from_bits_truncate(0o777)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(with_path(io_err(e), walked)),
+    }
+    let walk_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    openat(parent, name, walk_flags, Mode::empty()).map_err(|e| with_path(io_err(e), walked))
+}
+
+/// Whether the walk to a restore target may follow the symlink at `walked`, owned by `uid`:
+/// never below a directory the walk created (it appeared meanwhile), and only if owned by
+/// root or the user restoring (anyone else who can plant it could redirect the restore).
+fn may_follow(creating: bool, uid: u32, walked: &Path) -> io::Result<()> {
+    if creating {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{}: a symlink appeared where the restore was creating a directory; \
+                 refusing to follow it",
+                walked.display()
+            ),
+        ));
+    }
+    if !trusted_owner(uid) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is a symlink owned by uid {uid}, neither root nor the user restoring: \
+                 refusing to follow it on the way to the restore target (anyone who can \
+                 plant it could redirect the restore); give the real path as the target",
+                walked.display(),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {

@@ -62,19 +62,7 @@ impl Repository {
         options: &CopyOptions,
     ) -> Result<CopyReport> {
         let mut report = CopyReport::default();
-        let sources: Vec<SnapshotEntry> = if options.ids.is_empty() {
-            self.list_snapshots(&options.filter).await?
-        } else {
-            let all = self.list_snapshots(&SnapshotFilter::default()).await?;
-            let mut chosen: Vec<SnapshotEntry> = Vec::new();
-            for spec in &options.ids {
-                let entry = resolve(&all, spec)?;
-                if !chosen.iter().any(|c| c.id == entry.id) {
-                    chosen.push(entry.clone());
-                }
-            }
-            chosen
-        };
+        let sources = self.copy_sources(options).await?;
         let present: Vec<String> = dest
             .list_snapshots(&SnapshotFilter::default())
             .await?
@@ -136,36 +124,67 @@ impl Repository {
             + stats.tree_blobs.load(std::sync::atomic::Ordering::Relaxed);
         report.data_added = stats.data_added.load(std::sync::atomic::Ordering::Relaxed);
         for (source, root) in todo.iter().zip(roots) {
-            let mut snapshot = source.snapshot.clone();
-            snapshot.tree = root;
-            snapshot.parent = None;
-            snapshot.original = Some(
-                source
-                    .snapshot
-                    .original
-                    .clone()
-                    .unwrap_or_else(|| source.id.clone()),
-            );
-            prepared.marker.refresh_now().await?;
-            let id = dest.write_snapshot(&snapshot).await?;
-            let protected = match dest
-                .protect_snapshot(prepared.marker.name(), &prepared.index, &snapshot)
-                .await
-            {
-                Ok(()) => prepared.marker.refresh_now().await.map(drop),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = protected {
-                let _ = dest
-                    .storage
-                    .delete(crate::storage::FileType::Snapshot, &id)
-                    .await;
-                return Err(e);
-            }
+            let id = dest
+                .write_copied(source, root, &prepared.marker, &prepared.index)
+                .await?;
             report.copied.push((source.id.clone(), id));
         }
         prepared.marker.release().await?;
         Ok(report)
+    }
+
+    /// The snapshots `options` chooses: by id or prefix (each once), else by filter.
+    async fn copy_sources(&self, options: &CopyOptions) -> Result<Vec<SnapshotEntry>> {
+        if options.ids.is_empty() {
+            return self.list_snapshots(&options.filter).await;
+        }
+        let all = self.list_snapshots(&SnapshotFilter::default()).await?;
+        let mut chosen: Vec<SnapshotEntry> = Vec::new();
+        for spec in &options.ids {
+            let entry = resolve(&all, spec)?;
+            if !chosen.iter().any(|c| c.id == entry.id) {
+                chosen.push(entry.clone());
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Writes the copy of `source` (whose tree is now `root` here) and protects it as a
+    /// backup protects its snapshot; withdraws it if that fails. Returns its id.
+    async fn write_copied(
+        &self,
+        source: &SnapshotEntry,
+        root: BlobId,
+        marker: &crate::lock::LockGuard,
+        start_index: &crate::index::Index,
+    ) -> Result<String> {
+        let mut snapshot = source.snapshot.clone();
+        snapshot.tree = root;
+        snapshot.parent = None;
+        snapshot.original = Some(
+            source
+                .snapshot
+                .original
+                .clone()
+                .unwrap_or_else(|| source.id.clone()),
+        );
+        marker.refresh_now().await?;
+        let id = self.write_snapshot(&snapshot).await?;
+        let protected = match self
+            .protect_snapshot(marker.name(), start_index, &snapshot)
+            .await
+        {
+            Ok(()) => marker.refresh_now().await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = protected {
+            let _ = self
+                .storage
+                .delete(crate::storage::FileType::Snapshot, &id)
+                .await;
+            return Err(e);
+        }
+        Ok(id)
     }
 }
 

@@ -174,41 +174,7 @@ fn run_command(
     single_file: Option<&Path>,
     snapshot: &str,
 ) -> Result<CommandRun> {
-    let mut command = Command::new("sh");
-    for (name, _) in std::env::vars_os() {
-        let keep = name
-            .to_str()
-            .is_none_or(|n| !scrubbed_variable(n) || options.pass_env.iter().any(|p| p == n));
-        if !keep {
-            command.env_remove(&name);
-        }
-    }
-    command
-        .arg("-c")
-        .arg(&options.command)
-        .current_dir(restore_dir)
-        .env("CAIRN_DRILL_DIR", restore_dir)
-        .env("CAIRN_DRILL_SNAPSHOT", snapshot)
-        .env("TMPDIR", tmp_dir)
-        .stdin(Stdio::null())
-        // Its own process group, so a timeout kills whatever the command started too.
-        .process_group(0);
-    if let Some(file) = single_file {
-        command.env("CAIRN_DRILL_FILE", file);
-    }
-    if options.command_output_to_stderr {
-        let stderr = || -> Result<Stdio> {
-            use std::os::fd::AsFd;
-            let fd = std::io::stderr()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| RepoError::InvalidInput(format!("drill: duplicating stderr: {e}")))?;
-            Ok(Stdio::from(fd))
-        };
-        command.stdout(stderr()?).stderr(stderr()?);
-    } else {
-        command.stdout(Stdio::null()).stderr(Stdio::null());
-    }
+    let mut command = drill_command(options, restore_dir, tmp_dir, single_file, snapshot)?;
     let mut child = command.spawn().map_err(|e| {
         RepoError::InvalidInput(format!(
             "drill: cannot run sh -c {:?}: {e}",
@@ -218,28 +184,7 @@ fn run_command(
     let started = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => {
-                return Ok(match status.code() {
-                    Some(0) => CommandRun {
-                        outcome: DrillOutcome::Passed,
-                        exit_code: Some(0),
-                        error: None,
-                    },
-                    Some(code) => CommandRun {
-                        outcome: DrillOutcome::CommandFailed,
-                        exit_code: Some(code),
-                        error: Some(format!("command exited with status {code}")),
-                    },
-                    None => CommandRun {
-                        outcome: DrillOutcome::CommandFailed,
-                        exit_code: None,
-                        error: Some(format!(
-                            "command killed by signal {}",
-                            status.signal().unwrap_or(0)
-                        )),
-                    },
-                });
-            }
+            Ok(Some(status)) => return Ok(CommandRun::exited(status)),
             Ok(None) => {}
             Err(e) => {
                 return Err(RepoError::InvalidInput(format!(
@@ -265,6 +210,79 @@ fn run_command(
             });
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `sh -c COMMAND` in the restored tree, with the drill's variables, credentials scrubbed
+/// from its environment (unless passed on), in a process group of its own (so a timeout
+/// kills whatever it started too).
+fn drill_command(
+    options: &DrillOptions,
+    restore_dir: &Path,
+    tmp_dir: &Path,
+    single_file: Option<&Path>,
+    snapshot: &str,
+) -> Result<Command> {
+    let mut command = Command::new("sh");
+    for (name, _) in std::env::vars_os() {
+        let keep = name
+            .to_str()
+            .is_none_or(|n| !scrubbed_variable(n) || options.pass_env.iter().any(|p| p == n));
+        if !keep {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .arg("-c")
+        .arg(&options.command)
+        .current_dir(restore_dir)
+        .env("CAIRN_DRILL_DIR", restore_dir)
+        .env("CAIRN_DRILL_SNAPSHOT", snapshot)
+        .env("TMPDIR", tmp_dir)
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(file) = single_file {
+        command.env("CAIRN_DRILL_FILE", file);
+    }
+    if options.command_output_to_stderr {
+        let stderr = || -> Result<Stdio> {
+            use std::os::fd::AsFd;
+            let fd = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| RepoError::InvalidInput(format!("drill: duplicating stderr: {e}")))?;
+            Ok(Stdio::from(fd))
+        };
+        command.stdout(stderr()?).stderr(stderr()?);
+    } else {
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    Ok(command)
+}
+
+impl CommandRun {
+    /// The verdict on a command that ended with `status`.
+    fn exited(status: std::process::ExitStatus) -> CommandRun {
+        match status.code() {
+            Some(0) => CommandRun {
+                outcome: DrillOutcome::Passed,
+                exit_code: Some(0),
+                error: None,
+            },
+            Some(code) => CommandRun {
+                outcome: DrillOutcome::CommandFailed,
+                exit_code: Some(code),
+                error: Some(format!("command exited with status {code}")),
+            },
+            None => CommandRun {
+                outcome: DrillOutcome::CommandFailed,
+                exit_code: None,
+                error: Some(format!(
+                    "command killed by signal {}",
+                    status.signal().unwrap_or(0)
+                )),
+            },
+        }
     }
 }
 

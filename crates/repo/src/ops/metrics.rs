@@ -98,6 +98,58 @@ fn escape_label(value: &str) -> String {
 }
 
 impl Metrics {
+    /// The repository-wide gauges: name, help, value (absent: not exported).
+    fn repository_gauges(&self) -> Vec<(&'static str, &'static str, Option<f64>)> {
+        let check = self.last_check.as_ref();
+        vec![
+            (
+                "snapshots",
+                "Snapshots in the repository",
+                Some(self.snapshots as f64),
+            ),
+            (
+                "repository_stored_bytes",
+                "Bytes of every object stored in the repository",
+                Some(self.stored_bytes as f64),
+            ),
+            (
+                "repository_logical_bytes",
+                "Bytes the snapshots back up, summed over snapshots",
+                Some(self.logical_bytes as f64),
+            ),
+            (
+                "drills_passed",
+                "Recorded restore drills that passed",
+                Some(self.drills_passed as f64),
+            ),
+            (
+                "drills_failed",
+                "Recorded restore drills that failed",
+                Some(self.drills_failed as f64),
+            ),
+            (
+                "check_last_timestamp_seconds",
+                "Time of the newest recorded check",
+                check.and_then(|c| unix(&c.time)).map(|t| t as f64),
+            ),
+            (
+                "check_last_success",
+                "1 if the newest recorded check found no damage, else 0",
+                check.map(|c| if c.ok { 1.0 } else { 0.0 }),
+            ),
+            (
+                "check_last_success_timestamp_seconds",
+                "Time of the newest recorded check that found no damage",
+                self.last_successful_check.map(|t| t as f64),
+            ),
+            (
+                "metrics_generated_timestamp_seconds",
+                "When these metrics were gathered",
+                Some(self.generated as f64),
+            ),
+        ]
+    }
+
     /// The metrics in Prometheus text exposition format (version 0.0.4), every family with
     /// HELP and TYPE lines.
     pub fn to_prometheus(&self) -> String {
@@ -147,66 +199,11 @@ impl Metrics {
                 verified.get_or_create(&labels).set(t as f64);
             }
         }
-        gauge(
-            &mut registry,
-            "snapshots",
-            "Snapshots in the repository",
-            self.snapshots as f64,
-        );
-        gauge(
-            &mut registry,
-            "repository_stored_bytes",
-            "Bytes of every object stored in the repository",
-            self.stored_bytes as f64,
-        );
-        gauge(
-            &mut registry,
-            "repository_logical_bytes",
-            "Bytes the snapshots back up, summed over snapshots",
-            self.logical_bytes as f64,
-        );
-        gauge(
-            &mut registry,
-            "drills_passed",
-            "Recorded restore drills that passed",
-            self.drills_passed as f64,
-        );
-        gauge(
-            &mut registry,
-            "drills_failed",
-            "Recorded restore drills that failed",
-            self.drills_failed as f64,
-        );
-        if let Some(check) = &self.last_check {
-            if let Some(t) = unix(&check.time) {
-                gauge(
-                    &mut registry,
-                    "check_last_timestamp_seconds",
-                    "Time of the newest recorded check",
-                    t as f64,
-                );
+        for (name, help, value) in self.repository_gauges() {
+            if let Some(value) = value {
+                gauge(&mut registry, name, help, value);
             }
-            gauge(
-                &mut registry,
-                "check_last_success",
-                "1 if the newest recorded check found no damage, else 0",
-                if check.ok { 1.0 } else { 0.0 },
-            );
         }
-        if let Some(t) = self.last_successful_check {
-            gauge(
-                &mut registry,
-                "check_last_success_timestamp_seconds",
-                "Time of the newest recorded check that found no damage",
-                t as f64,
-            );
-        }
-        gauge(
-            &mut registry,
-            "metrics_generated_timestamp_seconds",
-            "When these metrics were gathered",
-            self.generated as f64,
-        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode_registry(&mut text, &registry)
             .expect("writing to a String cannot fail");

@@ -230,111 +230,152 @@ pub(crate) fn open_location(
     create_local: bool,
     options: &[(String, String)],
 ) -> Result<Arc<dyn ObjectStore>> {
-    let backend_error = |e: object_store::Error| RepoError::Storage {
-        object: location.to_string(),
-        source: e,
-    };
     let (roots, options) = split_ca(options)?;
     let client = roots
         .iter()
         .cloned()
         .fold(ClientOptions::new(), ClientOptions::with_root_certificate);
+    // With a CA certificate the client must carry it, so builders start empty and take the
+    // environment through `from_env_with_client`; otherwise `from_env` does it all.
+    let remote = Remote {
+        location,
+        client: (!roots.is_empty()).then_some(client),
+        options: &options,
+    };
     match parse(location)? {
         Location::Memory => Ok(Arc::new(InMemory::new())),
-        Location::Local(path) => {
-            // Files 0600 and directories 0700 (restic's modes; see private_local.rs). A
-            // repository directory `init` creates is 0700 too; one that exists already (a
-            // mount point) keeps its mode, and what cairn creates inside it is private.
-            if create_local {
-                private_local::create_dirs(&path, private_local::Modes::PRIVATE.dir, true)
-                    .map_err(|e| RepoError::io(&path, e))?;
-            } else if !path.is_dir() {
-                return Err(RepoError::RepositoryNotFound {
-                    location: location.to_string(),
-                });
-            }
-            // Durable before success, as a remote store's put is: a finished backup survives
-            // a power loss, not just a killed process.
-            let store = LocalFileSystem::new_with_prefix(&path)
-                .map_err(backend_error)?
-                .with_fsync(true);
-            let modes = private_local::Modes::for_repository(&path);
-            Ok(Arc::new(private_local::PrivateLocalStore::new(
-                store, modes, true,
-            )))
-        }
+        Location::Local(path) => open_local(location, path, create_local),
         Location::S3 {
             bucket,
             prefix,
             endpoint,
-        } => {
-            let base = if roots.is_empty() {
-                AmazonS3Builder::from_env()
-            } else {
-                from_env_with_client(
-                    AmazonS3Builder::new(),
-                    client.clone(),
-                    "AWS_",
-                    |b, c| b.with_client_options(c),
-                    |b, k, v| b.with_config(k, v),
-                )
-            };
-            let mut builder = configure(base.with_bucket_name(bucket), &options, |b, k, v| {
-                b.with_config(k, v)
-            })?;
-            if let Some(endpoint) = endpoint {
-                builder = builder.with_endpoint(&endpoint);
-                if endpoint.starts_with("http://") {
-                    builder = builder.with_allow_http(true);
-                }
+        } => remote.s3(bucket, prefix, endpoint),
+        Location::Gcs { bucket, prefix } => remote.gcs(bucket, prefix),
+        Location::Azure { container, prefix } => remote.azure(container, prefix),
+    }
+}
+
+fn backend_error(location: &str) -> impl Fn(object_store::Error) -> RepoError + '_ {
+    move |e| RepoError::Storage {
+        object: location.to_string(),
+        source: e,
+    }
+}
+
+fn open_local(
+    location: &str,
+    path: std::path::PathBuf,
+    create_local: bool,
+) -> Result<Arc<dyn ObjectStore>> {
+    let backend_error = backend_error(location);
+    // Files 0600 and directories 0700 (restic's modes; see private_local.rs). A
+    // repository directory `init` creates is 0700 too; one that exists already (a
+    // mount point) keeps its mode, and what cairn creates inside it is private.
+    if create_local {
+        private_local::create_dirs(&path, private_local::Modes::PRIVATE.dir, true)
+            .map_err(|e| RepoError::io(&path, e))?;
+    } else if !path.is_dir() {
+        return Err(RepoError::RepositoryNotFound {
+            location: location.to_string(),
+        });
+    }
+    // Durable before success, as a remote store's put is: a finished backup survives
+    // a power loss, not just a killed process.
+    let store = LocalFileSystem::new_with_prefix(&path)
+        .map_err(backend_error)?
+        .with_fsync(true);
+    let modes = private_local::Modes::for_repository(&path);
+    Ok(Arc::new(private_local::PrivateLocalStore::new(
+        store, modes, true,
+    )))
+}
+
+/// What every remote backend is opened with.
+struct Remote<'a> {
+    location: &'a str,
+    /// A client carrying extra root certificates, if any were given.
+    client: Option<ClientOptions>,
+    options: &'a [(String, String)],
+}
+
+impl Remote<'_> {
+    fn s3(
+        &self,
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+    ) -> Result<Arc<dyn ObjectStore>> {
+        let (backend_error, options) = (backend_error(self.location), self.options);
+        let base = if self.client.is_none() {
+            AmazonS3Builder::from_env()
+        } else {
+            from_env_with_client(
+                AmazonS3Builder::new(),
+                self.client.clone().unwrap_or_default(),
+                "AWS_",
+                |b, c| b.with_client_options(c),
+                |b, k, v| b.with_config(k, v),
+            )
+        };
+        let mut builder = configure(base.with_bucket_name(bucket), options, |b, k, v| {
+            b.with_config(k, v)
+        })?;
+        if let Some(endpoint) = endpoint {
+            builder = builder.with_endpoint(&endpoint);
+            if endpoint.starts_with("http://") {
+                builder = builder.with_allow_http(true);
             }
-            Ok(with_prefix(
-                builder.build().map_err(backend_error)?,
-                &prefix,
-            ))
         }
-        Location::Gcs { bucket, prefix } => {
-            let base = if roots.is_empty() {
-                GoogleCloudStorageBuilder::from_env()
-            } else {
-                let mut base = from_env_with_client(
-                    GoogleCloudStorageBuilder::new(),
-                    client.clone(),
-                    "GOOGLE_",
-                    |b, c| b.with_client_options(c),
-                    |b, k, v| b.with_config(k, v),
-                );
-                if let Ok(path) = std::env::var("SERVICE_ACCOUNT") {
-                    base = base.with_service_account_path(path);
-                }
-                base
-            };
-            let builder = base.with_bucket_name(bucket);
-            let builder = configure(builder, &options, |b, k, v| b.with_config(k, v))?;
-            Ok(with_prefix(
-                builder.build().map_err(backend_error)?,
-                &prefix,
-            ))
-        }
-        Location::Azure { container, prefix } => {
-            let base = if roots.is_empty() {
-                MicrosoftAzureBuilder::from_env()
-            } else {
-                from_env_with_client(
-                    MicrosoftAzureBuilder::new(),
-                    client.clone(),
-                    "AZURE_",
-                    |b, c| b.with_client_options(c),
-                    |b, k, v| b.with_config(k, v),
-                )
-            };
-            let builder = base.with_container_name(container);
-            let builder = configure(builder, &options, |b, k, v| b.with_config(k, v))?;
-            Ok(with_prefix(
-                builder.build().map_err(backend_error)?,
-                &prefix,
-            ))
-        }
+        Ok(with_prefix(
+            builder.build().map_err(backend_error)?,
+            &prefix,
+        ))
+    }
+
+    fn gcs(&self, bucket: String, prefix: String) -> Result<Arc<dyn ObjectStore>> {
+        let (backend_error, options) = (backend_error(self.location), self.options);
+        let base = if self.client.is_none() {
+            GoogleCloudStorageBuilder::from_env()
+        } else {
+            let mut base = from_env_with_client(
+                GoogleCloudStorageBuilder::new(),
+                self.client.clone().unwrap_or_default(),
+                "GOOGLE_",
+                |b, c| b.with_client_options(c),
+                |b, k, v| b.with_config(k, v),
+            );
+            if let Ok(path) = std::env::var("SERVICE_ACCOUNT") {
+                base = base.with_service_account_path(path);
+            }
+            base
+        };
+        let builder = base.with_bucket_name(bucket);
+        let builder = configure(builder, options, |b, k, v| b.with_config(k, v))?;
+        Ok(with_prefix(
+            builder.build().map_err(backend_error)?,
+            &prefix,
+        ))
+    }
+
+    fn azure(&self, container: String, prefix: String) -> Result<Arc<dyn ObjectStore>> {
+        let (backend_error, options) = (backend_error(self.location), self.options);
+        let base = if self.client.is_none() {
+            MicrosoftAzureBuilder::from_env()
+        } else {
+            from_env_with_client(
+                MicrosoftAzureBuilder::new(),
+                self.client.clone().unwrap_or_default(),
+                "AZURE_",
+                |b, c| b.with_client_options(c),
+                |b, k, v| b.with_config(k, v),
+            )
+        };
+        let builder = base.with_container_name(container);
+        let builder = configure(builder, options, |b, k, v| b.with_config(k, v))?;
+        Ok(with_prefix(
+            builder.build().map_err(backend_error)?,
+            &prefix,
+        ))
     }
 }
 

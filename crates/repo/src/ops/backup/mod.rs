@@ -200,16 +200,15 @@ impl Repository {
         let (target, snapshot_paths) = arrange_targets(paths)?;
         let mut patterns = options.excludes.clone();
         patterns.extend(Excludes::read_pattern_files(&options.exclude_files)?);
-        let scan_excludes = Excludes::new(
-            &patterns,
-            options.exclude_caches,
-            &options.exclude_if_present,
-        )?;
-        let excludes = Excludes::new(
-            &patterns,
-            options.exclude_caches,
-            &options.exclude_if_present,
-        )?;
+        let excludes = || {
+            Excludes::new(
+                &patterns,
+                options.exclude_caches,
+                &options.exclude_if_present,
+            )
+        };
+        // The progress scanner walks the same tree with its own copy of the rules.
+        let (scan_excludes, excludes) = (excludes()?, excludes()?);
         let host = options.hostname.clone().unwrap_or_else(hostname);
         let parent = self
             .resolve_parent(&options, &host, &snapshot_paths)
@@ -264,17 +263,7 @@ impl Repository {
             let _ = scanner.join();
         }
         drop(reporter);
-        let stats = &walker.stats;
-        let counts = FileCounts {
-            files_new: stats.files_new.load(Ordering::Relaxed),
-            files_changed: stats.files_changed.load(Ordering::Relaxed),
-            files_unmodified: stats.files_unmodified.load(Ordering::Relaxed),
-            dirs_new: stats.dirs_new.load(Ordering::Relaxed),
-            dirs_changed: stats.dirs_changed.load(Ordering::Relaxed),
-            dirs_unmodified: stats.dirs_unmodified.load(Ordering::Relaxed),
-            total_files: stats.total_files.load(Ordering::Relaxed),
-            total_bytes: stats.total_bytes.load(Ordering::Relaxed),
-        };
+        let counts = walker.stats.counts();
         let issues = std::mem::take(&mut *walker.issues.lock().expect("issues lock"));
         let notes = std::mem::take(&mut *walker.notes.lock().expect("notes lock"));
         let root = root.and_then(|r| r);
@@ -304,19 +293,8 @@ impl Repository {
     ) -> Result<BackupReport> {
         // restic (and K8up, which passes `/<host>-<container>.sql`) accept a leading slash:
         // the file still sits at the root.
-        let given = filename;
+        let name = stream_name(filename)?;
         let filename = filename.trim_start_matches('/');
-        let name = Name(filename.as_bytes().to_vec());
-        if filename.is_empty()
-            || filename.contains('/')
-            || filename == "."
-            || filename == ".."
-            || filename.contains('\0')
-        {
-            return Err(RepoError::InvalidInput(format!(
-                "invalid stream file name {given:?}: expected one file name, like db.sql"
-            )));
-        }
         let host = options.hostname.clone().unwrap_or_else(hostname);
         let snapshot_paths = vec![format!("/{filename}")];
         let parent = self
@@ -347,27 +325,7 @@ impl Repository {
                     content.push(saver.save_chunk(chunk.data)?);
                 }
                 counters.files_done.fetch_add(1, Ordering::Relaxed);
-                let now = start.timestamp_nanos_opt().unwrap_or(0);
-                let node = Node {
-                    name,
-                    kind: NodeKind::File,
-                    mode: 0o100644,
-                    uid: nix::unistd::getuid().as_raw(),
-                    gid: nix::unistd::getgid().as_raw(),
-                    user: username(),
-                    group: String::new(),
-                    mtime_ns: now,
-                    ctime_ns: now,
-                    size,
-                    inode: 0,
-                    device: 0,
-                    links: 1,
-                    rdev: None,
-                    link_target: None,
-                    content,
-                    subtree: None,
-                    xattrs: Vec::new(),
-                };
+                let node = stream_node(name, start, size, content);
                 saver.save_now(BlobType::Tree, &Tree { nodes: vec![node] }.encode()?)
             })();
             saver.wait_idle();
@@ -506,15 +464,15 @@ impl Repository {
 
 /// File and directory counts for a summary.
 #[derive(Clone, Copy, Debug, Default)]
-struct FileCounts {
-    files_new: u64,
-    files_changed: u64,
-    files_unmodified: u64,
-    dirs_new: u64,
-    dirs_changed: u64,
-    dirs_unmodified: u64,
-    total_files: u64,
-    total_bytes: u64,
+pub(crate) struct FileCounts {
+    pub(crate) files_new: u64,
+    pub(crate) files_changed: u64,
+    pub(crate) files_unmodified: u64,
+    pub(crate) dirs_new: u64,
+    pub(crate) dirs_changed: u64,
+    pub(crate) dirs_unmodified: u64,
+    pub(crate) total_files: u64,
+    pub(crate) total_bytes: u64,
 }
 
 fn summary(saver: &Saver, start: DateTime<FixedOffset>, counts: FileCounts) -> SnapshotSummary {
@@ -535,5 +493,46 @@ fn summary(saver: &Saver, start: DateTime<FixedOffset>, counts: FileCounts) -> S
         data_added_packed: stats.data_added_packed.load(Ordering::Relaxed),
         total_files_processed: counts.total_files,
         total_bytes_processed: counts.total_bytes,
+    }
+}
+/// The file name a stream is stored under: one name, leading slashes ignored.
+fn stream_name(given: &str) -> Result<Name> {
+    let filename = given.trim_start_matches('/');
+    if filename.is_empty()
+        || filename.contains('/')
+        || filename == "."
+        || filename == ".."
+        || filename.contains('\0')
+    {
+        return Err(RepoError::InvalidInput(format!(
+            "invalid stream file name {given:?}: expected one file name, like db.sql"
+        )));
+    }
+    Ok(Name(filename.as_bytes().to_vec()))
+}
+
+/// The node of a stream backed up as a file: owned by this process's user, stamped with
+/// the backup's start.
+fn stream_node(name: Name, start: DateTime<FixedOffset>, size: u64, content: Vec<BlobId>) -> Node {
+    let now = start.timestamp_nanos_opt().unwrap_or(0);
+    Node {
+        name,
+        kind: NodeKind::File,
+        mode: 0o100644,
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        user: username(),
+        group: String::new(),
+        mtime_ns: now,
+        ctime_ns: now,
+        size,
+        inode: 0,
+        device: 0,
+        links: 1,
+        rdev: None,
+        link_target: None,
+        content,
+        subtree: None,
+        xattrs: Vec::new(),
     }
 }

@@ -42,6 +42,22 @@ pub(crate) struct FileStats {
     pub total_bytes: AtomicU64,
 }
 
+impl FileStats {
+    /// The counts so far, as the snapshot's summary records them.
+    pub fn counts(&self) -> super::FileCounts {
+        super::FileCounts {
+            files_new: self.files_new.load(Ordering::Relaxed),
+            files_changed: self.files_changed.load(Ordering::Relaxed),
+            files_unmodified: self.files_unmodified.load(Ordering::Relaxed),
+            dirs_new: self.dirs_new.load(Ordering::Relaxed),
+            dirs_changed: self.dirs_changed.load(Ordering::Relaxed),
+            dirs_unmodified: self.dirs_unmodified.load(Ordering::Relaxed),
+            total_files: self.total_files.load(Ordering::Relaxed),
+            total_bytes: self.total_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
 pub(crate) struct Walker {
     pub saver: Arc<Saver>,
     pub index: Arc<Index>,
