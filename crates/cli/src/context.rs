@@ -197,7 +197,9 @@ impl Globals {
     pub async fn open(&self) -> anyhow::Result<Repository> {
         let storage = self.storage(false)?;
         let password = self.password()?;
-        Ok(Repository::open_with(storage, &password, &self.open_options()).await?)
+        let repo = Repository::open_with(storage, &password, &self.open_options()).await?;
+        crate::output::opened(&repo);
+        Ok(repo)
     }
 
     /// True when progress bars may be drawn (stderr is a terminal, no JSON, not quiet).

@@ -4,9 +4,33 @@ use serde_json::{json, Value};
 
 use crate::context::Globals;
 
-/// Prints one JSON value as a line on stdout.
+/// The storage of the repository this run opened (the destination of a copy), whose
+/// requests a summary reports.
+static OPENED: std::sync::OnceLock<cairn_repo::Storage> = std::sync::OnceLock::new();
+
+/// Records the repository a command opened, so its summary can say what the run cost.
+/// The first one counts (a copy opens its destination first).
+pub fn opened(repo: &cairn_repo::Repository) {
+    let _ = OPENED.set(repo.storage().clone());
+}
+
+/// Prints one JSON value as a line on stdout. A `summary` line gets a `requests` field:
+/// the store requests (and bytes) this run made per file type, restic's fields untouched.
 pub fn json_line(value: &Value) {
-    println!("{value}");
+    match (value, OPENED.get()) {
+        (Value::Object(map), Some(storage))
+            if map.get("message_type").and_then(Value::as_str) == Some("summary") =>
+        {
+            let mut map = map.clone();
+            let requests = storage.requests();
+            map.insert(
+                "requests".into(),
+                serde_json::to_value(&requests.kinds).unwrap_or(Value::Null),
+            );
+            println!("{}", Value::Object(map));
+        }
+        _ => println!("{value}"),
+    }
 }
 
 /// Reports a fatal error: a JSON error line with `--json`, else a message on stderr.

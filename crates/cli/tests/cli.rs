@@ -64,6 +64,21 @@ fn backup_restore_and_json_shapes() {
     }
     assert_eq!(summary["files_new"], 2);
     assert_eq!(summary["total_bytes_processed"], 300_005);
+    // What the run cost in store requests, per file type: the backup stored packs, an
+    // index file and the snapshot, and read the config and a key.
+    let requests = summary["requests"]
+        .as_array()
+        .expect("requests in the summary");
+    let kind = |name: &str| {
+        requests
+            .iter()
+            .find(|k| k["kind"] == name)
+            .unwrap_or_else(|| panic!("no {name} requests in {requests:?}"))
+    };
+    assert!(kind("data")["put"].as_u64().unwrap() >= 1);
+    assert!(kind("data")["bytes_written"].as_u64().unwrap() > 0);
+    assert_eq!(kind("snapshots")["put"], 1);
+    assert!(kind("config")["get"].as_u64().unwrap() >= 1);
     let snapshot_id = summary["snapshot_id"].as_str().unwrap().to_string();
 
     let list: Value = serde_json::from_str(&ok(cairn(&repo).args([

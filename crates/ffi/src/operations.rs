@@ -4,9 +4,14 @@
 use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 
-use cairn_repo::ops::backup::BackupReport;
+use cairn_repo::ops::backup::{BackupOptions, BackupReport};
+use cairn_repo::ops::check::CheckOptions;
+use cairn_repo::ops::copy::CopyOptions;
+use cairn_repo::ops::forget::ForgetOptions;
 use cairn_repo::ops::prune::PruneOptions;
 use cairn_repo::ops::restore::RestoreOptions;
+use cairn_repo::ops::rpo::RpoOptions;
+use cairn_repo::ops::wire::{BackupWire, CheckWire, CopyWire, ForgetWire, RpoWire};
 use cairn_repo::{KdfParams, SnapshotFilter};
 use serde_json::{json, Value};
 
@@ -15,9 +20,7 @@ use crate::callbacks::{
     CallbackWriter, UserData,
 };
 use crate::handle::{handle, CairnRepo};
-use crate::options::{
-    parse, BackupJson, CheckJson, CopyJson, DrillJson, ForgetJson, MetricsJson, RpoJson,
-};
+use crate::options::{parse, DrillJson, MetricsJson};
 use crate::status::{give_string, guard, optional_str, required_str, CairnStatus, Failure};
 
 /// The common shape of a JSON-in, JSON-out call: borrow the handle, parse the options
@@ -104,8 +107,9 @@ pub unsafe extern "C" fn cairn_backup_paths(
             list.push(PathBuf::from(path));
         }
         // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
-        let json: BackupJson = parse(unsafe { optional_str(options_json, "options") }?, "backup")?;
-        let mut options = json.options()?;
+        let mut options: BackupOptions =
+            parse::<BackupWire>(unsafe { optional_str(options_json, "options") }?, "backup")?
+                .try_into()?;
         options.progress = progress(progress_fn, user);
         // SAFETY: `cancel` is null or a live cancel handle (this function's # Safety contract).
         options.cancel = unsafe { token(cancel) };
@@ -223,8 +227,9 @@ unsafe fn backup_stream<R: std::io::Read + Send + 'static>(
     // SAFETY: `filename` is null (refused) or a NUL-terminated string (this function's # Safety contract).
     let filename = unsafe { required_str(filename, "filename") }?;
     // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
-    let json: BackupJson = parse(unsafe { optional_str(options_json, "options") }?, "backup")?;
-    let mut options = json.options()?;
+    let mut options: BackupOptions =
+        parse::<BackupWire>(unsafe { optional_str(options_json, "options") }?, "backup")?
+            .try_into()?;
     options.progress = progress(progress_fn, user);
     // SAFETY: `cancel` is null or a live cancel handle (this function's # Safety contract).
     options.cancel = unsafe { token(cancel) };
@@ -410,12 +415,12 @@ pub unsafe extern "C" fn cairn_forget(
     guard(|| {
         // SAFETY: per the contract above.
         let handle = handle(repo)?;
-        let json: ForgetJson = parse(
+        let json: ForgetWire = parse(
             // SAFETY: `policy_json` is null (refused) or a NUL-terminated string (this function's # Safety contract).
             Some(unsafe { required_str(policy_json, "policy") }?),
             "forget",
         )?;
-        let options = json.options()?;
+        let options = ForgetOptions::try_from(json)?;
         let report = handle.run(handle.repo().forget(&options))?;
         let value = json!({
             "removed": report.removed,
@@ -479,9 +484,9 @@ pub unsafe extern "C" fn cairn_check(
             options_json,
             "check",
             out_json,
-            |handle, json: CheckJson| {
-                let (report, recorded) =
-                    handle.run(handle.repo().check_and_record(&json.options()?))?;
+            |handle, json: CheckWire| {
+                let options = CheckOptions::try_from(json)?;
+                let (report, recorded) = handle.run(handle.repo().check_and_record(&options))?;
                 let (errors, warnings): (Vec<_>, Vec<_>) =
                     report.findings.iter().partition(|f| f.is_error());
                 let value = json!({
@@ -518,8 +523,9 @@ pub unsafe extern "C" fn cairn_copy(
         let source = handle(source)?;
         let dest = handle(dest)?;
         // SAFETY: `options_json` is null or a NUL-terminated string (this function's # Safety contract).
-        let json: CopyJson = parse(unsafe { optional_str(options_json, "options") }?, "copy")?;
-        let report = source.run(source.repo().copy_snapshots(&dest.repo(), &json.options()))?;
+        let json: CopyWire = parse(unsafe { optional_str(options_json, "options") }?, "copy")?;
+        let options = CopyOptions::from(json);
+        let report = source.run(source.repo().copy_snapshots(&dest.repo(), &options))?;
         let text = to_json(&report)?;
         // SAFETY: `out_json` is null or writable (this function's # Safety contract).
         unsafe { give_string(out_json, text) }?;
@@ -726,8 +732,8 @@ pub unsafe extern "C" fn cairn_rpo(
             options_json,
             "rpo",
             out_json,
-            |handle, json: RpoJson| {
-                let report = handle.run(handle.repo().rpo(&json.options()?))?;
+            |handle, json: RpoWire| {
+                let report = handle.run(handle.repo().rpo(&RpoOptions::try_from(json)?))?;
                 let status = CairnStatus::from(report.outcome());
                 Ok((status, to_json(&report)?))
             },

@@ -1,12 +1,12 @@
-//! The JSON options each function takes, mapped onto the library's option types. Unknown
-//! fields are rejected, so a misspelt option is an error rather than silently ignored.
+//! The JSON options each function takes. Backup, forget, check, copy and rpo options are the
+//! library's own JSON forms (`cairn_repo::ops::wire`); what is only the C ABI's (opening a
+//! repository with backend settings, which snapshot a drill restores, the metrics textfile)
+//! is here. Unknown fields are rejected, so a misspelt option is an error rather than
+//! silently ignored.
 
-use cairn_repo::ops::backup::{BackupOptions, ParentSelection};
-use cairn_repo::ops::check::{CheckOptions, ReadData};
-use cairn_repo::ops::copy::CopyOptions;
 use cairn_repo::ops::drill::DrillOptions;
-use cairn_repo::ops::forget::{ForgetOptions, GroupBy, KeepPolicy, TagSet, Within};
-use cairn_repo::ops::rpo::{parse_duration, RpoOptions};
+use cairn_repo::ops::forget::GroupBy;
+use cairn_repo::ops::rpo::parse_duration;
 use cairn_repo::{InitOptions, KdfParams, SnapshotFilter};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -80,187 +80,6 @@ impl RepoJson {
     }
 }
 
-/// Options of the backup functions.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BackupJson {
-    pub host: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub excludes: Vec<String>,
-    #[serde(default)]
-    pub exclude_files: Vec<String>,
-    #[serde(default)]
-    pub exclude_caches: bool,
-    #[serde(default)]
-    pub exclude_if_present: Vec<String>,
-    #[serde(default)]
-    pub one_file_system: bool,
-    #[serde(default)]
-    pub force: bool,
-    /// A snapshot id, "latest" (default) or "none".
-    pub parent: Option<String>,
-    /// RFC 3339 time to record instead of now.
-    pub time: Option<String>,
-}
-
-impl BackupJson {
-    pub fn options(self) -> Result<BackupOptions, Failure> {
-        let time = match &self.time {
-            None => None,
-            Some(text) => Some(
-                chrono::DateTime::parse_from_rfc3339(text)
-                    .map_err(|e| Failure::invalid(format!("invalid time {text:?}: {e}")))?,
-            ),
-        };
-        Ok(BackupOptions {
-            hostname: self.host,
-            tags: self.tags,
-            time,
-            parent: match self.parent.as_deref() {
-                None | Some("latest") => ParentSelection::Latest,
-                Some("none") => ParentSelection::None,
-                Some(id) => ParentSelection::Id(id.to_string()),
-            },
-            force: self.force,
-            excludes: self.excludes,
-            exclude_files: self.exclude_files.into_iter().map(Into::into).collect(),
-            exclude_caches: self.exclude_caches,
-            exclude_if_present: self.exclude_if_present,
-            one_file_system: self.one_file_system,
-            ..Default::default()
-        })
-    }
-}
-
-/// Options of `cairn_forget` (restic's `--keep-*` names without the prefix).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ForgetJson {
-    #[serde(default)]
-    pub ids: Vec<String>,
-    pub keep_last: Option<i64>,
-    pub keep_hourly: Option<i64>,
-    pub keep_daily: Option<i64>,
-    pub keep_weekly: Option<i64>,
-    pub keep_monthly: Option<i64>,
-    pub keep_yearly: Option<i64>,
-    pub keep_within: Option<String>,
-    pub keep_within_hourly: Option<String>,
-    pub keep_within_daily: Option<String>,
-    pub keep_within_weekly: Option<String>,
-    pub keep_within_monthly: Option<String>,
-    pub keep_within_yearly: Option<String>,
-    #[serde(default)]
-    pub keep_tags: Vec<String>,
-    /// "host,paths" (default), any subset of host, paths, tags, or "" for one group.
-    pub group_by: Option<String>,
-    #[serde(default)]
-    pub allow_remove_latest: bool,
-    #[serde(default)]
-    pub dry_run: bool,
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub paths: Vec<String>,
-}
-
-fn within(text: &Option<String>) -> Result<Option<Within>, Failure> {
-    text.as_deref()
-        .map(Within::parse)
-        .transpose()
-        .map_err(Failure::from)
-}
-
-impl ForgetJson {
-    pub fn options(self) -> Result<ForgetOptions, Failure> {
-        let policy = KeepPolicy {
-            last: self.keep_last,
-            hourly: self.keep_hourly,
-            daily: self.keep_daily,
-            weekly: self.keep_weekly,
-            monthly: self.keep_monthly,
-            yearly: self.keep_yearly,
-            within: within(&self.keep_within)?,
-            within_hourly: within(&self.keep_within_hourly)?,
-            within_daily: within(&self.keep_within_daily)?,
-            within_weekly: within(&self.keep_within_weekly)?,
-            within_monthly: within(&self.keep_within_monthly)?,
-            within_yearly: within(&self.keep_within_yearly)?,
-            tags: self.keep_tags.iter().map(|t| TagSet::parse(t)).collect(),
-            allow_remove_latest: self.allow_remove_latest,
-            utc_offset: None,
-        };
-        let group_by = match self.group_by.as_deref() {
-            None => GroupBy::default(),
-            Some(text) => GroupBy::parse(text)?,
-        };
-        Ok(ForgetOptions {
-            ids: self.ids,
-            policy,
-            group_by,
-            filter: SnapshotFilter {
-                hosts: self.hosts,
-                tags: self.tags,
-                paths: self.paths,
-            },
-            dry_run: self.dry_run,
-        })
-    }
-}
-
-/// Options of `cairn_check`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CheckJson {
-    #[serde(default)]
-    pub read_data: bool,
-    /// "n/m" or "x%".
-    pub read_data_subset: Option<String>,
-}
-
-impl CheckJson {
-    pub fn options(self) -> Result<CheckOptions, Failure> {
-        let read_data = match (self.read_data_subset, self.read_data) {
-            (Some(subset), _) => ReadData::parse_subset(&subset)?,
-            (None, true) => ReadData::All,
-            (None, false) => ReadData::None,
-        };
-        Ok(CheckOptions { read_data })
-    }
-}
-
-/// Options of `cairn_copy`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CopyJson {
-    #[serde(default)]
-    pub ids: Vec<String>,
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub paths: Vec<String>,
-}
-
-impl CopyJson {
-    pub fn options(self) -> CopyOptions {
-        CopyOptions {
-            ids: self.ids,
-            filter: SnapshotFilter {
-                hosts: self.hosts,
-                tags: self.tags,
-                paths: self.paths,
-            },
-            ..Default::default()
-        }
-    }
-}
-
 /// Options of `cairn_drill`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -317,48 +136,6 @@ impl DrillJson {
             tags: self.tags.clone(),
             paths: Vec::new(),
         }
-    }
-}
-
-/// Options of `cairn_rpo`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RpoJson {
-    /// Required: a duration such as "26h".
-    pub max_age: Option<String>,
-    pub max_verified_age: Option<String>,
-    /// "host,paths" by default.
-    pub group_by: Option<String>,
-    // Listed rather than a flattened `SnapshotFilter`: serde cannot refuse unknown names
-    // across a flatten.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub paths: Vec<String>,
-}
-
-impl RpoJson {
-    pub fn options(self) -> Result<RpoOptions, Failure> {
-        let max_age = self
-            .max_age
-            .ok_or_else(|| Failure::invalid("rpo options: max_age is required"))?;
-        Ok(RpoOptions {
-            max_age: parse_duration(&max_age, "max_age")?,
-            max_verified_age: self
-                .max_verified_age
-                .as_deref()
-                .map(|d| parse_duration(d, "max_verified_age"))
-                .transpose()?,
-            group_by: group_by(self.group_by.as_deref())?,
-            filter: SnapshotFilter {
-                hosts: self.hosts,
-                tags: self.tags,
-                paths: self.paths,
-            },
-            now: chrono::Utc::now(),
-        })
     }
 }
 

@@ -67,6 +67,15 @@ impl Repository {
         self.write_file(snapshot).await.map(String::from)
     }
 
+    /// Deletes one snapshot by full id (a snapshot already gone is not an error).
+    ///
+    /// # Errors
+    /// [`RepoError::InvalidInput`] if `id` is not a full id; storage errors.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
+        self.delete_file::<Snapshot>(&id.parse::<SnapshotId>()?)
+            .await
+    }
+
     /// Reads one snapshot by full id.
     ///
     /// # Errors

@@ -53,14 +53,18 @@
 //! - Reading or writing a sealed repository file (snapshot, index file, pending deletion,
 //!   drill or check record): [`object`] — the [`object::SealedFile`] trait, typed ids
 //!   ([`object::SnapshotId`], [`object::IndexId`], ...) and one generic read (get, check the
-//!   name, authenticate, decode) and write.
-//! - Walking trees: [`walk::TreeWalker`], used by check, prune's reachability, restore and
-//!   stats: each distinct tree read once, reads kept in flight.
+//!   name, authenticate, decode) and write; packs as stored objects: [`object::StoredPack`].
+//! - Reading blobs: [`blobs`] — one blob, a pack's blobs in coalesced ranges, or in a
+//!   consumer's own order with read-ahead through [`blobs::ReadAhead`] (from blocking
+//!   threads too: nothing bridges into the runtime with `block_on`).
+//! - Walking trees: [`walk::TreeWalker`], used by check, prune's reachability, a backup's
+//!   protection step, restore and stats: each distinct tree read once, reads kept in flight.
 //! - Deciding what an outcome is reported as (CLI exit code, C ABI status, JSON name):
 //!   [`Outcome`], one table.
-//! - Reading blobs: [`blobs`] — one blob, a pack's blobs in coalesced ranges, or from a
-//!   blocking thread through [`blobs::ReadAhead`] (with read-ahead).
-//! - Storage requests: [`storage::Storage`]; the pack format: the pack crate; locks and the backup/prune protocol: [`lock`].
+//! - Unlocking (which key files are tried, in what order): `unlock.rs`; locks and the
+//!   backup/prune protocol: [`lock`].
+//! - Options as JSON (the C ABI's form, any embedder's): [`ops::wire`].
+//! - Storage requests and their accounting: [`storage::Storage`], [`storage::Requests`].
 
 #![warn(missing_docs)]
 // Nothing here needs unsafe code: system calls go through rustix and nix.

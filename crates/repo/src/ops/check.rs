@@ -15,6 +15,7 @@ use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile};
 use crate::object::{check_content_id, object_name, SealedFile};
 use crate::records::{CheckRecord, DrillRecord};
+use crate::snapshot::Snapshot;
 use crate::snapshot::SnapshotEntry;
 use crate::storage::FileType;
 use crate::tree::NodeKind;
@@ -311,8 +312,9 @@ impl CheckReport {
     }
 }
 
-/// Checking options.
-#[derive(Clone, Debug, Default)]
+/// Checking options. Deserializes from its JSON form ([`crate::ops::wire::CheckWire`]).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(try_from = "crate::ops::wire::CheckWire")]
 pub struct CheckOptions {
     /// Which packs to read in full.
     pub read_data: ReadData,
@@ -457,16 +459,15 @@ impl Repository {
         report: &mut CheckReport,
     ) -> Result<HashMap<BlobId, String>> {
         // 2. Packs: existence, headers, and optionally every byte.
-        let stored: HashMap<String, u64> = self
-            .storage
-            .list(FileType::Pack)
+        let stored: HashMap<PackId, u64> = self
+            .list_packs()
             .await?
             .into_iter()
-            .map(|l| (l.name, l.size))
+            .map(|p| (p.id, p.size))
             .collect();
         let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
         for (id, entries) in indexed {
-            if !stored.contains_key(&id.to_hex()) {
+            if !stored.contains_key(id) {
                 for entry in entries {
                     damaged_blobs.insert(entry.id, format!("is in missing pack {id}"));
                 }
@@ -476,19 +477,15 @@ impl Repository {
                 });
             }
         }
-        for name in stored.keys() {
-            if let Ok(id) = name.parse::<PackId>() {
-                if !indexed.contains_key(&id) {
-                    report.findings.push(Finding::PackNotIndexed { pack: id });
-                }
-            }
+        for id in stored.keys().filter(|id| !indexed.contains_key(id)) {
+            report.findings.push(Finding::PackNotIndexed { pack: *id });
         }
         let present: Vec<(usize, PackId, Vec<PackEntry>, u64)> = indexed
             .iter()
             .enumerate()
             .filter_map(|(position, (id, entries))| {
                 stored
-                    .get(&id.to_hex())
+                    .get(id)
                     .map(|size| (position, *id, entries.clone(), *size))
             })
             .collect();
@@ -535,15 +532,15 @@ impl Repository {
     ) -> Result<()> {
         // 3. Snapshots: every tree decodes, every blob is indexed and undamaged.
         let mut snapshots = Vec::new();
-        for listed in self.storage.list(FileType::Snapshot).await? {
-            match self.read_snapshot(&listed.name).await {
+        for id in self.list_files::<Snapshot>().await? {
+            match self.read_file::<Snapshot>(&id).await {
                 Ok(snapshot) => snapshots.push(SnapshotEntry {
-                    id: listed.name,
+                    id: id.into(),
                     snapshot,
                 }),
                 Err(e @ RepoError::Storage { .. }) => return Err(e),
                 Err(e) => report.findings.push(Finding::SnapshotDamaged {
-                    snapshot: listed.name,
+                    snapshot: id.into(),
                     reason: e.to_string(),
                 }),
             }

@@ -25,8 +25,9 @@ use crate::snapshot::{resolve, SnapshotEntry, SnapshotFilter};
 use crate::tree::NodeKind;
 use crate::Repository;
 
-/// Which snapshots to copy.
-#[derive(Clone, Debug, Default)]
+/// Which snapshots to copy. Deserializes from its JSON form ([`crate::ops::wire::CopyWire`]).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(from = "crate::ops::wire::CopyWire")]
 pub struct CopyOptions {
     /// Only snapshots passing this filter (when `ids` is empty).
     pub filter: SnapshotFilter,
@@ -178,10 +179,7 @@ impl Repository {
             Err(e) => Err(e),
         };
         if let Err(e) = protected {
-            let _ = self
-                .storage
-                .delete(crate::storage::FileType::Snapshot, &id)
-                .await;
+            let _ = self.delete_snapshot(&id).await;
             return Err(e);
         }
         Ok(id)

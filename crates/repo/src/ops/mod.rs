@@ -17,3 +17,4 @@ pub mod repair;
 pub mod restore;
 pub mod rpo;
 pub mod stats;
+pub mod wire;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cairn_pack::{BlobId, BlobType, PackId};
+use cairn_pack::{BlobId, BlobType};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -13,7 +13,6 @@ use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::ops::backup::{BackupOptions, Saver};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
-use crate::storage::FileType;
 use crate::tree::{NodeKind, Tree};
 use crate::Repository;
 
@@ -69,22 +68,18 @@ impl Repository {
         lock: &crate::lock::LockGuard,
     ) -> Result<RepairIndexReport> {
         let mut report = RepairIndexReport::default();
-        let old_files = self.storage.list(FileType::Index).await?;
-        let packs = self.storage.list(FileType::Pack).await?;
+        let old_files = self.list_files::<IndexFile>().await?;
+        let packs = self.list_packs().await?;
         let reads: Vec<_> = packs
             .into_iter()
-            .map(|listed| {
+            .map(|pack| {
                 let repo = self.clone();
                 async move {
-                    let id: std::result::Result<PackId, _> = listed.name.parse();
-                    let Ok(id) = id else {
-                        return (listed.name, Err("not a pack id".to_string()));
-                    };
-                    let header = match repo.read_pack_header(&id, listed.size).await {
-                        Ok(entries) => Ok((id, entries)),
+                    let header = match repo.read_pack_header(&pack.id, pack.size).await {
+                        Ok(entries) => Ok((pack.id, entries)),
                         Err(e) => Err(e.to_string()),
                     };
-                    (listed.name, header)
+                    (pack.id.to_hex(), header)
                 }
             })
             .collect();
@@ -118,7 +113,7 @@ impl Repository {
         }
         lock.refresh_now().await?;
         for old in old_files {
-            self.storage.delete(FileType::Index, &old.name).await?;
+            self.delete_file::<IndexFile>(&old).await?;
             report.index_files_removed += 1;
         }
         Ok(report)
@@ -190,7 +185,7 @@ impl Repository {
                         .await?,
                 );
                 if options.forget {
-                    self.storage.delete(FileType::Snapshot, &entry.id).await?;
+                    self.delete_snapshot(&entry.id).await?;
                 }
             }
             out.push(repaired);
@@ -219,7 +214,7 @@ impl Repository {
             Err(e) => Err(e),
         };
         if let Err(e) = protected {
-            let _ = self.storage.delete(FileType::Snapshot, &id).await;
+            let _ = self.delete_snapshot(&id).await;
             return Err(e);
         }
         Ok(id)

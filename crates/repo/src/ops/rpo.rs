@@ -55,8 +55,9 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
     Ok(duration)
 }
 
-/// What to measure.
-#[derive(Clone, Debug)]
+/// What to measure. Deserializes from its JSON form ([`crate::ops::wire::RpoWire`]).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(try_from = "crate::ops::wire::RpoWire")]
 pub struct RpoOptions {
     /// The newest complete snapshot of every group must be younger than this.
     pub max_age: Duration,

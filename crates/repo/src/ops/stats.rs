@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use crate::error::{RepoError, Result};
 use crate::snapshot::SnapshotFilter;
-use crate::storage::FileType;
 use crate::tree::NodeKind;
 use crate::walk::TreeWalker;
 use crate::Repository;
@@ -98,7 +97,7 @@ impl Repository {
             report.total_uncompressed_size += u64::from(location.entry.plain_len);
             report.total_stored_size += u64::from(location.entry.stored_len);
         }
-        for pack in self.storage.list(FileType::Pack).await? {
+        for pack in self.list_packs().await? {
             report.repository_size += pack.size;
             report.pack_count += 1;
         }

@@ -29,7 +29,6 @@ use crate::index::Index;
 use crate::lock::LockGuard;
 use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
 use crate::snapshot::{Snapshot, SnapshotFilter, SnapshotSummary};
-use crate::storage::FileType;
 use crate::tree::{Name, Node, NodeKind, Tree};
 use crate::Repository;
 
@@ -50,8 +49,9 @@ pub enum ParentSelection {
     Id(String),
 }
 
-/// How to back up.
-#[derive(Clone, Default)]
+/// How to back up. Deserializes from its JSON form ([`crate::ops::wire::BackupWire`]).
+#[derive(Clone, Default, serde::Deserialize)]
+#[serde(try_from = "crate::ops::wire::BackupWire")]
 pub struct BackupOptions {
     /// Host name to record (default: this machine's).
     pub hostname: Option<String>,
@@ -397,7 +397,7 @@ impl Repository {
         };
         if let Err(e) = protected {
             // Withdraw rather than leave a snapshot that may lack data.
-            let _ = self.storage.delete(FileType::Snapshot, &snapshot_id).await;
+            let _ = self.delete_snapshot(&snapshot_id).await;
             return Err(e);
         }
         prepared.marker.release().await?;

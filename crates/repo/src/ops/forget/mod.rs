@@ -11,11 +11,11 @@ pub use policy::{apply, Decision, GroupBy, GroupDecision, GroupKey, KeepPolicy, 
 
 use crate::error::Result;
 use crate::snapshot::{resolve, SnapshotFilter};
-use crate::storage::FileType;
 use crate::Repository;
 
-/// What to forget.
-#[derive(Clone, Debug, Default)]
+/// What to forget. Deserializes from its JSON form ([`crate::ops::wire::ForgetWire`]).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(try_from = "crate::ops::wire::ForgetWire")]
 pub struct ForgetOptions {
     /// Snapshots to remove explicitly (ids, prefixes or `latest`); when set, no policy is
     /// applied.
@@ -84,7 +84,7 @@ impl Repository {
         }
         let mut removed = Vec::new();
         for id in std::mem::take(&mut report.removed) {
-            match self.storage.delete(FileType::Snapshot, &id).await {
+            match self.delete_snapshot(&id).await {
                 Ok(()) => removed.push(id),
                 Err(e) => report.failed.push((id, e.to_string())),
             }

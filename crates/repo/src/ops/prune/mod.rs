@@ -27,7 +27,6 @@ use crate::lock::{LockGuard, LockStatus};
 use crate::object::{IndexId, PendingId};
 use crate::pending::PendingDeletion;
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
-use crate::storage::FileType;
 use crate::walk::TreeWalker;
 use crate::Repository;
 
@@ -241,11 +240,10 @@ impl Repository {
         let roots: Vec<BlobId> = snapshots.iter().map(|s| s.snapshot.tree).collect();
         let marks = self.mark_reachable(&index, roots.iter().copied()).await?;
         let stored: Stored = self
-            .storage
-            .list(FileType::Pack)
+            .list_packs()
             .await?
             .into_iter()
-            .filter_map(|l| Some((l.name.parse().ok()?, (l.size, l.last_modified))))
+            .map(|p| (p.id, (p.size, p.stored_at)))
             .collect();
         Ok(Survey {
             live_at_start,
@@ -343,9 +341,9 @@ impl Repository {
     async fn stat_unlisted(&self, index: &Index, stored: &mut Stored) -> Result<()> {
         for pack in index.packs() {
             if !stored.contains_key(pack) {
-                match self.storage.head(FileType::Pack, &pack.to_hex()).await {
+                match self.stat_pack(pack).await {
                     Ok(found) => {
-                        stored.insert(*pack, (found.size, found.last_modified));
+                        stored.insert(*pack, (found.size, found.stored_at));
                     }
                     Err(RepoError::MissingObject { .. }) => {}
                     Err(e) => return Err(e),
@@ -496,9 +494,9 @@ impl Repository {
         let deletes: Vec<_> = packs
             .iter()
             .map(|pack| {
-                let storage = self.storage.clone();
-                let name = pack.to_hex();
-                async move { storage.delete(FileType::Pack, &name).await }
+                let repo = self.clone();
+                let pack = *pack;
+                async move { repo.delete_pack(&pack).await }
             })
             .collect();
         let results: Vec<Result<()>> = futures::stream::iter(deletes)

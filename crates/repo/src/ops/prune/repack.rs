@@ -11,7 +11,6 @@ use object_store::PutPayload;
 use super::{Marks, PruneReport};
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexPack};
-use crate::storage::FileType;
 use crate::Repository;
 
 impl Repository {
@@ -97,11 +96,8 @@ impl Repository {
                 object: "new pack".into(),
                 source,
             })?;
-        let name = finished.id.to_hex();
         let payload: PutPayload = finished.parts.into_iter().collect();
-        self.storage
-            .put_content(FileType::Pack, &name, payload)
-            .await?;
+        self.put_pack(&finished.id, payload).await?;
         report.packs_written += 1;
         report.bytes_written += finished.len;
         Ok(IndexPack {
