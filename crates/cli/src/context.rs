@@ -17,9 +17,10 @@ Environment:
   CAIRN_PASSWORD, CAIRN_PASSWORD_FILE,         password (or RESTIC_PASSWORD[_FILE|_COMMAND]);
   CAIRN_PASSWORD_COMMAND                        prompted for on a terminal when none is set
   CAIRN_KEY_HINT                               key to try first (or RESTIC_KEY_HINT)
-  CAIRN_CACHE_DIR                              cache directory (else $XDG_CACHE_HOME/cairn,
-                                               else ~/.cache/cairn): remembers which key
-                                               opened each repository
+  CAIRN_CACHE_DIR                              cache directory (or RESTIC_CACHE_DIR; else
+                                               $XDG_CACHE_HOME/cairn, else ~/.cache/cairn):
+                                               index files, snapshots and tree packs of each
+                                               repository, and which key opened it
   AWS_*, GOOGLE_*, AZURE_*                     object storage credentials and endpoints
 
 Exit codes: 0 ok, 1 error (check: damage found), 3 incomplete (backup: snapshot written but
@@ -94,11 +95,12 @@ pub struct Globals {
     /// more keys needs it the first time on a host; then the key that opened is remembered.
     #[arg(long, global = true, value_name = "ID")]
     pub key_hint: Option<String>,
-    /// Cache directory (or CAIRN_CACHE_DIR; default $XDG_CACHE_HOME/cairn or
-    /// ~/.cache/cairn). cairn keeps only which key last opened each repository there.
+    /// Cache directory (or CAIRN_CACHE_DIR / RESTIC_CACHE_DIR; default
+    /// $XDG_CACHE_HOME/cairn or ~/.cache/cairn): each repository's index files, snapshots
+    /// and tree packs (authenticated on every use), and which key last opened it.
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Use no cache directory: remember nothing between runs.
+    /// Use no cache directory: fetch all metadata from the repository, remember nothing.
     #[arg(long, global = true)]
     pub no_cache: bool,
 }
@@ -153,6 +155,7 @@ impl Globals {
         OpenOptions {
             key_hint,
             cache_dir: self.cache_dir(),
+            ..Default::default()
         }
     }
 
@@ -267,6 +270,7 @@ impl FromRepo {
             key_hint: env_first(&["CAIRN_FROM_KEY_HINT", "RESTIC_FROM_KEY_HINT"])
                 .map(|(_, value)| value),
             cache_dir: globals.cache_dir(),
+            ..Default::default()
         };
         Ok(Repository::open_with(storage, &password, &options).await?)
     }

@@ -97,6 +97,7 @@ unsafe fn connect(
             let open = cairn_repo::OpenOptions {
                 key_hint: options.key_hint.clone(),
                 cache_dir: None,
+                ..Default::default()
             };
             Repository::open_with(storage, password.as_bytes(), &open).await
         }

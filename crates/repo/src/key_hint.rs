@@ -18,11 +18,24 @@ pub struct OpenOptions {
     /// opens).
     pub key_hint: Option<String>,
     /// The cairn cache directory (see [`default_cache_dir`]): where the key that opened a
-    /// repository is remembered and tried first next time. `None` remembers nothing.
+    /// repository is remembered and tried first next time, and where its index files,
+    /// snapshots and tree packs are kept (`crate::cache`). `None` remembers nothing.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of tree packs the cache keeps per repository (default
+    /// [`crate::cache::DEFAULT_CACHE_LIMIT`]).
+    pub cache_limit: Option<u64>,
 }
 
-/// The cache directory the CLI uses: `$CAIRN_CACHE_DIR`, else `$XDG_CACHE_HOME/cairn`, else
+impl OpenOptions {
+    /// The tree-pack bound in effect.
+    pub fn cache_limit(&self) -> u64 {
+        self.cache_limit
+            .unwrap_or(crate::cache::DEFAULT_CACHE_LIMIT)
+    }
+}
+
+/// The cache directory the CLI uses: `$CAIRN_CACHE_DIR`, else restic's `$RESTIC_CACHE_DIR`
+/// (what a K8up or restic setup already points at a volume), else `$XDG_CACHE_HOME/cairn`, else
 /// `$HOME/.cache/cairn`; `None` when none of these variables is set (or set to a relative
 /// path, which XDG says to ignore). Nothing is created here.
 pub fn default_cache_dir() -> Option<PathBuf> {
@@ -32,6 +45,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
             .filter(|p| p.is_absolute())
     };
     var("CAIRN_CACHE_DIR")
+        .or_else(|| var("RESTIC_CACHE_DIR"))
         .or_else(|| var("XDG_CACHE_HOME").map(|p| p.join("cairn")))
         .or_else(|| var("HOME").map(|p| p.join(".cache").join("cairn")))
 }

@@ -73,6 +73,7 @@
 mod access;
 pub mod blobs;
 pub mod blocking;
+pub mod cache;
 pub mod config;
 mod error;
 pub mod fuzzing;

@@ -8,6 +8,7 @@ use cairn_pack::{BlobEncoder, KdfParams, KeyFile, MasterKeys};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::cache::MetadataCache;
 use crate::config::{ChunkerSizes, InitOptions, RepoConfig, FORMAT_VERSION};
 use crate::error::{RepoError, Result};
 use crate::host::{hostname, username};
@@ -37,6 +38,8 @@ pub struct Repository {
     pub(crate) encoder: BlobEncoder,
     key_id: String,
     pub(crate) lock_timings: LockTimings,
+    /// This host's cache of index files, snapshots and tree packs, if any (cache.rs).
+    pub(crate) cache: Option<Arc<MetadataCache>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -226,7 +229,27 @@ impl Repository {
                 key_hint::write(dir, &cache_name, &key_id);
             }
         }
-        Self::assemble(storage, Arc::new(keys), config, key_id)
+        let mut repo = Self::assemble(storage, Arc::new(keys), config, key_id)?;
+        repo.cache = options
+            .cache_dir
+            .as_ref()
+            .and_then(|dir| MetadataCache::open(dir.join(&cache_name), options.cache_limit()))
+            .map(Arc::new);
+        Ok(repo)
+    }
+
+    /// The same repository without the local cache: for `check`, which judges what the
+    /// store holds, not what this host remembers.
+    pub fn uncached(&self) -> Repository {
+        Repository {
+            cache: None,
+            ..self.clone()
+        }
+    }
+
+    /// The local metadata cache in use, if any.
+    pub fn cache(&self) -> Option<&MetadataCache> {
+        self.cache.as_deref()
     }
 
     fn assemble(
@@ -248,12 +271,34 @@ impl Repository {
             encoder,
             key_id,
             lock_timings: LockTimings::default(),
+            cache: None,
         })
     }
 
     /// The repository configuration.
     pub fn config(&self) -> &RepoConfig {
         &self.config
+    }
+
+    /// Objects transferred at once by bulk operations (see
+    /// [`Storage::transfer_concurrency`]).
+    pub fn transfer_concurrency(&self) -> usize {
+        self.storage.transfer_concurrency()
+    }
+
+    /// Every key file by name, with its bytes (or why they could not be read), for checks
+    /// that judge key files without unlocking them.
+    pub(crate) async fn key_files(&self) -> Result<Vec<(String, Bytes)>> {
+        let mut out = Vec::new();
+        for listed in self.storage.list(FileType::Key).await? {
+            match self.storage.get(FileType::Key, &listed.name).await {
+                Ok(bytes) => out.push((listed.name, bytes)),
+                // Removed since the listing (a concurrent `key remove`).
+                Err(RepoError::MissingObject { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// The storage this repository lives in.

@@ -175,6 +175,7 @@ async fn at_most_max_keys_are_tried_and_a_hint_finds_the_rest() {
     let hinted = OpenOptions {
         key_hint: Some(last[..8].to_string()),
         cache_dir: None,
+        ..Default::default()
     };
     Repository::open_with(storage.clone(), &password, &hinted)
         .await
@@ -183,6 +184,7 @@ async fn at_most_max_keys_are_tried_and_a_hint_finds_the_rest() {
     let unknown = OpenOptions {
         key_hint: Some("ffffffffffff".into()),
         cache_dir: None,
+        ..Default::default()
     };
     let err = Repository::open_with(storage.clone(), &password, &unknown)
         .await
@@ -201,6 +203,7 @@ async fn the_key_that_opened_is_remembered_per_repository() {
     let remembering = OpenOptions {
         key_hint: None,
         cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
     };
     // Nothing remembered yet: beyond the limit.
     assert!(
@@ -212,6 +215,7 @@ async fn the_key_that_opened_is_remembered_per_repository() {
     let hinted = OpenOptions {
         key_hint: Some(last.clone()),
         cache_dir: Some(cache.path().to_path_buf()),
+        ..Default::default()
     };
     Repository::open_with(storage.clone(), &password, &hinted)
         .await
@@ -242,6 +246,7 @@ async fn the_key_that_opened_is_remembered_per_repository() {
     let unwritable = OpenOptions {
         key_hint: None,
         cache_dir: Some("/proc/self/cairn-cache".into()),
+        ..Default::default()
     };
     Repository::open_with(other, PASSWORD, &unwritable)
         .await

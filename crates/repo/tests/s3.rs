@@ -176,3 +176,76 @@ async fn s3_behind_a_private_certificate_authority() {
     let err = Storage::open_with_options("s3://cairn-tls/repo", false, &bad).unwrap_err();
     assert!(err.to_string().contains("bogus.pem"), "{err}");
 }
+
+/// The metadata cache over S3: a warm cache reads no index file, snapshot or tree; another
+/// handle's backup is seen; a tampered tree pack is refetched.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metadata_cache_over_s3() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    server.create_bucket("cairn-cache");
+    let storage =
+        Storage::open_with_options("s3://cairn-cache/repo", false, &server.options()).unwrap();
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    make_tree(&source);
+    let cached = cairn_repo::OpenOptions {
+        cache_dir: Some(dir.path().join("cache")),
+        ..Default::default()
+    };
+    let open = || Repository::open_with(storage.clone(), PASSWORD, &cached);
+    let repo = open().await.unwrap();
+    repo.backup(std::slice::from_ref(&source), Default::default())
+        .await
+        .unwrap();
+    let restore = |repo: Repository, name: &'static str| {
+        let target = dir.path().join(name);
+        let source = source.clone();
+        async move {
+            repo.restore_spec("latest", &target, Default::default())
+                .await
+                .unwrap();
+            assert_same_tree(
+                &source,
+                &target.join(source.strip_prefix("/").unwrap()),
+                false,
+            );
+        }
+    };
+    restore(open().await.unwrap(), "cold").await;
+    let before = storage.requests();
+    restore(open().await.unwrap(), "warm").await;
+    let made = storage.requests().since(&before);
+    assert_eq!(made.gets(FileType::Index), 0, "{made:?}");
+    assert_eq!(made.gets(FileType::Snapshot), 0, "{made:?}");
+
+    // Another handle without a cache backs up again: the cached handle sees two snapshots.
+    let plain = Repository::open(storage.clone(), PASSWORD).await.unwrap();
+    plain
+        .backup(std::slice::from_ref(&source), Default::default())
+        .await
+        .unwrap();
+    let repo = open().await.unwrap();
+    assert_eq!(
+        repo.list_snapshots(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A damaged cached tree pack is detected and read again from the store.
+    let trees = repo.cache().unwrap().dir().join("trees");
+    for entry in std::fs::read_dir(&trees).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    restore(repo, "tampered").await;
+}

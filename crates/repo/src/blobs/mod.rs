@@ -28,6 +28,7 @@ use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId, PackReader};
 
 pub use read_ahead::ReadAhead;
 
+use crate::cache::MetadataCache;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::storage::FileType;
@@ -70,15 +71,78 @@ impl Repository {
                 object: format!("{blob_type} blob {id}"),
             })?;
         let pack = location.pack;
+        let entry = location.entry;
+        if blob_type == BlobType::Tree {
+            if let Some(cache) = self.cache.clone() {
+                if let Some(plain) = self.read_cached_tree(&cache, pack, entry).await? {
+                    return Ok(plain);
+                }
+            }
+        }
         let sealed: Bytes = self
             .storage
-            .get_range(FileType::Pack, &pack.to_hex(), location.entry.range())
+            .get_range(FileType::Pack, &pack.to_hex(), entry.range())
             .await?;
         let keys = Arc::clone(&self.keys);
-        let entry = location.entry;
         tokio::task::spawn_blocking(move || decode_one(&keys, &pack, &entry, &sealed))
             .await
             .map_err(RepoError::task("decode task"))?
+    }
+
+    /// A tree blob through the local cache: its pack is fetched whole on first use (one
+    /// request for every tree in it), checked against its name and kept; later reads take
+    /// the blob's range from the cached file. `None` when the cache cannot serve it (the
+    /// caller reads from the store): a pack that does not hash to its name is not kept,
+    /// and a cached blob that fails authentication drops the cached pack.
+    async fn read_cached_tree(
+        &self,
+        cache: &Arc<MetadataCache>,
+        pack: PackId,
+        entry: PackEntry,
+    ) -> Result<Option<Vec<u8>>> {
+        let name = pack.to_hex();
+        let sealed = match cache.read_pack_range(&pack, entry.range()) {
+            Some(sealed) => sealed,
+            None => {
+                let fetch = cache.fetch_lock(&pack);
+                let _one_fetch = fetch.lock().await;
+                match cache.read_pack_range(&pack, entry.range()) {
+                    Some(sealed) => sealed,
+                    None => {
+                        let whole = self.storage.get(FileType::Pack, &name).await?;
+                        let (cache, whole_for_cache) = (Arc::clone(cache), whole.clone());
+                        let kept = tokio::task::spawn_blocking(move || {
+                            let intact = PackId::of(&whole_for_cache) == pack;
+                            if intact {
+                                cache.put_pack(&pack, &whole_for_cache);
+                            }
+                            intact
+                        })
+                        .await
+                        .map_err(RepoError::task("cache task"))?;
+                        let range = entry.range();
+                        match whole.get(range.start as usize..range.end as usize) {
+                            Some(_) if kept => {
+                                whole.slice(range.start as usize..range.end as usize)
+                            }
+                            _ => return Ok(None),
+                        }
+                    }
+                }
+            }
+        };
+        let keys = Arc::clone(&self.keys);
+        let decoded =
+            tokio::task::spawn_blocking(move || decode_one(&keys, &pack, &entry, &sealed))
+                .await
+                .map_err(RepoError::task("decode task"))?;
+        match decoded {
+            Ok(plain) => Ok(Some(plain)),
+            Err(_) => {
+                cache.remove(FileType::Pack, &name);
+                Ok(None)
+            }
+        }
     }
 
     /// Reads and decodes one tree.

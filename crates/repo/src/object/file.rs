@@ -13,6 +13,7 @@ use futures::StreamExt;
 
 use super::id::FileId;
 use super::{check_content_id, content_id, open_object, seal_object, ObjectKind};
+use crate::cache::MetadataCache;
 use crate::error::{RepoError, Result};
 use crate::storage::FileType;
 use crate::Repository;
@@ -64,8 +65,21 @@ impl Repository {
     /// [`RepoError::Pack`] if it is not the file its name says or fails authentication;
     /// storage errors.
     pub(crate) async fn read_file<T: SealedFile>(&self, id: &T::Id) -> Result<T> {
-        let sealed = self.storage.get(T::FILE_TYPE, id.as_str()).await?;
-        open_file(&self.keys, id, &sealed)
+        let name = id.as_str();
+        let cache = (self.cache.as_deref()).filter(|_| MetadataCache::keeps(T::FILE_TYPE));
+        if let Some(sealed) = cache.and_then(|c| c.get(T::FILE_TYPE, name)) {
+            // Authenticated exactly as what comes from the store; a bad entry is refetched.
+            match open_file(&self.keys, id, &sealed) {
+                Ok(value) => return Ok(value),
+                Err(_) => cache.into_iter().for_each(|c| c.remove(T::FILE_TYPE, name)),
+            }
+        }
+        let sealed = self.storage.get(T::FILE_TYPE, name).await?;
+        let value = open_file(&self.keys, id, &sealed)?;
+        if let Some(cache) = cache {
+            cache.put(T::FILE_TYPE, name, &sealed);
+        }
+        Ok(value)
     }
 
     /// Seals and stores `value`; returns its id.
@@ -78,11 +92,18 @@ impl Repository {
     }
 
     /// The ids of every file of one kind (names that are not ids are not files of ours).
+    /// The listing also decides what the local cache keeps of that kind: entries the store
+    /// no longer lists are dropped.
     pub(crate) async fn list_files<T: SealedFile>(&self) -> Result<Vec<T::Id>> {
-        Ok(self
-            .storage
-            .list(T::FILE_TYPE)
-            .await?
+        let listed = self.storage.list(T::FILE_TYPE).await?;
+        if let Some(cache) = (self.cache.as_deref()).filter(|_| MetadataCache::keeps(T::FILE_TYPE))
+        {
+            cache.retain(
+                T::FILE_TYPE,
+                &listed.iter().map(|l| l.name.as_str()).collect(),
+            );
+        }
+        Ok(listed
             .into_iter()
             .filter_map(|listed| T::Id::from_name(&listed.name))
             .collect())

@@ -52,6 +52,30 @@ impl Repository {
         })
     }
 
+    /// Bytes of every object stored in the repository, of every kind.
+    pub async fn stored_bytes(&self) -> Result<u64> {
+        let mut total = self.storage.size(FileType::Config, "config").await?;
+        for file_type in [
+            FileType::Key,
+            FileType::Pack,
+            FileType::Index,
+            FileType::Snapshot,
+            FileType::Lock,
+            FileType::Pending,
+            FileType::Drill,
+            FileType::Check,
+        ] {
+            total += self
+                .storage
+                .list(file_type)
+                .await?
+                .iter()
+                .map(|l| l.size)
+                .sum::<u64>();
+        }
+        Ok(total)
+    }
+
     /// Stores a finished pack under its id (idempotent: the same id is the same content).
     pub(crate) async fn put_pack(&self, id: &PackId, payload: PutPayload) -> Result<()> {
         self.storage

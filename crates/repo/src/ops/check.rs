@@ -17,7 +17,6 @@ use crate::object::{check_content_id, object_name, SealedFile};
 use crate::records::{CheckRecord, DrillRecord};
 use crate::snapshot::Snapshot;
 use crate::snapshot::SnapshotEntry;
-use crate::storage::FileType;
 use crate::tree::NodeKind;
 use crate::walk::{child_path, TreeWalker};
 use crate::Repository;
@@ -361,6 +360,11 @@ impl Repository {
     /// finds damage; errors only when the check itself cannot run (storage unreachable).
     /// One function per phase, in this order.
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
+        // What the store holds is judged, not what this host's cache remembers.
+        self.uncached().check_store(options).await
+    }
+
+    async fn check_store(&self, options: &CheckOptions) -> Result<CheckReport> {
         let mut report = CheckReport::default();
         self.check_keys(&mut report).await?;
         self.check_locks_and_records(&mut report).await?;
@@ -374,24 +378,23 @@ impl Repository {
     async fn check_keys(&self, report: &mut CheckReport) -> Result<()> {
         // 0. Key files: well-formed and named by their hash (the config was authenticated
         //    when the repository was opened), and not below the KDF floor (a warning).
-        for listed in self.storage.list(FileType::Key).await? {
-            let bytes = self.storage.get(FileType::Key, &listed.name).await?;
-            let object = format!("keys/{}", listed.name);
-            let verdict = check_content_id(&object, &listed.name, &bytes).and_then(|()| {
+        for (name, bytes) in self.key_files().await? {
+            let object = format!("keys/{name}");
+            let verdict = check_content_id(&object, &name, &bytes).and_then(|()| {
                 cairn_pack::KeyFile::parse(&bytes)
                     .map_err(|source| RepoError::Pack { object, source })
             });
             match verdict {
                 Ok(key_file) if key_file.params().is_weak() => {
                     report.findings.push(Finding::KeyWeak {
-                        file: listed.name,
+                        file: name,
                         memory_kib: key_file.params().memory_kib(),
                         time_cost: key_file.params().time_cost(),
                     })
                 }
                 Ok(_) => {}
                 Err(e) => report.findings.push(Finding::KeyFileDamaged {
-                    file: listed.name,
+                    file: name,
                     reason: e.to_string(),
                 }),
             }
@@ -498,7 +501,7 @@ impl Repository {
                         .map(|f| (f, read))
                 }
             })
-            .buffer_unordered(self.storage.transfer_concurrency().max(2))
+            .buffer_unordered(self.transfer_concurrency().max(2))
             .collect()
             .await;
         for result in results {

@@ -89,7 +89,7 @@ impl Repository {
             blobs: ReadAhead::start(
                 self.clone(),
                 source_index,
-                self.storage.transfer_concurrency().max(2),
+                self.transfer_concurrency().max(2),
             ),
             saver: Arc::clone(&prepared.saver),
             dest_chunker: dest.chunker.clone(),

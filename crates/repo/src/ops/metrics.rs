@@ -20,7 +20,6 @@ use crate::ops::forget::GroupBy;
 use crate::ops::rpo::{evaluate, RpoOptions};
 use crate::records::CheckRecord;
 use crate::snapshot::SnapshotFilter;
-use crate::storage::FileType;
 use crate::Repository;
 
 /// One group's recovery points, as Unix timestamps.
@@ -245,29 +244,7 @@ impl Repository {
         let drills: Vec<_> = self.drills().await?.into_iter().map(|d| d.1).collect();
         let checks = self.check_records().await?;
         let mut stored_bytes = 0;
-        for file_type in [
-            FileType::Config,
-            FileType::Key,
-            FileType::Pack,
-            FileType::Index,
-            FileType::Snapshot,
-            FileType::Lock,
-            FileType::Pending,
-            FileType::Drill,
-            FileType::Check,
-        ] {
-            if file_type == FileType::Config {
-                stored_bytes += self.storage.size(FileType::Config, "config").await?;
-                continue;
-            }
-            stored_bytes += self
-                .storage
-                .list(file_type)
-                .await?
-                .iter()
-                .map(|l| l.size)
-                .sum::<u64>();
-        }
+        stored_bytes += self.stored_bytes().await?;
         let rpo = evaluate(
             &snapshots,
             &drills,

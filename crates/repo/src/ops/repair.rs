@@ -84,7 +84,7 @@ impl Repository {
             })
             .collect();
         let results: Vec<_> = futures::stream::iter(reads)
-            .buffer_unordered(self.storage.transfer_concurrency().max(4))
+            .buffer_unordered(self.transfer_concurrency().max(4))
             .collect()
             .await;
         let mut file = IndexFile::default();

@@ -16,7 +16,6 @@ use crate::error::{RepoError, Result};
 use crate::index::{IndexFile, IndexPack};
 use crate::lock::LockConfirmer;
 use crate::object::IndexId;
-use crate::storage::FileType;
 use crate::Repository;
 
 /// Packs per index file while a backup runs.
@@ -32,11 +31,8 @@ pub(crate) struct UploadReport {
 }
 
 async fn upload(repo: Repository, pack: FinishedPack) -> Result<IndexPack> {
-    let name = pack.id.to_hex();
     let payload: PutPayload = pack.parts.into_iter().collect();
-    repo.storage
-        .put_content(FileType::Pack, &name, payload)
-        .await?;
+    repo.put_pack(&pack.id, payload).await?;
     Ok(IndexPack {
         id: pack.id,
         entries: pack.entries,
@@ -91,7 +87,7 @@ pub(crate) async fn run_uploader(
     }
 
     while let Some(pack) = packs.recv().await {
-        while tasks.len() >= repo.storage.transfer_concurrency() {
+        while tasks.len() >= repo.transfer_concurrency() {
             let joined = tasks.join_next().await;
             reap(
                 &repo,

@@ -45,7 +45,7 @@ impl Repository {
                 source,
             })?;
         let mut written = Vec::new();
-        let concurrency = self.storage.transfer_concurrency().max(2);
+        let concurrency = self.transfer_concurrency().max(2);
         let jobs: Vec<(PackId, Vec<cairn_pack::PackEntry>)> = packs
             .iter()
             .map(|pack| {

@@ -1039,7 +1039,7 @@ impl Repository {
                     self.restore_pack(pack, blobs, restorer, counters).await
                 }
             })
-            .buffer_unordered(self.storage.transfer_concurrency().max(2))
+            .buffer_unordered(self.transfer_concurrency().max(2))
             .try_collect::<Vec<()>>()
             .await?;
 

@@ -1,0 +1,269 @@
+//! The local metadata cache: index files, snapshots and tree packs kept on this host, so a
+//! run against a remote store does not fetch them again (docs/format.md#local-cache).
+//!
+//! Why it can never make a result wrong:
+//! - Entries are the objects' sealed bytes as stored, named by their ids, and every read
+//!   authenticates them exactly as it authenticates what comes from the store (an index
+//!   file or snapshot must hash to its name and open with the key; each tree blob must
+//!   decrypt and hash to its id). A damaged or planted entry fails that, is deleted, and
+//!   the object is fetched from the store instead.
+//! - What exists is always decided by listing the store: another host's new index files
+//!   and snapshots are read (and then cached) because the listing names them; an entry the
+//!   listing no longer names (removed by forget or prune) is deleted when the listing is
+//!   taken. Packs are immutable (named by the hash of their content), so a cached tree pack
+//!   is either that pack or detectably not.
+//! - `check` reads around the cache: it judges the store, not this host.
+//!
+//! Shared by several processes: entries are written to a temporary name and renamed into
+//! place, so a reader sees a whole entry or none; two writers of one entry write the same
+//! bytes. Any failure to read or write the cache only costs a fetch.
+//!
+//! Bounded: tree packs beyond [`DEFAULT_CACHE_LIMIT`] (or the configured limit) are evicted
+//! oldest first; index files and snapshots are small and kept while the store lists them.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use cairn_pack::PackId;
+
+use crate::storage::FileType;
+
+/// Tree packs are kept up to this many bytes by default (4 GiB: the trees of several
+/// million directories).
+pub const DEFAULT_CACHE_LIMIT: u64 = 4 << 30;
+
+/// Packs larger than this are never cached whole (a pack mixing data into its trees).
+const MAX_CACHED_PACK: u64 = 64 << 20;
+
+/// One repository's cache directory.
+#[derive(Debug)]
+pub struct MetadataCache {
+    dir: PathBuf,
+    limit: u64,
+    tree_bytes: AtomicU64,
+    /// One fetch per pack at a time: readers of a pack being fetched wait for it.
+    fetching: Mutex<HashMap<PackId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl MetadataCache {
+    /// Opens (creating, mode 0700) the cache directory `dir` of one repository; `None` if it
+    /// cannot be created (the run then goes without a cache).
+    pub fn open(dir: PathBuf, limit: u64) -> Option<MetadataCache> {
+        for sub in ["index", "snapshots", "trees"] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir.join(sub))
+                .ok()?;
+        }
+        let cache = MetadataCache {
+            dir,
+            limit,
+            tree_bytes: AtomicU64::new(0),
+            fetching: Mutex::new(HashMap::new()),
+        };
+        let held: u64 = cache.tree_entries().iter().map(|(_, size, _)| size).sum();
+        cache.tree_bytes.store(held, Ordering::Relaxed);
+        cache.evict();
+        Some(cache)
+    }
+
+    /// The directory this cache keeps its entries in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// True for the file types kept here.
+    pub fn keeps(file_type: FileType) -> bool {
+        matches!(file_type, FileType::Index | FileType::Snapshot)
+    }
+
+    fn path(&self, file_type: FileType, name: &str) -> PathBuf {
+        let sub = match file_type {
+            FileType::Index => "index",
+            FileType::Snapshot => "snapshots",
+            _ => "trees",
+        };
+        self.dir.join(sub).join(name)
+    }
+
+    /// The cached bytes of a file, if any.
+    pub fn get(&self, file_type: FileType, name: &str) -> Option<Bytes> {
+        std::fs::read(self.path(file_type, name))
+            .ok()
+            .map(Bytes::from)
+    }
+
+    /// Keeps a file's bytes (best effort).
+    pub fn put(&self, file_type: FileType, name: &str, bytes: &[u8]) {
+        let _ = write_atomically(&self.path(file_type, name), bytes);
+    }
+
+    /// Forgets an entry (it failed authentication, or the store no longer has it).
+    pub fn remove(&self, file_type: FileType, name: &str) {
+        let path = self.path(file_type, name);
+        if file_type == FileType::Pack {
+            if let Ok(meta) = std::fs::metadata(&path) {
+                self.tree_bytes.fetch_sub(meta.len(), Ordering::Relaxed);
+            }
+        }
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// Deletes the entries of `file_type` that `listed` (the store's listing) does not name.
+    pub fn retain(&self, file_type: FileType, listed: &HashSet<&str>) {
+        let Ok(entries) = std::fs::read_dir(self.path(file_type, "")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !name.starts_with('.') && !listed.contains(name.as_ref()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// `range` of a cached pack, if the pack is cached and long enough.
+    pub fn read_pack_range(&self, pack: &PackId, range: std::ops::Range<u64>) -> Option<Bytes> {
+        let file = std::fs::File::open(self.path(FileType::Pack, &pack.to_hex())).ok()?;
+        let mut buffer = vec![0u8; (range.end - range.start) as usize];
+        file.read_exact_at(&mut buffer, range.start).ok()?;
+        Some(Bytes::from(buffer))
+    }
+
+    /// True if `pack` is cached.
+    pub fn has_pack(&self, pack: &PackId) -> bool {
+        self.path(FileType::Pack, &pack.to_hex()).exists()
+    }
+
+    /// The lock one fetch of `pack` holds.
+    pub fn fetch_lock(&self, pack: &PackId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut fetching = self.fetching.lock().expect("cache fetch lock");
+        Arc::clone(fetching.entry(*pack).or_default())
+    }
+
+    /// Keeps a whole tree pack (if small enough), then evicts beyond the limit.
+    pub fn put_pack(&self, pack: &PackId, bytes: &[u8]) {
+        if bytes.len() as u64 > MAX_CACHED_PACK {
+            return;
+        }
+        if write_atomically(&self.path(FileType::Pack, &pack.to_hex()), bytes).is_ok() {
+            self.tree_bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.evict();
+        }
+    }
+
+    /// Whether whole packs of this size are cached.
+    pub fn caches_pack_of(size: u64) -> bool {
+        size <= MAX_CACHED_PACK
+    }
+
+    /// Cached tree packs: (path, size, modification time).
+    fn tree_entries(&self) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("trees")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                let time = meta.modified().ok()?;
+                meta.is_file().then(|| (e.path(), meta.len(), time))
+            })
+            .collect()
+    }
+
+    /// Deletes the oldest tree packs until the cache holds at most 90 % of its limit.
+    fn evict(&self) {
+        if self.tree_bytes.load(Ordering::Relaxed) <= self.limit {
+            return;
+        }
+        let mut entries = self.tree_entries();
+        entries.sort_by_key(|(_, _, time)| *time);
+        let mut held: u64 = entries.iter().map(|(_, size, _)| size).sum();
+        let target = self.limit / 10 * 9;
+        for (path, size, _) in entries {
+            if held <= target {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                held -= size;
+            }
+        }
+        self.tree_bytes.store(held, Ordering::Relaxed);
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path` (mode 0600) and renames it into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = path.with_file_name(format!(".{name}.{}", hex::encode(nonce)));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(bytes)?;
+        std::fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_the_listing_decides_what_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = MetadataCache::open(dir.path().join("repo"), DEFAULT_CACHE_LIMIT).unwrap();
+        cache.put(FileType::Index, "aa", b"one");
+        cache.put(FileType::Index, "bb", b"two");
+        assert_eq!(
+            cache.get(FileType::Index, "aa").as_deref(),
+            Some(&b"one"[..])
+        );
+        cache.retain(FileType::Index, &["bb"].into_iter().collect());
+        assert!(cache.get(FileType::Index, "aa").is_none());
+        assert_eq!(
+            cache.get(FileType::Index, "bb").as_deref(),
+            Some(&b"two"[..])
+        );
+    }
+
+    #[test]
+    fn tree_packs_are_read_by_range_and_evicted_oldest_first_beyond_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = MetadataCache::open(dir.path().join("repo"), 2500).unwrap();
+        let (a, b, c) = (PackId([1; 32]), PackId([2; 32]), PackId([3; 32]));
+        cache.put_pack(&a, &[7u8; 1000]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.put_pack(&b, &[8u8; 1000]);
+        assert_eq!(
+            cache.read_pack_range(&a, 10..20).as_deref(),
+            Some(&[7u8; 10][..])
+        );
+        assert!(cache.read_pack_range(&a, 990..1010).is_none());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.put_pack(&c, &[9u8; 1000]);
+        // 3000 > 2500: the oldest goes, down to at most 2250.
+        assert!(!cache.has_pack(&a));
+        assert!(cache.has_pack(&b) && cache.has_pack(&c));
+        // A reopened cache counts what is there and keeps the bound.
+        let reopened = MetadataCache::open(dir.path().join("repo"), 1500).unwrap();
+        assert!(!reopened.has_pack(&b) && reopened.has_pack(&c));
+    }
+}

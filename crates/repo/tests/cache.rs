@@ -1,0 +1,223 @@
+//! The local metadata cache: a warm cache serves index files, snapshots and trees without
+//! requests; a deleted, stale, shared or tampered cache never changes a result.
+
+mod common;
+
+use std::path::Path;
+
+use cairn_repo::ops::check::CheckOptions;
+use cairn_repo::ops::prune::{MaxUnused, PruneOptions};
+use cairn_repo::{FileType, OpenOptions, Repository, Storage};
+use common::{assert_same_tree, fast_init, make_tree, write_files, PASSWORD};
+
+fn cached(dir: &Path) -> OpenOptions {
+    OpenOptions {
+        cache_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    }
+}
+
+async fn open(storage: &Storage, cache: &Path) -> Repository {
+    Repository::open_with(storage.clone(), PASSWORD, &cached(cache))
+        .await
+        .unwrap()
+}
+
+/// Restores `latest` into a fresh directory below `dir` and compares it with `source`.
+async fn assert_restores(repo: &Repository, source: &Path, dir: &Path, name: &str) {
+    let target = dir.join(name);
+    repo.restore_spec("latest", &target, Default::default())
+        .await
+        .unwrap();
+    assert_same_tree(
+        source,
+        &target.join(source.strip_prefix("/").unwrap()),
+        false,
+    );
+}
+
+/// Every cached file of one kind (`index`, `snapshots`, `trees`).
+fn cached_files(repo: &Repository, kind: &str) -> Vec<std::path::PathBuf> {
+    let dir = repo.cache().expect("a cache").dir().join(kind);
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_cache_reads_no_metadata_and_a_tampered_one_is_refetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    make_tree(&source);
+    let storage = Storage::in_memory();
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let cache = dir.path().join("cache");
+    let repo = open(&storage, &cache).await;
+    repo.backup(std::slice::from_ref(&source), Default::default())
+        .await
+        .unwrap();
+    assert_restores(&repo, &source, dir.path(), "cold").await;
+
+    // Warm: a second run reads no index file, snapshot or tree from the store.
+    let repo = open(&storage, &cache).await;
+    let before = storage.requests();
+    assert_restores(&repo, &source, dir.path(), "warm").await;
+    let made = storage.requests().since(&before);
+    assert_eq!(made.gets(FileType::Index), 0, "{made:?}");
+    assert_eq!(made.gets(FileType::Snapshot), 0, "{made:?}");
+    let data_packs = repo.list_packs().await.unwrap().len() as u64;
+    // Only data reads reach the packs (at most one per pack): no tree read does.
+    assert!(made.gets(FileType::Pack) <= data_packs, "{made:?}");
+
+    // Tampered entries (a planted index file, damaged tree packs) fail authentication, are
+    // refetched, and the result is the same.
+    let indexes = cached_files(&repo, "index");
+    std::fs::write(&indexes[0], b"planted").unwrap();
+    for tree_pack in cached_files(&repo, "trees") {
+        let mut bytes = std::fs::read(&tree_pack).unwrap();
+        bytes[10] ^= 0xff;
+        std::fs::write(&tree_pack, bytes).unwrap();
+    }
+    let repo = open(&storage, &cache).await;
+    let before = storage.requests();
+    assert_restores(&repo, &source, dir.path(), "tampered").await;
+    let made = storage.requests().since(&before);
+    assert!(made.gets(FileType::Index) >= 1, "{made:?}");
+    assert_ne!(std::fs::read(&indexes[0]).unwrap(), b"planted");
+
+    // Deleted: the next run starts over.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let repo = open(&storage, &cache).await;
+    assert_restores(&repo, &source, dir.path(), "deleted").await;
+    assert!(!cached_files(&repo, "trees").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_hosts_backup_and_a_prune_are_seen_through_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    write_files(&first, &[1, 2, 3]);
+    write_files(&second, &[4, 5]);
+    let storage = Storage::in_memory();
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let cache = dir.path().join("cache");
+    let here = open(&storage, &cache).await;
+    here.backup(std::slice::from_ref(&first), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        here.list_snapshots(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Another host (its own cache) backs up: this host's cache does not hide it.
+    let other = open(&storage, &dir.path().join("other-cache")).await;
+    other
+        .backup(std::slice::from_ref(&second), Default::default())
+        .await
+        .unwrap();
+    let here = open(&storage, &cache).await;
+    assert_eq!(
+        here.list_snapshots(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_restores(&here, &second, dir.path(), "restored-second").await;
+
+    // The other host forgets the first snapshot and prunes: index files are replaced and
+    // packs deleted. This host's cached index files go with the listing, and what it
+    // reads is the repository as it is now.
+    let first_id = here.list_snapshots(&Default::default()).await.unwrap()[0]
+        .id
+        .clone();
+    other.delete_snapshot(&first_id).await.unwrap();
+    other
+        .prune(&PruneOptions {
+            max_unused: MaxUnused::Bytes(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let here = open(&storage, &cache).await;
+    let index = here.load_index().await.unwrap();
+    let listed = here.storage().list(FileType::Index).await.unwrap();
+    let mut cached: Vec<String> = cached_files(&here, "index")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    cached.sort();
+    let mut names: Vec<String> = listed.into_iter().map(|l| l.name).collect();
+    names.sort();
+    assert_eq!(
+        cached, names,
+        "the cache holds exactly the listed index files"
+    );
+    assert!(!index.is_empty());
+    assert_restores(&here, &second, dir.path(), "after-prune").await;
+    assert!(here.check(&CheckOptions::default()).await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_judges_the_store_not_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    write_files(&source, &[9]);
+    let storage = Storage::in_memory();
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let cache = dir.path().join("cache");
+    let repo = open(&storage, &cache).await;
+    repo.backup(&[source], Default::default()).await.unwrap();
+    repo.list_snapshots(&Default::default()).await.unwrap();
+    // The store's snapshot is damaged; this host's cache still holds the good copy.
+    let snapshot = storage.list(FileType::Snapshot).await.unwrap()[0]
+        .name
+        .clone();
+    storage
+        .overwrite(FileType::Snapshot, &snapshot, b"damaged".to_vec().into())
+        .await
+        .unwrap();
+    let report = repo.check(&CheckOptions::default()).await.unwrap();
+    assert!(!report.is_ok(), "check trusted the cache: {report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    make_tree(&source);
+    let storage = Storage::in_memory();
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let cache = dir.path().join("cache");
+    open(&storage, &cache)
+        .await
+        .backup(std::slice::from_ref(&source), Default::default())
+        .await
+        .unwrap();
+    // Two handles with the same cache directory fill it at the same time.
+    let (a, b) = (open(&storage, &cache).await, open(&storage, &cache).await);
+    let (ta, tb) = (dir.path().join("a"), dir.path().join("b"));
+    let (ra, rb) = tokio::join!(
+        a.restore_spec("latest", &ta, Default::default()),
+        b.restore_spec("latest", &tb, Default::default())
+    );
+    ra.unwrap();
+    rb.unwrap();
+    let rel = source.strip_prefix("/").unwrap();
+    assert_same_tree(&source, &ta.join(rel), false);
+    assert_same_tree(&source, &tb.join(rel), false);
+}
