@@ -247,6 +247,14 @@ impl Repository {
         }
     }
 
+    /// The same repository reading through `cache` instead of its own (none if `None`).
+    pub(crate) fn with_cache(&self, cache: Option<MetadataCache>) -> Repository {
+        Repository {
+            cache: cache.map(Arc::new),
+            ..self.clone()
+        }
+    }
+
     /// The local metadata cache in use, if any.
     pub fn cache(&self) -> Option<&MetadataCache> {
         self.cache.as_deref()

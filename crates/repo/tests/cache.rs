@@ -73,6 +73,29 @@ async fn a_warm_cache_reads_no_metadata_and_a_tampered_one_is_refetched() {
     // Only data reads reach the packs (at most one per pack): no tree read does.
     assert!(made.gets(FileType::Pack) <= data_packs, "{made:?}");
 
+    // check reads around this cache, through one of its own: every tree pack once (whole),
+    // and every pack's header (one or two ranged reads), not one read per tree.
+    let tree_packs = cached_files(&repo, "trees").len() as u64;
+    let packs = repo.list_packs().await.unwrap().len() as u64;
+    let before = storage.requests();
+    assert!(repo.check(&CheckOptions::default()).await.unwrap().is_ok());
+    let made = storage.requests().since(&before);
+    assert!(
+        made.gets(FileType::Index) >= 1,
+        "check read the index from the store"
+    );
+    assert!(
+        made.gets(FileType::Pack) <= tree_packs + 2 * packs,
+        "{made:?}"
+    );
+    assert!(
+        !std::fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().join("check").exists()),
+        "check's own cache is gone"
+    );
+
     // Tampered entries (a planted index file, damaged tree packs) fail authentication, are
     // refetched, and the result is the same.
     let indexes = cached_files(&repo, "index");

@@ -89,17 +89,7 @@ fn status_line(p: &Progress) -> serde_json::Value {
 }
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
-    let mut paths = args.paths.clone();
-    for file in &args.files_from {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        paths.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(PathBuf::from),
-        );
-    }
+    let paths = source_paths(&args)?;
     if args.stdin && !paths.is_empty() {
         bail!("--stdin and paths cannot be combined");
     }
@@ -121,22 +111,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     });
-    let progress: Option<cairn_repo::ops::progress::ProgressFn> = if globals.json && !globals.quiet
-    {
-        Some(Arc::new(|p: &Progress| json_line(&status_line(p))))
-    } else {
-        bar.clone().map(|bar| {
-            Arc::new(move |p: &Progress| {
-                bar.set_message(format!(
-                    "{} files, {} [{}s] {}",
-                    p.files_done,
-                    human_bytes(p.bytes_done),
-                    p.elapsed.as_secs(),
-                    terminal(&p.current_path)
-                ))
-            }) as cairn_repo::ops::progress::ProgressFn
-        })
-    };
+    let progress = progress_fn(globals, bar.clone());
     let tags = args
         .tags
         .iter()
@@ -173,6 +148,45 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     }
     print_report(globals, &report, started.elapsed());
     Ok(report.outcome())
+}
+
+/// The paths to back up: the arguments and the lines of every `--files-from` file (blank
+/// lines and `#` comments skipped).
+fn source_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    let mut paths = args.paths.clone();
+    for file in &args.files_from {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        paths.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(PathBuf::from),
+        );
+    }
+    Ok(paths)
+}
+
+/// restic's `status` lines with `--json`, else a spinner line on a terminal.
+fn progress_fn(
+    globals: &Globals,
+    bar: Option<indicatif::ProgressBar>,
+) -> Option<cairn_repo::ops::progress::ProgressFn> {
+    if globals.json && !globals.quiet {
+        Some(Arc::new(|p: &Progress| json_line(&status_line(p))))
+    } else {
+        bar.map(|bar| {
+            Arc::new(move |p: &Progress| {
+                bar.set_message(format!(
+                    "{} files, {} [{}s] {}",
+                    p.files_done,
+                    human_bytes(p.bytes_done),
+                    p.elapsed.as_secs(),
+                    terminal(&p.current_path)
+                ))
+            }) as cairn_repo::ops::progress::ProgressFn
+        })
+    }
 }
 
 fn print_report(globals: &Globals, report: &BackupReport, duration: std::time::Duration) {

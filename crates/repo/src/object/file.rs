@@ -86,8 +86,13 @@ impl Repository {
     pub(crate) async fn write_file<T: SealedFile>(&self, value: &T) -> Result<T::Id> {
         let (id, sealed) = seal_file(&self.keys, value)?;
         self.storage
-            .put_content(T::FILE_TYPE, id.as_str(), sealed.into())
+            .put_content(T::FILE_TYPE, id.as_str(), sealed.clone().into())
             .await?;
+        // Written through: the next run here need not fetch what this one wrote.
+        if let Some(cache) = (self.cache.as_deref()).filter(|_| MetadataCache::keeps(T::FILE_TYPE))
+        {
+            cache.put(T::FILE_TYPE, id.as_str(), &sealed);
+        }
         Ok(id)
     }
 

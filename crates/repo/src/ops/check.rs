@@ -11,6 +11,7 @@ use std::sync::Arc;
 use cairn_pack::{BlobId, BlobType, PackEntry, PackId, PackReader};
 use futures::StreamExt;
 
+use crate::cache::MetadataCache;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile};
 use crate::object::{check_content_id, object_name, SealedFile};
@@ -360,8 +361,25 @@ impl Repository {
     /// finds damage; errors only when the check itself cannot run (storage unreachable).
     /// One function per phase, in this order.
     pub async fn check(&self, options: &CheckOptions) -> Result<CheckReport> {
-        // What the store holds is judged, not what this host's cache remembers.
-        self.uncached().check_store(options).await
+        // What the store holds is judged, not what this host's cache remembers: the check
+        // reads through a cache of its own, empty at the start and deleted at the end
+        // (restic's check does the same), so each tree pack is fetched once, whole.
+        let base = self
+            .cache()
+            .map(|c| c.dir().to_path_buf())
+            .unwrap_or_else(std::env::temp_dir);
+        let scratch = tempfile::Builder::new()
+            .prefix("check-")
+            .tempdir_in(&base)
+            .ok();
+        let repo = match &scratch {
+            Some(dir) => self.with_cache(MetadataCache::open(
+                dir.path().to_path_buf(),
+                crate::cache::DEFAULT_CACHE_LIMIT,
+            )),
+            None => self.uncached(),
+        };
+        repo.check_store(options).await
     }
 
     async fn check_store(&self, options: &CheckOptions) -> Result<CheckReport> {

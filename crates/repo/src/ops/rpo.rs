@@ -211,29 +211,7 @@ pub fn evaluate(
                 .get(e.id.as_str())
                 .map(|at| point(e, now, Some(at.to_string())))
         });
-        let mut breaches = Vec::new();
-        match &newest_complete {
-            None => breaches.push("no complete snapshot".to_string()),
-            Some(p) if p.age_seconds > options.max_age.as_secs() => breaches.push(format!(
-                "newest complete snapshot {} is {} old (limit {})",
-                p.short_id,
-                words(Duration::from_secs(p.age_seconds)),
-                words(options.max_age)
-            )),
-            Some(_) => {}
-        }
-        if let Some(limit) = options.max_verified_age {
-            match &newest_verified {
-                None => breaches.push("no snapshot has a passing drill".to_string()),
-                Some(p) if p.age_seconds > limit.as_secs() => breaches.push(format!(
-                    "newest verified snapshot {} is {} old (limit {})",
-                    p.short_id,
-                    words(Duration::from_secs(p.age_seconds)),
-                    words(limit)
-                )),
-                Some(_) => {}
-            }
-        }
+        let breaches = breaches(newest_complete.as_ref(), newest_verified.as_ref(), options);
         let ok = breaches.is_empty();
         report.ok &= ok;
         report.groups.push(RpoGroup {
@@ -246,6 +224,39 @@ pub fn evaluate(
         });
     }
     report
+}
+
+/// What a group's recovery points breach: the newest complete snapshot against
+/// `max_age`, and (when asked) the newest verified one against `max_verified_age`.
+fn breaches(
+    newest_complete: Option<&PointInTime>,
+    newest_verified: Option<&PointInTime>,
+    options: &RpoOptions,
+) -> Vec<String> {
+    let mut breaches = Vec::new();
+    match newest_complete {
+        None => breaches.push("no complete snapshot".to_string()),
+        Some(p) if p.age_seconds > options.max_age.as_secs() => breaches.push(format!(
+            "newest complete snapshot {} is {} old (limit {})",
+            p.short_id,
+            words(Duration::from_secs(p.age_seconds)),
+            words(options.max_age)
+        )),
+        Some(_) => {}
+    }
+    if let Some(limit) = options.max_verified_age {
+        match newest_verified {
+            None => breaches.push("no snapshot has a passing drill".to_string()),
+            Some(p) if p.age_seconds > limit.as_secs() => breaches.push(format!(
+                "newest verified snapshot {} is {} old (limit {})",
+                p.short_id,
+                words(Duration::from_secs(p.age_seconds)),
+                words(limit)
+            )),
+            Some(_) => {}
+        }
+    }
+    breaches
 }
 
 impl Repository {

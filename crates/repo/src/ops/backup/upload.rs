@@ -31,8 +31,18 @@ pub(crate) struct UploadReport {
 }
 
 async fn upload(repo: Repository, pack: FinishedPack) -> Result<IndexPack> {
+    // A tree pack is written through to the local cache: the next backup compares against
+    // these trees, and need not fetch them.
+    let trees = pack
+        .entries
+        .iter()
+        .any(|e| e.blob_type == cairn_pack::BlobType::Tree);
+    let cached = (trees && repo.cache.is_some()).then(|| pack.parts.concat());
     let payload: PutPayload = pack.parts.into_iter().collect();
     repo.put_pack(&pack.id, payload).await?;
+    if let (Some(cache), Some(bytes)) = (repo.cache.as_deref(), cached) {
+        cache.put_pack(&pack.id, &bytes);
+    }
     Ok(IndexPack {
         id: pack.id,
         entries: pack.entries,

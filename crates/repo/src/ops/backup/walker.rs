@@ -401,36 +401,9 @@ impl Walker {
         }
         match kind {
             NodeKind::File => {
-                self.counters.set_current(path);
-                let stats = &self.stats;
-                stats.total_files.fetch_add(1, Ordering::Relaxed);
-                stats.total_bytes.fetch_add(meta.len(), Ordering::Relaxed);
-                if let Some(previous) = parent.filter(|p| self.unchanged(p, &node)) {
-                    node.content = previous.content.clone();
-                    stats.files_unmodified.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    match self.file_content(path, &meta) {
-                        Ok((content, size)) => {
-                            node.content = content;
-                            node.size = size;
-                        }
-                        Err(Failure::Item(e)) => {
-                            self.issue(path, "archival", e);
-                            return Ok(None);
-                        }
-                        Err(Failure::Fatal(e)) => return Err(e),
-                    }
-                    let counter = if parent.is_some() {
-                        &stats.files_changed
-                    } else {
-                        &stats.files_new
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                if !self.save_file(path, &meta, parent, &mut node)? {
+                    return Ok(None);
                 }
-                self.counters.files_done.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .bytes_done
-                    .fetch_add(node.size, Ordering::Relaxed);
             }
             NodeKind::Dir => {
                 if self.one_file_system && meta.dev() != root_dev {
@@ -461,6 +434,48 @@ impl Walker {
             NodeKind::Dev | NodeKind::Chardev | NodeKind::Fifo => {}
         }
         Ok(Some(node))
+    }
+
+    /// Fills a file's content: the parent's when unchanged, else read and chunked. False
+    /// (reported as an item issue) if it could not be read.
+    fn save_file(
+        &self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        parent: Option<&Node>,
+        node: &mut Node,
+    ) -> Result<bool> {
+        self.counters.set_current(path);
+        let stats = &self.stats;
+        stats.total_files.fetch_add(1, Ordering::Relaxed);
+        stats.total_bytes.fetch_add(meta.len(), Ordering::Relaxed);
+        if let Some(previous) = parent.filter(|p| self.unchanged(p, node)) {
+            node.content = previous.content.clone();
+            stats.files_unmodified.fetch_add(1, Ordering::Relaxed);
+        } else {
+            match self.file_content(path, meta) {
+                Ok((content, size)) => {
+                    node.content = content;
+                    node.size = size;
+                }
+                Err(Failure::Item(e)) => {
+                    self.issue(path, "archival", e);
+                    return Ok(false);
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+            let counter = if parent.is_some() {
+                &stats.files_changed
+            } else {
+                &stats.files_new
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.files_done.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_done
+            .fetch_add(node.size, Ordering::Relaxed);
+        Ok(true)
     }
 
     /// A file is unchanged when type, size, mtime, ctime and inode match its parent node and
