@@ -254,18 +254,8 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
         ));
     }
     let walk_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let start = |absolute: bool| {
-        let from = if absolute { "/" } else { "." };
-        nix::fcntl::open(
-            from,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io_err)
-    };
-    let mut current = start(path.is_absolute())?;
-    let mut queue: VecDeque<OsString> = VecDeque::new();
-    queue.extend(path.components().filter_map(component_name));
+    let mut current = walk_start(path.is_absolute())?;
+    let mut queue: VecDeque<OsString> = path.components().filter_map(component_name).collect();
     let mut followed = 0;
     // Components that came from a symlink's target and are still queued: those must exist
     // (as for `mkdir -p`, a dangling symlink is an error, not a place to create).
@@ -319,7 +309,7 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
             return Err(with_path(io_err(Errno::ENOENT), &walked));
         }
         if link.is_absolute() {
-            current = start(true)?;
+            current = walk_start(true)?;
         }
         for component in link.components().rev() {
             if let Some(pushed) = component_name(component) {
@@ -330,6 +320,17 @@ fn open_target_dir(path: &Path) -> io::Result<OwnedFd> {
     }
     // The final descriptor is a readable one (listing for --delete, fstat, fchmod).
     openat(current.as_fd(), ".", dir_flags(), Mode::empty()).map_err(io_err)
+}
+
+/// Where a walk to the restore target starts: `/` for an absolute path, else `.`.
+fn walk_start(absolute: bool) -> io::Result<OwnedFd> {
+    let from = if absolute { "/" } else { "." };
+    nix::fcntl::open(
+        from,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err)
 }
 
 /// The name a path component walks to ("..", or a name); `None` for those that stay put.

@@ -18,6 +18,18 @@ pub(crate) struct Excludes {
 }
 
 impl Excludes {
+    /// The rules a backup's options give: `--exclude` patterns, those of `--exclude-file`
+    /// files, `--exclude-caches` and `--exclude-if-present`.
+    pub fn of(options: &super::BackupOptions) -> Result<Self> {
+        let mut patterns = options.excludes.clone();
+        patterns.extend(Self::read_pattern_files(&options.exclude_files)?);
+        Self::new(
+            &patterns,
+            options.exclude_caches,
+            &options.exclude_if_present,
+        )
+    }
+
     /// Patterns are matched against absolute paths: one starting with `/` from the root,
     /// any other at any depth (`*.log`, `node_modules`, `build/tmp`). `*` and `?` do not
     /// cross `/`; `**` does.

@@ -198,31 +198,15 @@ impl Repository {
     /// Storage failures, repository damage, cancellation, invalid paths or patterns.
     pub async fn backup(&self, paths: &[PathBuf], options: BackupOptions) -> Result<BackupReport> {
         let (target, snapshot_paths) = arrange_targets(paths)?;
-        let mut patterns = options.excludes.clone();
-        patterns.extend(Excludes::read_pattern_files(&options.exclude_files)?);
-        let excludes = || {
-            Excludes::new(
-                &patterns,
-                options.exclude_caches,
-                &options.exclude_if_present,
-            )
-        };
         // The progress scanner walks the same tree with its own copy of the rules.
-        let (scan_excludes, excludes) = (excludes()?, excludes()?);
+        let (scan_excludes, excludes) = (Excludes::of(&options)?, Excludes::of(&options)?);
         let host = options.hostname.clone().unwrap_or_else(hostname);
         let parent = self
             .resolve_parent(&options, &host, &snapshot_paths)
             .await?;
         let prepared = self.prepare(&options).await?;
-        let parents = ReadAhead::start(
-            self.clone(),
-            Arc::clone(&prepared.index),
-            crate::walk::TREE_READS,
-        );
-        if let Some(root) = parent.as_ref().map(|(_, tree)| *tree) {
-            // Start reading the parent's trees while the walk opens its first directories.
-            parents.prefetch([(BlobType::Tree, root)]);
-        }
+        let parent_tree = parent.as_ref().map(|(_, tree)| *tree);
+        let parents = self.parent_trees(&prepared.index, parent_tree);
         let walker = Arc::new(Walker::new(
             Arc::clone(&prepared.saver),
             self.clone(),
@@ -247,7 +231,6 @@ impl Repository {
             Arc::clone(&prepared.counters),
             Duration::from_secs(1),
         );
-        let parent_tree = parent.as_ref().map(|(_, tree)| *tree);
         let walk = {
             let walker = Arc::clone(&walker);
             tokio::task::spawn_blocking(move || {
@@ -280,6 +263,16 @@ impl Repository {
             notes,
         )
         .await
+    }
+
+    /// Reads the parent snapshot's trees for the walk, starting at its root at once (while
+    /// the walk opens its first directories).
+    fn parent_trees(&self, index: &Arc<Index>, root: Option<BlobId>) -> ReadAhead {
+        let parents = ReadAhead::start(self.clone(), Arc::clone(index), crate::walk::TREE_READS);
+        if let Some(root) = root {
+            parents.prefetch([(BlobType::Tree, root)]);
+        }
+        parents
     }
 
     /// Backs up a byte stream as one file named `filename` at the snapshot's root, in

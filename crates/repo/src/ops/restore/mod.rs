@@ -1001,11 +1001,7 @@ impl Repository {
         })
         .await
         .map_err(RepoError::task("restore task"))??;
-        let counters = Arc::new(Counters::default());
-        for item in items.iter().filter(|i| i.node().kind == NodeKind::File) {
-            counters.total_files.fetch_add(1, Ordering::Relaxed);
-            (counters.total_bytes).fetch_add(item.node().size, Ordering::Relaxed);
-        }
+        let counters = Arc::new(totals(&items));
         let reporter = Reporter::start(
             options.progress.clone(),
             Arc::clone(&counters),
@@ -1142,6 +1138,16 @@ async fn on_blocking(restorer: &Arc<Restorer>, phase: Phase) -> Result<()> {
     tokio::task::spawn_blocking(move || phase(&restorer))
         .await
         .map_err(RepoError::task("restore task"))?
+}
+
+/// Progress counters with the files and bytes a restore of `items` will write.
+fn totals(items: &[Item]) -> Counters {
+    let counters = Counters::default();
+    for item in items.iter().filter(|i| i.node().kind == NodeKind::File) {
+        counters.total_files.fetch_add(1, Ordering::Relaxed);
+        (counters.total_bytes).fetch_add(item.node().size, Ordering::Relaxed);
+    }
+    counters
 }
 
 /// Keeps the items `include` selects and the directories leading to them.
