@@ -103,6 +103,9 @@ pub struct Globals {
     /// Use no cache directory: fetch all metadata from the repository, remember nothing.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Remove the caches of repositories no run here has used for 30 days.
+    #[arg(long, global = true)]
+    pub cleanup_cache: bool,
 }
 
 fn env_first(names: &[&str]) -> Option<(String, String)> {
@@ -202,7 +205,24 @@ impl Globals {
         let password = self.password()?;
         let repo = Repository::open_with(storage, &password, &self.open_options()).await?;
         crate::output::opened(&repo);
+        if self.cleanup_cache {
+            self.remove_old_caches(&repo);
+        }
         Ok(repo)
+    }
+
+    /// `--cleanup-cache`: restic's 30 days, reported on stderr unless quiet.
+    fn remove_old_caches(&self, repo: &Repository) {
+        let Some(root) = self.cache_dir() else {
+            return;
+        };
+        let keep = repo.cache().map(|c| c.dir());
+        let month = std::time::Duration::from_secs(30 * 86_400);
+        for removed in cairn_repo::cache::cleanup(&root, keep, month) {
+            if !self.quiet && !self.json {
+                eprintln!("removed old cache {}", removed.display());
+            }
+        }
     }
 
     /// True when progress bars may be drawn (stderr is a terminal, no JSON, not quiet).

@@ -67,6 +67,10 @@ impl MetadataCache {
             tree_bytes: AtomicU64::new(0),
             fetching: Mutex::new(HashMap::new()),
         };
+        // Marks this repository's cache as in use, for `--cleanup-cache` elsewhere.
+        if let Ok(handle) = std::fs::File::open(&cache.dir) {
+            let _ = handle.set_modified(std::time::SystemTime::now());
+        }
         let held: u64 = cache.tree_entries().iter().map(|(_, size, _)| size).sum();
         cache.tree_bytes.store(held, Ordering::Relaxed);
         cache.evict();
@@ -201,6 +205,38 @@ impl MetadataCache {
     }
 }
 
+/// Removes the caches of other repositories under `root` that no run has used for
+/// `max_age` (restic's `--cleanup-cache`, 30 days there); returns what was removed. Only
+/// directories that are cairn caches (named by a 64-digit hex hash, holding `trees/` or a
+/// `key-hint`) are touched, so a cache root shared with restic keeps restic's.
+pub fn cleanup(root: &Path, keep: Option<&Path>, max_age: std::time::Duration) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let is_hash = name.len() == 64
+            && name
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+        let is_ours = path.join("trees").is_dir() || path.join("key-hint").is_file();
+        let unused = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > max_age);
+        let removable = is_hash && is_ours && unused && Some(path.as_path()) != keep;
+        if removable && std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// Writes `bytes` to a temporary file beside `path` (mode 0600) and renames it into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut nonce = [0u8; 8];
@@ -225,6 +261,29 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cleanup_removes_only_old_cairn_caches_of_other_repositories() {
+        let root = tempfile::tempdir().unwrap();
+        let name = |c: char| c.to_string().repeat(64);
+        let old = root.path().join(name('a'));
+        let current = root.path().join(name('b'));
+        let restics = root.path().join(name('c'));
+        let other = root.path().join("not-a-cache");
+        MetadataCache::open(old.clone(), DEFAULT_CACHE_LIMIT).unwrap();
+        MetadataCache::open(current.clone(), DEFAULT_CACHE_LIMIT).unwrap();
+        std::fs::create_dir_all(restics.join("data")).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        // Everything is fresh: nothing goes.
+        let day = std::time::Duration::from_secs(86_400);
+        assert!(cleanup(root.path(), Some(&current), 30 * day).is_empty());
+        // With no age limit, only the other cairn cache goes: not the one in use, not
+        // restic's, not what is not a cache.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let removed = cleanup(root.path(), Some(&current), std::time::Duration::ZERO);
+        assert_eq!(removed, vec![old.clone()]);
+        assert!(!old.exists() && current.exists() && restics.exists() && other.exists());
+    }
 
     #[test]
     fn entries_round_trip_and_the_listing_decides_what_stays() {
