@@ -995,12 +995,7 @@ impl Repository {
         if let Some(include) = &include {
             keep_included(&mut items, include);
         }
-        let target_path = target.to_path_buf();
-        let fs = tokio::task::spawn_blocking(move || {
-            Beneath::open_target(&target_path).map_err(|e| RepoError::io(&target_path, e))
-        })
-        .await
-        .map_err(RepoError::task("restore task"))??;
+        let fs = open_target(target).await?;
         let counters = Arc::new(totals(&items));
         let reporter = Reporter::start(
             options.progress.clone(),
@@ -1130,6 +1125,17 @@ impl Repository {
         })
         .await
     }
+}
+
+/// Opens (creating as needed) the restore target, walking to it without following a
+/// symlink anyone else could have planted (see `beneath.rs`).
+async fn open_target(target: &Path) -> Result<Beneath> {
+    let target = target.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        Beneath::open_target(&target).map_err(|e| RepoError::io(&target, e))
+    })
+    .await
+    .map_err(RepoError::task("restore task"))?
 }
 
 /// Runs one restore phase on a blocking thread (they make system calls).
