@@ -17,6 +17,15 @@ fn cached(dir: &Path) -> OpenOptions {
     }
 }
 
+/// A new in-memory repository's storage.
+async fn new_repository() -> Storage {
+    let storage = Storage::in_memory();
+    Repository::init(storage.clone(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    storage
+}
+
 async fn open(storage: &Storage, cache: &Path) -> Repository {
     Repository::open_with(storage.clone(), PASSWORD, &cached(cache))
         .await
@@ -51,10 +60,7 @@ async fn a_warm_cache_reads_no_metadata_and_a_tampered_one_is_refetched() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("src");
     make_tree(&source);
-    let storage = Storage::in_memory();
-    Repository::init(storage.clone(), PASSWORD, fast_init())
-        .await
-        .unwrap();
+    let storage = new_repository().await;
     let cache = dir.path().join("cache");
     let repo = open(&storage, &cache).await;
     repo.backup(std::slice::from_ref(&source), Default::default())
@@ -125,10 +131,7 @@ async fn another_hosts_backup_and_a_prune_are_seen_through_the_cache() {
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
     write_files(&first, &[1, 2, 3]);
     write_files(&second, &[4, 5]);
-    let storage = Storage::in_memory();
-    Repository::init(storage.clone(), PASSWORD, fast_init())
-        .await
-        .unwrap();
+    let storage = new_repository().await;
     let cache = dir.path().join("cache");
     let here = open(&storage, &cache).await;
     here.backup(std::slice::from_ref(&first), Default::default())
@@ -196,10 +199,7 @@ async fn check_judges_the_store_not_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("src");
     write_files(&source, &[9]);
-    let storage = Storage::in_memory();
-    Repository::init(storage.clone(), PASSWORD, fast_init())
-        .await
-        .unwrap();
+    let storage = new_repository().await;
     let cache = dir.path().join("cache");
     let repo = open(&storage, &cache).await;
     repo.backup(&[source], Default::default()).await.unwrap();
@@ -221,10 +221,7 @@ async fn two_processes_share_one_cache() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("src");
     make_tree(&source);
-    let storage = Storage::in_memory();
-    Repository::init(storage.clone(), PASSWORD, fast_init())
-        .await
-        .unwrap();
+    let storage = new_repository().await;
     let cache = dir.path().join("cache");
     open(&storage, &cache)
         .await

@@ -55,16 +55,7 @@ impl Repository {
     /// Bytes of every object stored in the repository, of every kind.
     pub async fn stored_bytes(&self) -> Result<u64> {
         let mut total = self.storage.size(FileType::Config, "config").await?;
-        for file_type in [
-            FileType::Key,
-            FileType::Pack,
-            FileType::Index,
-            FileType::Snapshot,
-            FileType::Lock,
-            FileType::Pending,
-            FileType::Drill,
-            FileType::Check,
-        ] {
+        for file_type in FileType::ALL.into_iter().filter(|t| *t != FileType::Config) {
             total += self
                 .storage
                 .list(file_type)

@@ -169,20 +169,8 @@ impl Repository {
                 .clone()
                 .unwrap_or_else(|| source.id.clone()),
         );
-        marker.refresh_now().await?;
-        let id = self.write_snapshot(&snapshot).await?;
-        let protected = match self
-            .protect_snapshot(marker.name(), start_index, &snapshot)
+        self.write_protected_snapshot(marker, start_index, &snapshot)
             .await
-        {
-            Ok(()) => marker.refresh_now().await.map(drop),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = protected {
-            let _ = self.delete_snapshot(&id).await;
-            return Err(e);
-        }
-        Ok(id)
     }
 }
 

@@ -207,17 +207,8 @@ impl Repository {
         if !snapshot.tags.iter().any(|t| t == "repaired") {
             snapshot.tags.push("repaired".into());
         }
-        marker.refresh_now().await?;
-        let id = self.write_snapshot(&snapshot).await?;
-        let protected = match self.protect_snapshot(marker.name(), start, &snapshot).await {
-            Ok(()) => marker.refresh_now().await.map(drop),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = protected {
-            let _ = self.delete_snapshot(&id).await;
-            return Err(e);
-        }
-        Ok(id)
+        self.write_protected_snapshot(marker, start, &snapshot)
+            .await
     }
 }
 

@@ -30,6 +30,19 @@ pub enum FileType {
 }
 
 impl FileType {
+    /// Every file type, in a fixed order.
+    pub const ALL: [FileType; 9] = [
+        FileType::Config,
+        FileType::Key,
+        FileType::Pack,
+        FileType::Index,
+        FileType::Snapshot,
+        FileType::Lock,
+        FileType::Pending,
+        FileType::Drill,
+        FileType::Check,
+    ];
+
     /// The directory (prefix) holding this type's objects.
     pub fn dir(self) -> ObjectPath {
         ObjectPath::from(match self {

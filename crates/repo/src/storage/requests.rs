@@ -25,17 +25,7 @@ pub enum Op {
 }
 
 const OPS: usize = 5;
-const TYPES: [FileType; 9] = [
-    FileType::Config,
-    FileType::Key,
-    FileType::Pack,
-    FileType::Index,
-    FileType::Snapshot,
-    FileType::Lock,
-    FileType::Pending,
-    FileType::Drill,
-    FileType::Check,
-];
+const TYPES: [FileType; 9] = FileType::ALL;
 
 fn type_slot(file_type: FileType) -> usize {
     TYPES.iter().position(|t| *t == file_type).unwrap_or(0)

@@ -376,23 +376,9 @@ impl Repository {
             self.new_snapshot(options, hostname, paths, root, prepared.start, parent);
         snapshot.incomplete = !issues.is_empty();
         snapshot.summary = Some(summary(&prepared.saver, prepared.start, counts));
-        // A backup stalled past its marker's expiry may dedup against packs a prune has
-        // since deleted: it must not write a snapshot. The store's clock decides, since a
-        // frozen process or paused VM may not have seen the time pass.
-        prepared.marker.refresh_now().await?;
-        let snapshot_id = self.write_snapshot(&snapshot).await?;
-        let protected = match self
-            .protect_snapshot(prepared.marker.name(), &prepared.index, &snapshot)
-            .await
-        {
-            Ok(()) => prepared.marker.refresh_now().await.map(drop),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = protected {
-            // Withdraw rather than leave a snapshot that may lack data.
-            let _ = self.delete_snapshot(&snapshot_id).await;
-            return Err(e);
-        }
+        let snapshot_id = self
+            .write_protected_snapshot(&prepared.marker, &prepared.index, &snapshot)
+            .await?;
         prepared.marker.release().await?;
         Ok(BackupReport {
             snapshot_id,

@@ -71,4 +71,29 @@ impl Repository {
         }
         Ok(())
     }
+
+    /// Writes `snapshot` as a backup must: the marker confirmed by the store's clock first
+    /// (a backup stalled past its marker's expiry may have deduplicated against packs a
+    /// prune has since deleted, and a frozen process may not have seen the time pass), then
+    /// protected from pending deletions and confirmed again; if either fails the snapshot is
+    /// withdrawn rather than left possibly lacking data. Returns its id. Used by backup,
+    /// copy and repair alike.
+    pub(crate) async fn write_protected_snapshot(
+        &self,
+        marker: &crate::lock::LockGuard,
+        start: &Index,
+        snapshot: &Snapshot,
+    ) -> Result<String> {
+        marker.refresh_now().await?;
+        let id = self.write_snapshot(snapshot).await?;
+        let protected = match self.protect_snapshot(marker.name(), start, snapshot).await {
+            Ok(()) => marker.refresh_now().await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = protected {
+            let _ = self.delete_snapshot(&id).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
 }
