@@ -48,6 +48,9 @@ pub struct MetadataCache {
     tree_bytes: AtomicU64,
     /// One fetch per pack at a time: readers of a pack being fetched wait for it.
     fetching: Mutex<HashMap<PackId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Packs fetched whole once and not kept (too large, or not matching their name): their
+    /// trees are read by range from then on, never by fetching the pack again.
+    not_kept: Mutex<HashSet<PackId>>,
 }
 
 impl MetadataCache {
@@ -66,6 +69,7 @@ impl MetadataCache {
             limit,
             tree_bytes: AtomicU64::new(0),
             fetching: Mutex::new(HashMap::new()),
+            not_kept: Mutex::new(HashSet::new()),
         };
         // Marks this repository's cache as in use, for `--cleanup-cache` elsewhere.
         if let Ok(handle) = std::fs::File::open(&cache.dir) {
@@ -152,21 +156,26 @@ impl MetadataCache {
         Arc::clone(fetching.entry(*pack).or_default())
     }
 
-    /// Keeps a whole tree pack (if small enough), then evicts beyond the limit.
-    pub fn put_pack(&self, pack: &PackId, bytes: &[u8]) {
-        if bytes.len() as u64 > MAX_CACHED_PACK {
-            return;
+    /// True if `pack` was fetched whole before and could not be kept.
+    pub fn not_kept(&self, pack: &PackId) -> bool {
+        self.not_kept.lock().expect("cache lock").contains(pack)
+    }
+
+    /// Keeps a whole tree pack if it is intact (hashes to its name) and small enough, then
+    /// evicts beyond the limit; otherwise remembers not to fetch it whole again. Returns
+    /// whether it was kept.
+    pub fn put_pack(&self, pack: &PackId, bytes: &[u8]) -> bool {
+        let keep = bytes.len() as u64 <= MAX_CACHED_PACK && PackId::of(bytes) == *pack;
+        if !keep {
+            self.not_kept.lock().expect("cache lock").insert(*pack);
+            return false;
         }
         if write_atomically(&self.path(FileType::Pack, &pack.to_hex()), bytes).is_ok() {
             self.tree_bytes
                 .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             self.evict();
         }
-    }
-
-    /// Whether whole packs of this size are cached.
-    pub fn caches_pack_of(size: u64) -> bool {
-        size <= MAX_CACHED_PACK
+        true
     }
 
     /// Cached tree packs: (path, size, modification time).
@@ -307,20 +316,29 @@ mod tests {
     fn tree_packs_are_read_by_range_and_evicted_oldest_first_beyond_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let cache = MetadataCache::open(dir.path().join("repo"), 2500).unwrap();
-        let (a, b, c) = (PackId([1; 32]), PackId([2; 32]), PackId([3; 32]));
-        cache.put_pack(&a, &[7u8; 1000]);
+        let (bytes_a, bytes_b, bytes_c) = ([7u8; 1000], [8u8; 1000], [9u8; 1000]);
+        let (a, b, c) = (
+            PackId::of(&bytes_a),
+            PackId::of(&bytes_b),
+            PackId::of(&bytes_c),
+        );
+        assert!(cache.put_pack(&a, &bytes_a));
         std::thread::sleep(std::time::Duration::from_millis(20));
-        cache.put_pack(&b, &[8u8; 1000]);
+        assert!(cache.put_pack(&b, &bytes_b));
         assert_eq!(
             cache.read_pack_range(&a, 10..20).as_deref(),
             Some(&[7u8; 10][..])
         );
         assert!(cache.read_pack_range(&a, 990..1010).is_none());
         std::thread::sleep(std::time::Duration::from_millis(20));
-        cache.put_pack(&c, &[9u8; 1000]);
+        assert!(cache.put_pack(&c, &bytes_c));
         // 3000 > 2500: the oldest goes, down to at most 2250.
         assert!(!cache.has_pack(&a));
         assert!(cache.has_pack(&b) && cache.has_pack(&c));
+        // A pack that does not hash to its name is not kept, and not fetched whole again.
+        let planted = PackId([4; 32]);
+        assert!(!cache.put_pack(&planted, &bytes_a));
+        assert!(!cache.has_pack(&planted) && cache.not_kept(&planted));
         // A reopened cache counts what is there and keeps the bound.
         let reopened = MetadataCache::open(dir.path().join("repo"), 1500).unwrap();
         assert!(!reopened.has_pack(&b) && reopened.has_pack(&c));

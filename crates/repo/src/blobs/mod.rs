@@ -101,6 +101,9 @@ impl Repository {
         entry: PackEntry,
     ) -> Result<Option<Vec<u8>>> {
         let name = pack.to_hex();
+        if cache.not_kept(&pack) {
+            return Ok(None);
+        }
         let sealed = match cache.read_pack_range(&pack, entry.range()) {
             Some(sealed) => sealed,
             None => {
@@ -112,11 +115,7 @@ impl Repository {
                         let whole = self.storage.get(FileType::Pack, &name).await?;
                         let (cache, whole_for_cache) = (Arc::clone(cache), whole.clone());
                         let kept = tokio::task::spawn_blocking(move || {
-                            let intact = PackId::of(&whole_for_cache) == pack;
-                            if intact {
-                                cache.put_pack(&pack, &whole_for_cache);
-                            }
-                            intact
+                            cache.put_pack(&pack, &whole_for_cache)
                         })
                         .await
                         .map_err(RepoError::task("cache task"))?;
