@@ -31,9 +31,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => other?,
     };
     let files = repo.backup(&[PathBuf::from(&source)], Default::default())?;
-    println!("snapshot {} of {source}", &files.snapshot_id[..8]);
+    println!("snapshot {} of {source}", files.snapshot_id.short());
     let stream = repo.backup_stream(std::io::stdin(), "stdin.txt", Default::default())?;
-    println!("snapshot {} of standard input", &stream.snapshot_id[..8]);
+    println!("snapshot {} of standard input", stream.snapshot_id.short());
     for entry in repo.list_snapshots(&SnapshotFilter::default())? {
         println!(
             "  {} {} {:?}",

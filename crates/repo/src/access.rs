@@ -63,25 +63,25 @@ impl Repository {
     }
 
     /// Seals and stores a snapshot; returns its id.
-    pub async fn write_snapshot(&self, snapshot: &Snapshot) -> Result<String> {
-        self.write_file(snapshot).await.map(String::from)
+    pub async fn write_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        self.write_file(snapshot).await
     }
 
-    /// Deletes one snapshot by full id (a snapshot already gone is not an error).
+    /// Deletes one snapshot (a snapshot already gone is not an error).
     ///
     /// # Errors
-    /// [`RepoError::InvalidInput`] if `id` is not a full id; storage errors.
-    pub async fn delete_snapshot(&self, id: &str) -> Result<()> {
-        self.delete_file::<Snapshot>(&id.parse::<SnapshotId>()?)
-            .await
+    /// Storage errors.
+    pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.delete_file::<Snapshot>(id).await
     }
 
-    /// Reads one snapshot by full id.
+    /// Reads one snapshot.
     ///
     /// # Errors
-    /// [`RepoError::InvalidInput`] if `id` is not a full id; as [`Repository::read_file`].
-    pub async fn read_snapshot(&self, id: &str) -> Result<Snapshot> {
-        self.read_file(&id.parse::<SnapshotId>()?).await
+    /// [`RepoError::MissingObject`] if it does not exist; [`RepoError::Corrupt`] or
+    /// [`RepoError::Pack`] if the stored file is not the snapshot its name says.
+    pub async fn read_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        self.read_file(id).await
     }
 
     /// Every snapshot passing `filter`, oldest first. A snapshot removed between listing and
@@ -92,10 +92,7 @@ impl Repository {
             .await?
             .into_iter()
             .filter(|(_, snapshot)| filter.matches(snapshot))
-            .map(|(id, snapshot)| SnapshotEntry {
-                id: id.into(),
-                snapshot,
-            })
+            .map(|(id, snapshot)| SnapshotEntry { id, snapshot })
             .collect();
         all.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
         Ok(all)

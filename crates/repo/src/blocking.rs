@@ -266,7 +266,7 @@ mod tests {
             1
         );
         let mut out = Vec::new();
-        repo.dump(&report.snapshot_id[..8], "s.txt", &mut out)
+        repo.dump(report.snapshot_id.short(), "s.txt", &mut out)
             .unwrap();
         assert_eq!(out, b"synchronous data");
     }

@@ -98,6 +98,7 @@ pub use error::{ErrorKind, RepoError, Result};
 pub use index::Index;
 pub use key_hint::{default_cache_dir, OpenOptions};
 pub use lock::{LockConfirmer, LockGuard, LockInfo, LockKind, LockStatus, LockTimings, Locks};
+pub use object::{IndexId, KeyId, SnapshotId};
 pub use outcome::Outcome;
 pub use records::{CheckRecord, DrillOutcome, DrillRecord};
 pub use repository::{KeyInfo, Repository, MAX_KEYS_TRIED};

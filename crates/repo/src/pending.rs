@@ -73,7 +73,6 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::FileId;
     use proptest::prelude::*;
 
     proptest! {

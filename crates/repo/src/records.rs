@@ -189,7 +189,6 @@ impl Repository {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::FileId;
     use proptest::prelude::*;
 
     fn drill(snapshot: &str, time: &str, outcome: DrillOutcome) -> DrillRecord {

@@ -6,6 +6,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
+use crate::object::SnapshotId;
 
 /// What a backup did (restic's snapshot summary fields).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,8 +128,8 @@ impl Snapshot {
 /// A snapshot with its id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotEntry {
-    /// Full id (64 hex digits).
-    pub id: String,
+    /// Its id.
+    pub id: SnapshotId,
     /// The snapshot.
     pub snapshot: Snapshot,
 }
@@ -139,7 +140,7 @@ impl SnapshotEntry {
     pub fn to_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(&self.snapshot).expect("snapshots serialize");
         if let serde_json::Value::Object(map) = &mut value {
-            map.insert("id".into(), self.id.clone().into());
+            map.insert("id".into(), self.id.to_string().into());
             map.insert("short_id".into(), self.short_id().into());
         }
         value
@@ -147,7 +148,7 @@ impl SnapshotEntry {
 
     /// First 8 hex digits.
     pub fn short_id(&self) -> &str {
-        &self.id[..8.min(self.id.len())]
+        self.id.short()
     }
 }
 
@@ -191,7 +192,7 @@ pub fn resolve<'a>(snapshots: &'a [SnapshotEntry], spec: &str) -> Result<&'a Sna
     let spec = spec.to_ascii_lowercase();
     let found: Vec<_> = snapshots
         .iter()
-        .filter(|s| s.id.starts_with(&spec))
+        .filter(|s| s.id.as_ref().starts_with(&spec))
         .collect();
     match found.as_slice() {
         [one] => Ok(one),
@@ -211,7 +212,8 @@ mod tests {
 
     fn entry(id: &str, secs: i64) -> SnapshotEntry {
         SnapshotEntry {
-            id: id.into(),
+            // The given hex digits, padded with zeros to a full id.
+            id: format!("{id:0<64}").parse().expect("a hex prefix"),
             snapshot: Snapshot {
                 time: DateTime::from_timestamp(secs, 0).unwrap().fixed_offset(),
                 parent: None,
@@ -234,8 +236,8 @@ mod tests {
     #[test]
     fn resolve_latest_prefix_and_ambiguity() {
         let list = vec![entry("abc1", 10), entry("abd2", 30), entry("ffff", 20)];
-        assert_eq!(resolve(&list, "latest").unwrap().id, "abd2");
-        assert_eq!(resolve(&list, "ff").unwrap().id, "ffff");
+        assert_eq!(resolve(&list, "latest").unwrap().id.short(), "abd20000");
+        assert_eq!(resolve(&list, "ff").unwrap().id.short(), "ffff0000");
         assert!(resolve(&list, "ab")
             .unwrap_err()
             .to_string()

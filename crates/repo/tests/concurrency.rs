@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use cairn_repo::ops::backup::BackupOptions;
 use cairn_repo::ops::forget::{ForgetOptions, KeepPolicy};
 use cairn_repo::ops::prune::{MaxUnused, PruneOptions};
-use cairn_repo::{Repository, SnapshotFilter, Storage};
+use cairn_repo::{Repository, SnapshotFilter, SnapshotId, Storage};
 use common::*;
 
 /// Seeds (file contents) writer `w` backs up in round `i`: one cycling through a small shared
@@ -22,7 +22,7 @@ fn seeds(w: u64, i: u64) -> Vec<u64> {
 }
 
 /// Snapshots taken: id and the seeds of the files they hold.
-type Taken = Vec<(String, Vec<u64>)>;
+type Taken = Vec<(SnapshotId, Vec<u64>)>;
 
 async fn forget_all_but_last(repo: &Repository) {
     repo.forget(&ForgetOptions {
@@ -111,7 +111,7 @@ async fn backups_race_prunes(storage: Storage, writers: u64, rounds: u64) {
     assert!(repo.read_pending().await.unwrap().is_empty());
     assert!(repo.list_locks().await.unwrap().is_empty());
     assert_healthy(&repo).await;
-    let remaining: Vec<String> = repo
+    let remaining: Vec<SnapshotId> = repo
         .list_snapshots(&SnapshotFilter::default())
         .await
         .unwrap()
@@ -123,7 +123,7 @@ async fn backups_race_prunes(storage: Storage, writers: u64, rounds: u64) {
         writers,
         "forget keeps the last per writer"
     );
-    let expected: Vec<(String, Vec<u64>)> = taken
+    let expected: Vec<(SnapshotId, Vec<u64>)> = taken
         .lock()
         .unwrap()
         .iter()

@@ -7,10 +7,10 @@ mod common;
 use cairn_chunker::ChunkerParams;
 use cairn_repo::ops::backup::BackupOptions;
 use cairn_repo::ops::copy::CopyOptions;
-use cairn_repo::{InitOptions, Repository, Storage};
+use cairn_repo::{InitOptions, Repository, SnapshotId, Storage};
 use common::*;
 
-async fn source_with_history(dir: &std::path::Path) -> (Repository, Vec<(String, Vec<u64>)>) {
+async fn source_with_history(dir: &std::path::Path) -> (Repository, Vec<(SnapshotId, Vec<u64>)>) {
     let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
         .await
         .unwrap();
@@ -27,7 +27,10 @@ async fn source_with_history(dir: &std::path::Path) -> (Repository, Vec<(String,
 }
 
 /// The source's expectations, renamed to the destination's snapshot ids.
-fn as_copied(snaps: &[(String, Vec<u64>)], copied: &[(String, String)]) -> Vec<(String, Vec<u64>)> {
+fn as_copied(
+    snaps: &[(SnapshotId, Vec<u64>)],
+    copied: &[(SnapshotId, SnapshotId)],
+) -> Vec<(SnapshotId, Vec<u64>)> {
     snaps
         .iter()
         .map(|(id, seeds)| {
@@ -129,7 +132,7 @@ async fn copy_rechunks_when_chunking_differs() {
         .copy_snapshots(
             &dest,
             &CopyOptions {
-                ids: vec![snaps[0].0.clone()],
+                ids: vec![snaps[0].0.to_string()],
                 ..Default::default()
             },
         )

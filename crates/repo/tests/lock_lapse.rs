@@ -120,7 +120,7 @@ async fn assert_lapse_outcome(
         }
         Ok(report) => {
             let entry = repo
-                .find_snapshot(&report.snapshot_id, &SnapshotFilter::default())
+                .find_snapshot(report.snapshot_id.as_str(), &SnapshotFilter::default())
                 .await
                 .unwrap();
             let index = repo.load_index().await.unwrap();

@@ -112,7 +112,7 @@ async fn prune_stopped_at_every_step_leaves_a_consistent_repository() {
     }
     let (first, _) = snaps.remove(0);
     repo.storage()
-        .delete(FileType::Snapshot, &first)
+        .delete(FileType::Snapshot, first.as_str())
         .await
         .unwrap();
     let options = PruneOptions {

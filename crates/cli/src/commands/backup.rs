@@ -255,7 +255,7 @@ fn print_report(globals: &Globals, report: &BackupReport, duration: std::time::D
         human_bytes(summary.total_bytes_processed),
         duration.as_secs_f64()
     );
-    println!("snapshot {} saved", &report.snapshot_id[..8]);
+    println!("snapshot {} saved", report.snapshot_id.short());
     if report.snapshot.incomplete {
         eprintln!("Warning: at least one source file could not be read");
     }

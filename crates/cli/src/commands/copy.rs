@@ -40,10 +40,13 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
         }));
     } else if !globals.quiet {
         for id in &report.skipped {
-            println!("skipping snapshot {}: already in the destination", &id[..8]);
+            println!(
+                "skipping snapshot {}: already in the destination",
+                id.short()
+            );
         }
         for (from, to) in &report.copied {
-            println!("snapshot {} copied as {}", &from[..8], &to[..8]);
+            println!("snapshot {} copied as {}", from.short(), to.short());
         }
         println!(
             "copied {} snapshots ({} blobs, {} bytes added{})",

@@ -190,11 +190,7 @@ fn print_groups(policy: &KeepPolicy, args: &Args, report: &ForgetReport) {
         }
     }
     if args.dry_run && !report.removed.is_empty() {
-        let short: Vec<&str> = report
-            .removed
-            .iter()
-            .map(|id| &id[..8.min(id.len())])
-            .collect();
+        let short: Vec<&str> = report.removed.iter().map(|id| id.short()).collect();
         println!(
             "Would have removed the following snapshots:\n{{{}}}\n",
             short.join(" ")

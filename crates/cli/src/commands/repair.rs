@@ -71,12 +71,12 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
                 );
             } else if !globals.quiet {
                 for snapshot in &repaired {
-                    println!("snapshot {}:", &snapshot.original[..8]);
+                    println!("snapshot {}:", snapshot.original.short());
                     for cut in &snapshot.damage {
                         println!("  {cut}");
                     }
                     match &snapshot.repaired {
-                        Some(id) => println!("  saved as {}", &id[..8]),
+                        Some(id) => println!("  saved as {}", id.short()),
                         None => println!("  (dry run: nothing written)"),
                     }
                 }

@@ -100,7 +100,13 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
         }
     }
     let shown = (args.verify, args.delete);
-    print_summary(globals, shown, &report, &entry.id, started.elapsed());
+    print_summary(
+        globals,
+        shown,
+        &report,
+        entry.id.as_str(),
+        started.elapsed(),
+    );
     Ok(report.outcome())
 }
 

@@ -29,6 +29,11 @@ macro_rules! file_id {
         pub struct $name(String);
 
         impl $name {
+            /// The id as its 64 hex digits.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
             /// The first 8 hex digits, as listings show ids.
             pub fn short(&self) -> &str {
                 &self.0[..8]
@@ -133,6 +138,22 @@ file_id!(
     "key"
 );
 
+#[cfg(test)]
+impl SnapshotId {
+    /// A test id standing for a short label: the label's bytes in hex, padded with zeros.
+    /// Ids compare as their labels do, so tests can reason about id order with names.
+    pub(crate) fn for_test(label: &str) -> SnapshotId {
+        assert!(label.len() <= 32 && !label.contains('\0'));
+        SnapshotId(format!("{:0<64}", hex::encode(label)))
+    }
+
+    /// The label [`SnapshotId::for_test`] made this id from.
+    pub(crate) fn test_label(&self) -> String {
+        let bytes = hex::decode(&self.0).expect("hex");
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8(bytes[..end].to_vec()).expect("a test label")
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

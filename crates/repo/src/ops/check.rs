@@ -14,6 +14,7 @@ use futures::StreamExt;
 use crate::cache::MetadataCache;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile};
+use crate::object::SnapshotId;
 use crate::object::{check_content_id, object_name, SealedFile};
 use crate::records::{CheckRecord, DrillRecord};
 use crate::snapshot::Snapshot;
@@ -175,14 +176,14 @@ pub enum Finding {
     /// A snapshot could not be read.
     SnapshotDamaged {
         /// Snapshot id.
-        snapshot: String,
+        snapshot: SnapshotId,
         /// What went wrong.
         reason: String,
     },
     /// A tree could not be read or decoded.
     TreeDamaged {
         /// A snapshot using it.
-        snapshot: String,
+        snapshot: SnapshotId,
         /// Path of the directory in that snapshot.
         path: String,
         /// The tree.
@@ -193,7 +194,7 @@ pub enum Finding {
     /// A file's content blob is missing from the index or damaged.
     FileDamaged {
         /// A snapshot containing the file.
-        snapshot: String,
+        snapshot: SnapshotId,
         /// Path of the file in that snapshot.
         path: String,
         /// The blob.
@@ -555,13 +556,10 @@ impl Repository {
         let mut snapshots = Vec::new();
         for id in self.list_files::<Snapshot>().await? {
             match self.read_file::<Snapshot>(&id).await {
-                Ok(snapshot) => snapshots.push(SnapshotEntry {
-                    id: id.into(),
-                    snapshot,
-                }),
+                Ok(snapshot) => snapshots.push(SnapshotEntry { id, snapshot }),
                 Err(e @ RepoError::Storage { .. }) => return Err(e),
                 Err(e) => report.findings.push(Finding::SnapshotDamaged {
-                    snapshot: id.into(),
+                    snapshot: id,
                     reason: e.to_string(),
                 }),
             }

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
+use crate::object::SnapshotId;
 use crate::ops::backup::{BackupOptions, Saver};
 use crate::ops::content::ContentReader;
 use crate::ops::progress::CancelToken;
@@ -41,9 +42,9 @@ pub struct CopyOptions {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CopyReport {
     /// (source id, destination id) of each snapshot copied.
-    pub copied: Vec<(String, String)>,
+    pub copied: Vec<(SnapshotId, SnapshotId)>,
     /// Source snapshots skipped because the destination already has a copy.
-    pub skipped: Vec<String>,
+    pub skipped: Vec<SnapshotId>,
     /// True when files were re-chunked (the repositories chunk differently).
     pub rechunked: bool,
     /// Blobs read from the source.
@@ -68,10 +69,11 @@ impl Repository {
             .list_snapshots(&SnapshotFilter::default())
             .await?
             .into_iter()
-            .map(|s| s.snapshot.original.unwrap_or(s.id))
+            .map(|s| s.snapshot.original.unwrap_or_else(|| s.id.to_string()))
             .collect();
-        let (skip, todo): (Vec<_>, Vec<_>) =
-            sources.into_iter().partition(|s| present.contains(&s.id));
+        let (skip, todo): (Vec<_>, Vec<_>) = sources
+            .into_iter()
+            .partition(|s| present.iter().any(|p| p == s.id.as_str()));
         report.skipped = skip.into_iter().map(|s| s.id).collect();
         if todo.is_empty() {
             return Ok(report);
@@ -158,7 +160,7 @@ impl Repository {
         root: BlobId,
         marker: &crate::lock::LockGuard,
         start_index: &crate::index::Index,
-    ) -> Result<String> {
+    ) -> Result<SnapshotId> {
         let mut snapshot = source.snapshot.clone();
         snapshot.tree = root;
         snapshot.parent = None;
@@ -167,7 +169,7 @@ impl Repository {
                 .snapshot
                 .original
                 .clone()
-                .unwrap_or_else(|| source.id.clone()),
+                .unwrap_or_else(|| source.id.to_string()),
         );
         self.write_protected_snapshot(marker, start_index, &snapshot)
             .await

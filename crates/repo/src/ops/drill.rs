@@ -318,7 +318,7 @@ impl Repository {
         }
 
         let mut record = DrillRecord {
-            snapshot: entry.id.clone(),
+            snapshot: entry.id.to_string(),
             path: options.path.clone(),
             time: started_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             command: options.command.clone(),
@@ -349,7 +349,7 @@ impl Repository {
                         &restore_dir,
                         &tmp_dir,
                         single_file.as_deref(),
-                        &id,
+                        id.as_str(),
                     )
                 })
                 .await

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::index::{Index, IndexFile, IndexPack};
+use crate::object::SnapshotId;
 use crate::ops::backup::{BackupOptions, Saver};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
 use crate::tree::{NodeKind, Tree};
@@ -33,12 +34,12 @@ pub struct RepairIndexReport {
 }
 
 /// What `repair snapshots` did for one damaged snapshot.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RepairedSnapshot {
     /// The damaged snapshot.
-    pub original: String,
+    pub original: SnapshotId,
     /// The repaired snapshot written in its place (none in a dry run).
-    pub repaired: Option<String>,
+    pub repaired: Option<SnapshotId>,
     /// Every cut, as "path: what was done".
     pub damage: Vec<String>,
 }
@@ -200,10 +201,10 @@ impl Repository {
         start: &Index,
         entry: &SnapshotEntry,
         root: BlobId,
-    ) -> Result<String> {
+    ) -> Result<SnapshotId> {
         let mut snapshot = entry.snapshot.clone();
         snapshot.tree = root;
-        snapshot.original = Some(entry.id.clone());
+        snapshot.original = Some(entry.id.to_string());
         if !snapshot.tags.iter().any(|t| t == "repaired") {
             snapshot.tags.push("repaired".into());
         }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{RepoError, Result};
+use crate::object::SnapshotId;
 use crate::ops::forget::{GroupBy, GroupKey};
 use crate::records::DrillRecord;
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
@@ -75,7 +76,7 @@ pub struct RpoOptions {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PointInTime {
     /// Snapshot id.
-    pub id: String,
+    pub id: SnapshotId,
     /// First 8 hex digits.
     pub short_id: String,
     /// When it was taken (RFC 3339).
@@ -276,7 +277,7 @@ mod tests {
 
     fn entry(id: u8, time: &str, host: &str, incomplete: bool) -> SnapshotEntry {
         SnapshotEntry {
-            id: format!("{id:02x}").repeat(32),
+            id: format!("{id:02x}").repeat(32).parse().expect("a full id"),
             snapshot: Snapshot {
                 time: DateTime::parse_from_rfc3339(time).unwrap(),
                 parent: None,

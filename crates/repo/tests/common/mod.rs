@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use cairn_repo::ops::check::{CheckOptions, ReadData};
 use cairn_repo::{FileType, InitOptions, KdfParams, LockTimings};
-use cairn_repo::{Repository, SnapshotFilter, Storage};
+use cairn_repo::{Repository, SnapshotFilter, SnapshotId, Storage};
 
 pub const PASSWORD: &[u8] = b"correct horse battery staple";
 
@@ -279,7 +279,7 @@ pub async fn assert_healthy(repo: &Repository) {
 }
 
 /// Restores every snapshot and compares it with the source state it was taken of.
-pub async fn assert_restores(repo: &Repository, expected: &[(String, Vec<u64>)]) {
+pub async fn assert_restores(repo: &Repository, expected: &[(SnapshotId, Vec<u64>)]) {
     assert_restores_files(repo, expected, |seed| {
         (format!("f{seed}.bin"), noise(300_000, seed))
     })
@@ -290,13 +290,13 @@ pub async fn assert_restores(repo: &Repository, expected: &[(String, Vec<u64>)])
 /// numbers, the file `file(number)` names with the content it gives.
 pub async fn assert_restores_files(
     repo: &Repository,
-    expected: &[(String, Vec<u64>)],
+    expected: &[(SnapshotId, Vec<u64>)],
     file: impl Fn(u64) -> (String, Vec<u8>),
 ) {
     let index = repo.load_index().await.unwrap();
     for (id, numbers) in expected {
         let entry = repo
-            .find_snapshot(id, &SnapshotFilter::default())
+            .find_snapshot(id.as_str(), &SnapshotFilter::default())
             .await
             .unwrap();
         let target = tempfile::tempdir().unwrap();

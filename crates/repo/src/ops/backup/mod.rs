@@ -27,6 +27,7 @@ use crate::error::{RepoError, Result};
 use crate::host::{hostname, username};
 use crate::index::Index;
 use crate::lock::LockGuard;
+use crate::object::SnapshotId;
 use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
 use crate::snapshot::{Snapshot, SnapshotFilter, SnapshotSummary};
 use crate::tree::{Name, Node, NodeKind, Tree};
@@ -95,7 +96,7 @@ pub struct BackupIssue {
 #[derive(Clone, Debug)]
 pub struct BackupReport {
     /// Id of the new snapshot.
-    pub snapshot_id: String,
+    pub snapshot_id: SnapshotId,
     /// The snapshot.
     pub snapshot: Snapshot,
     /// Items skipped because they could not be read (the snapshot is then incomplete).
@@ -165,7 +166,7 @@ impl Repository {
         options: &BackupOptions,
         hostname: &str,
         paths: &[String],
-    ) -> Result<Option<(String, BlobId)>> {
+    ) -> Result<Option<(SnapshotId, BlobId)>> {
         if options.force {
             return Ok(None);
         }
@@ -364,7 +365,7 @@ impl Repository {
         hostname: String,
         paths: Vec<String>,
         root: Result<BlobId>,
-        parent: Option<String>,
+        parent: Option<SnapshotId>,
         counts: FileCounts,
         issues: Vec<BackupIssue>,
         notes: Vec<String>,
@@ -372,8 +373,14 @@ impl Repository {
         let root = self
             .finish_upload(prepared.uploader, &prepared.saver, root)
             .await?;
-        let mut snapshot =
-            self.new_snapshot(options, hostname, paths, root, prepared.start, parent);
+        let mut snapshot = self.new_snapshot(
+            options,
+            hostname,
+            paths,
+            root,
+            prepared.start,
+            parent.map(String::from),
+        );
         snapshot.incomplete = !issues.is_empty();
         snapshot.summary = Some(summary(&prepared.saver, prepared.start, counts));
         let snapshot_id = self

@@ -8,6 +8,7 @@ use cairn_pack::{BlobId, PackId};
 
 use crate::error::{RepoError, Result};
 use crate::index::Index;
+use crate::object::SnapshotId;
 use crate::snapshot::Snapshot;
 use crate::walk::TreeWalker;
 use crate::Repository;
@@ -83,7 +84,7 @@ impl Repository {
         marker: &crate::lock::LockGuard,
         start: &Index,
         snapshot: &Snapshot,
-    ) -> Result<String> {
+    ) -> Result<SnapshotId> {
         marker.refresh_now().await?;
         let id = self.write_snapshot(snapshot).await?;
         let protected = match self.protect_snapshot(marker.name(), start, snapshot).await {

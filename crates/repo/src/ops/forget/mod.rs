@@ -10,6 +10,7 @@ pub mod policy;
 pub use policy::{apply, Decision, GroupBy, GroupDecision, GroupKey, KeepPolicy, TagSet, Within};
 
 use crate::error::Result;
+use crate::object::SnapshotId;
 use crate::snapshot::{resolve, SnapshotFilter};
 use crate::Repository;
 
@@ -36,9 +37,9 @@ pub struct ForgetReport {
     /// The policy's decision per group (empty when removing by id).
     pub groups: Vec<GroupDecision>,
     /// Ids removed (or, in a dry run, that would be).
-    pub removed: Vec<String>,
+    pub removed: Vec<SnapshotId>,
     /// Ids that could not be removed, with why (restic exit code 3).
-    pub failed: Vec<(String, String)>,
+    pub failed: Vec<(SnapshotId, String)>,
     /// Drill records of removed snapshots (and surplus check records) deleted.
     pub records_removed: u64,
 }

@@ -645,6 +645,7 @@ fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::SnapshotId;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
@@ -667,7 +668,7 @@ mod tests {
         });
         let snapshot = serde_json::from_value(json).expect("valid fixture");
         SnapshotEntry {
-            id: id.into(),
+            id: SnapshotId::for_test(id),
             snapshot,
         }
     }
@@ -697,13 +698,13 @@ mod tests {
         groups
             .iter()
             .flat_map(|g| &g.keep)
-            .map(|d| d.entry.id.clone())
+            .map(|d| d.entry.id.test_label())
             .collect()
     }
 
     fn reasons(groups: &[GroupDecision], id: &str) -> Vec<String> {
         let mut all = groups.iter().flat_map(|g| g.keep.iter().chain(&g.remove));
-        all.find(|d| d.entry.id == id)
+        all.find(|d| d.entry.id.test_label() == id)
             .map(|d| d.reasons.clone())
             .unwrap_or_default()
     }
@@ -816,7 +817,11 @@ mod tests {
         snaps.extend([snap("c", t, "h", &[]), snap("a", t, "h", &[])]);
         let last = with(|p| p.last = Some(2));
         let groups = run(&snaps, &last);
-        let ids = |ds: &[Decision]| ds.iter().map(|d| d.entry.id.clone()).collect::<Vec<_>>();
+        let ids = |ds: &[Decision]| {
+            ds.iter()
+                .map(|d| d.entry.id.test_label())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             (ids(&groups[0].keep), ids(&groups[0].remove)),
             (vec!["c".into(), "b".into()], vec!["a".into(), "d".into()])
@@ -894,7 +899,10 @@ mod tests {
         // ... unless allowed to go, and then it is removed with no reason.
         policy.allow_remove_latest = true;
         assert_eq!(kept(&snaps, &policy), ["ab"]);
-        assert_eq!(run(&snaps, &policy)[0].remove[0].entry.id, "new");
+        assert_eq!(
+            run(&snaps, &policy)[0].remove[0].entry.id.test_label(),
+            "new"
+        );
         // Sets are ORed; the empty set stands for "untagged".
         policy.tags.push(TagSet::parse(""));
         assert_eq!(kept(&snaps, &policy), ["ab", "plain"]);
@@ -1169,7 +1177,7 @@ mod tests {
         groups
             .iter()
             .flat_map(|g| &g.keep)
-            .map(|d| d.entry.id.clone())
+            .map(|d| d.entry.id.test_label())
             .collect()
     }
 
@@ -1191,7 +1199,7 @@ mod tests {
                 let all: Vec<&Decision> = g.keep.iter().chain(&g.remove).collect();
                 for d in &all {
                     prop_assert_eq!(&group_by.key(&d.entry.snapshot), &g.key);
-                    seen.push(&d.entry.id);
+                    seen.push(d.entry.id.as_str());
                 }
                 prop_assert!(g.keep.iter().all(|d| !d.reasons.is_empty()));
                 prop_assert!(g.remove.iter().all(|d| d.reasons.is_empty()));
