@@ -43,6 +43,11 @@ pub fn parse(options: &[String]) -> anyhow::Result<BackendOptions> {
                 _ => bail!("invalid value for option s3.bucket-lookup: use auto, dns or path"),
             },
             "s3.unsafe-anonymous-auth" => Some(("aws_skip_signature", value.to_string())),
+            // Requests at once, any backend: the library reads it (and checks the value).
+            _ if cairn_repo::storage::is_connections_option(key) => {
+                out.settings.push((key.to_string(), value.to_string()));
+                continue;
+            }
             _ if key.starts_with("aws_")
                 || key.starts_with("google_")
                 || key.starts_with("azure_") =>
@@ -128,6 +133,7 @@ mod tests {
             "s3.region=eu-west-1",
             "s3.bucket-lookup=path",
             "s3.connections=10",
+            "s3.storage-class=STANDARD",
             "aws_endpoint=http://127.0.0.1:9000",
         ]))
         .unwrap();
@@ -136,11 +142,12 @@ mod tests {
             vec![
                 ("aws_region".into(), "eu-west-1".into()),
                 ("aws_virtual_hosted_style_request".into(), "false".into()),
+                ("s3.connections".into(), "10".into()),
                 ("aws_endpoint".into(), "http://127.0.0.1:9000".into()),
             ]
         );
         assert_eq!(parsed.warnings.len(), 1);
-        assert!(parsed.warnings[0].contains("s3.connections"));
+        assert!(parsed.warnings[0].contains("s3.storage-class"));
     }
 
     #[test]

@@ -14,9 +14,11 @@ use crate::error::{RepoError, Result};
 use crate::host::{hostname, username};
 use crate::key_hint::{self, OpenOptions};
 use crate::lock::{LockGuard, LockStatus, LockTimings, Locks};
-use crate::object::{check_content_id, content_id, seal_object, ObjectKind};
-use crate::storage::{FileType, Storage};
-use crate::unlock::{read_config, KeyOrder};
+use crate::object::{
+    config_exists, content_id, create_config, fetch_config, open_config, KeyFiles,
+};
+use crate::storage::Storage;
+use crate::unlock::{remembered_first, try_alone, KeyOrder};
 use chrono::{DateTime, Utc};
 
 /// The most key files [`Repository::open_with`] examines per open (restic's `maxKeys`): each
@@ -95,7 +97,7 @@ impl Repository {
         options: InitOptions,
         keys: MasterKeys,
     ) -> Result<Repository> {
-        if storage.exists(FileType::Config, "").await? {
+        if config_exists(&storage).await? {
             return Err(RepoError::AlreadyInitialized {
                 location: storage.location().to_string(),
             });
@@ -119,14 +121,10 @@ impl Repository {
         config.validate()?;
         let keys = Arc::new(keys);
         let key_id = write_key(&storage, &keys, password, options.kdf).await?;
-        let sealed = seal_object(
-            &keys,
-            ObjectKind::Config,
-            &serde_json::to_vec(&config).expect("config serializes"),
-        )?;
-        if !storage.create(FileType::Config, "", sealed.into()).await? {
+        if !create_config(&storage, &keys, &config).await? {
             // Lost a race with another init: remove our key and report.
-            storage.delete(FileType::Key, &key_id).await?;
+            let files = KeyFiles::new(&storage);
+            files.delete(&key_id).await?;
             return Err(RepoError::AlreadyInitialized {
                 location: storage.location().to_string(),
             });
@@ -203,32 +201,39 @@ impl Repository {
         password: &[u8],
         options: &OpenOptions,
     ) -> Result<Repository> {
-        let config_bytes = match storage.get(FileType::Config, "").await {
-            Ok(bytes) => bytes,
-            Err(RepoError::MissingObject { .. }) => {
-                return Err(RepoError::RepositoryNotFound {
-                    location: storage.location().to_string(),
-                })
-            }
-            Err(e) => return Err(e),
-        };
+        let config_bytes = fetch_config(&storage).await?;
         // Names this repository in the hint cache before any key has opened it.
         let cache_name = content_id(&config_bytes);
-        let listed = storage.list(FileType::Key).await?;
-        let order = KeyOrder::new(&listed, options, &cache_name);
-        let trial = order.try_keys(&storage, &listed, password).await?;
-        let Some((keys, key_id)) = trial.unlocked else {
-            return Err(RepoError::WrongPassword {
-                location: storage.location().to_string(),
-                detail: trial.detail(listed.len(), order.notes),
-            });
+        let files = KeyFiles::new(&storage);
+        // The key that last opened it here is tried alone first: no listing of the keys.
+        let first = remembered_first(options, &cache_name);
+        let alone = match &first {
+            Some(name) => try_alone(files, name, password)
+                .await?
+                .map(|keys| (keys, name.clone())),
+            None => None,
         };
-        let config = read_config(&keys, &config_bytes)?;
-        if let Some(dir) = &options.cache_dir {
-            if order.remembered.as_deref() != Some(key_id.as_str()) {
-                key_hint::write(dir, &cache_name, &key_id);
+        let (keys, key_id) = match alone {
+            Some(unlocked) => unlocked,
+            None => {
+                let listed = files.list().await?;
+                let order = KeyOrder::new(&listed, options, &cache_name, first.as_deref());
+                let trial = order.try_keys(files, &listed, password).await?;
+                let Some(unlocked) = trial.unlocked else {
+                    return Err(RepoError::WrongPassword {
+                        location: storage.location().to_string(),
+                        detail: trial.detail(listed.len(), order.notes),
+                    });
+                };
+                if let Some(dir) = &options.cache_dir {
+                    if order.remembered.as_deref() != Some(unlocked.1.as_str()) {
+                        key_hint::write(dir, &cache_name, &unlocked.1);
+                    }
+                }
+                unlocked
             }
-        }
+        };
+        let config = open_config(&keys, &config_bytes)?;
         let mut repo = Self::assemble(storage, Arc::new(keys), config, key_id)?;
         repo.cache = options
             .cache_dir
@@ -294,16 +299,21 @@ impl Repository {
         self.storage.transfer_concurrency()
     }
 
+    /// Small reads (trees, metadata files) made at once (see
+    /// [`Storage::reads_in_flight`]).
+    pub fn reads_in_flight(&self) -> usize {
+        self.storage.reads_in_flight()
+    }
+
     /// Every key file by name, with its bytes (or why they could not be read), for checks
     /// that judge key files without unlocking them.
     pub(crate) async fn key_files(&self) -> Result<Vec<(String, Bytes)>> {
+        let files = KeyFiles::new(&self.storage);
         let mut out = Vec::new();
-        for listed in self.storage.list(FileType::Key).await? {
-            match self.storage.get(FileType::Key, &listed.name).await {
-                Ok(bytes) => out.push((listed.name, bytes)),
-                // Removed since the listing (a concurrent `key remove`).
-                Err(RepoError::MissingObject { .. }) => {}
-                Err(e) => return Err(e),
+        for listed in files.list().await? {
+            // `None`: removed since the listing (a concurrent `key remove`).
+            if let Some(bytes) = files.fetch(&listed.name).await? {
+                out.push((listed.name, bytes));
             }
         }
         Ok(out)
@@ -375,11 +385,11 @@ impl Repository {
     /// Lists every key with its info. A key file that does not hash to its name, does not
     /// parse or whose info does not authenticate is an error naming it, not skipped.
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let files = KeyFiles::new(&self.storage);
         let mut out = Vec::new();
-        for listed in self.storage.list(FileType::Key).await? {
-            let object = format!("keys/{}", listed.name);
-            let bytes = self.storage.get(FileType::Key, &listed.name).await?;
-            check_content_id(&object, &listed.name, &bytes)?;
+        for listed in files.list().await? {
+            let object = KeyFiles::object_name(&listed.name);
+            let bytes = files.fetch_checked(&listed.name).await?;
             let key_file = KeyFile::parse(&bytes).map_err(|source| RepoError::Pack {
                 object: object.clone(),
                 source,
@@ -402,7 +412,8 @@ impl Repository {
     /// Removes a key (by full id or unique prefix). Never removes the key in use, so the last
     /// key can never be removed.
     pub async fn remove_key(&self, id_or_prefix: &str) -> Result<String> {
-        let keys = self.storage.list(FileType::Key).await?;
+        let files = KeyFiles::new(&self.storage);
+        let keys = files.list().await?;
         let matches: Vec<_> = keys
             .iter()
             .filter(|k| k.name.starts_with(id_or_prefix))
@@ -425,7 +436,7 @@ impl Repository {
                 "refusing to remove the key this repository was opened with (add another key and open with it first)".into(),
             ));
         }
-        self.storage.delete(FileType::Key, &key).await?;
+        files.delete(&key).await?;
         Ok(key)
     }
 
@@ -436,7 +447,8 @@ impl Repository {
     /// As [`Repository::add_key`].
     pub async fn change_password(&mut self, new_password: &[u8], kdf: KdfParams) -> Result<String> {
         let new_id = write_key(&self.storage, &self.keys, new_password, kdf).await?;
-        self.storage.delete(FileType::Key, &self.key_id).await?;
+        let files = KeyFiles::new(&self.storage);
+        files.delete(&self.key_id).await?;
         self.key_id = new_id.clone();
         Ok(new_id)
     }
@@ -474,10 +486,7 @@ async fn write_key(
                 object: "new key file".into(),
                 source,
             })?;
-    let bytes = Bytes::from(key_file.to_bytes());
-    let id = content_id(&bytes);
-    storage
-        .put_content(FileType::Key, &id, bytes.into())
-        .await?;
-    Ok(id)
+    KeyFiles::new(storage)
+        .store(Bytes::from(key_file.to_bytes()))
+        .await
 }

@@ -5,16 +5,48 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use cairn_pack::{KeyFile, MasterKeys, MAX_KEY_FILE_LEN};
 use zeroize::Zeroizing;
 
-use crate::config::RepoConfig;
 use crate::error::{RepoError, Result};
 use crate::key_hint::{self, OpenOptions};
-use crate::object::{content_id, open_object, ObjectKind};
+use crate::object::{content_id, KeyFiles};
 use crate::repository::MAX_KEYS_TRIED;
-use crate::storage::{FileType, Listed, Storage};
+use crate::storage::Listed;
+
+/// The key file this host remembers opening the repository named `cache_name` with, when
+/// it is to be tried alone before any listing: there is one, and no key hint asks for
+/// another order.
+pub(crate) fn remembered_first(options: &OpenOptions, cache_name: &str) -> Option<String> {
+    if options.key_hint.as_deref().is_some_and(|h| !h.is_empty()) {
+        return None;
+    }
+    key_hint::read(options.cache_dir.as_deref()?, cache_name)
+}
+
+/// Tries key file `name` alone, without listing the key files: one GET where a listing
+/// and a GET would be spent. `None` if it is gone, not what its name says, not a key file,
+/// or the password does not open it (the full search then runs without it).
+pub(crate) async fn try_alone(
+    files: KeyFiles<'_>,
+    name: &str,
+    password: &[u8],
+) -> Result<Option<MasterKeys>> {
+    let Some(bytes) = files.fetch(name).await? else {
+        return Ok(None);
+    };
+    if bytes.len() > MAX_KEY_FILE_LEN || content_id(&bytes) != name {
+        return Ok(None);
+    }
+    let Ok(key_file) = KeyFile::parse(&bytes) else {
+        return Ok(None);
+    };
+    let password = Zeroizing::new(password.to_vec());
+    let unlocked = tokio::task::spawn_blocking(move || key_file.unlock(&password))
+        .await
+        .map_err(RepoError::task("key derivation task"))?;
+    Ok(unlocked.ok())
+}
 
 /// The key files to try, in order, and what was noticed choosing them.
 pub(crate) struct KeyOrder<'a> {
@@ -35,7 +67,13 @@ pub(crate) struct KeyTrial {
 }
 
 impl<'a> KeyOrder<'a> {
-    pub fn new(listed: &'a [Listed], options: &OpenOptions, cache_name: &str) -> Self {
+    /// The order for `listed`, leaving out `tried` (already tried alone).
+    pub fn new(
+        listed: &'a [Listed],
+        options: &OpenOptions,
+        cache_name: &str,
+        tried: Option<&str>,
+    ) -> Self {
         let mut notes: Vec<String> = Vec::new();
         let mut first: Vec<&str> = Vec::new();
         if let Some(hint) = options.key_hint.as_deref().filter(|h| !h.is_empty()) {
@@ -66,7 +104,17 @@ impl<'a> KeyOrder<'a> {
             .iter()
             .map(|l| l.name.as_str())
             .filter(|name| !first.contains(name));
-        let order = first.iter().copied().chain(rest).collect();
+        let order = first
+            .iter()
+            .copied()
+            .chain(rest)
+            .filter(|name| Some(*name) != tried)
+            .collect();
+        if let Some(tried) = tried {
+            notes.push(format!(
+                "keys/{tried}, which last opened this repository here, was tried first"
+            ));
+        }
         KeyOrder {
             order,
             remembered,
@@ -77,7 +125,7 @@ impl<'a> KeyOrder<'a> {
     /// Tries the key files in order until one opens with `password`.
     pub async fn try_keys(
         &self,
-        storage: &Storage,
+        files: KeyFiles<'_>,
         listed: &[Listed],
         password: &[u8],
     ) -> Result<KeyTrial> {
@@ -98,7 +146,7 @@ impl<'a> KeyOrder<'a> {
                 break;
             }
             let size = listed.iter().find(|l| l.name == name).map_or(0, |l| l.size);
-            let Some(key_file) = trial.fetch(storage, name, size).await? else {
+            let Some(key_file) = trial.fetch(files, name, size).await? else {
                 continue;
             };
             trial.derived += 1;
@@ -123,18 +171,21 @@ impl KeyTrial {
     /// Reads key file `name` and checks it before any derivation: not oversized, named by
     /// the hash of its bytes (a file copied or altered under another name is not the key
     /// file it claims to be), well-formed. `None` (noted) if it is not worth deriving.
-    async fn fetch(&mut self, storage: &Storage, name: &str, size: u64) -> Result<Option<KeyFile>> {
-        let object = format!("keys/{name}");
+    async fn fetch(
+        &mut self,
+        files: KeyFiles<'_>,
+        name: &str,
+        size: u64,
+    ) -> Result<Option<KeyFile>> {
+        let object = KeyFiles::object_name(name);
         if size > MAX_KEY_FILE_LEN as u64 {
             self.skipped
                 .push(format!("{object} ({size} bytes, larger than any key file)"));
             return Ok(None);
         }
-        let bytes: Bytes = match storage.get(FileType::Key, name).await {
-            Ok(bytes) => bytes,
-            // Removed since the listing (a concurrent `key remove`): not ours.
-            Err(RepoError::MissingObject { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+        // Removed since the listing (a concurrent `key remove`): not ours.
+        let Some(bytes) = files.fetch(name).await? else {
+            return Ok(None);
         };
         let actual = content_id(&bytes);
         if actual != name {
@@ -172,17 +223,4 @@ impl KeyTrial {
         }
         detail
     }
-}
-
-/// Opens and validates the config with the unlocked keys. It authenticated, so it was
-/// written with the key: a value out of range is damage (or a hostile key holder), not the
-/// caller's mistake.
-pub(crate) fn read_config(keys: &MasterKeys, sealed: &[u8]) -> Result<RepoConfig> {
-    let plain = open_object(keys, ObjectKind::Config, "config", sealed)?;
-    let config: RepoConfig = serde_json::from_slice(&plain)
-        .map_err(|e| RepoError::corrupt("config", format!("invalid JSON: {e}")))?;
-    config
-        .validate()
-        .map_err(|e| e.invalid_as_corrupt("config"))?;
-    Ok(config)
 }

@@ -20,8 +20,10 @@ use crate::index::Index;
 use crate::tree::Tree;
 use crate::Repository;
 
-/// Tree reads in flight by default.
-pub const TREE_READS: usize = 16;
+/// Tree reads in flight by default (the storage's [`reads_in_flight`] unless set).
+///
+/// [`reads_in_flight`]: crate::Storage::reads_in_flight
+pub const TREE_READS: usize = crate::storage::DEFAULT_READS_IN_FLIGHT;
 
 /// One tree the walk reached.
 #[derive(Debug)]
@@ -48,14 +50,15 @@ pub struct TreeWalker<'a> {
 }
 
 impl<'a> TreeWalker<'a> {
-    /// A walker reading through `index`, [`TREE_READS`] trees at a time.
+    /// A walker reading through `index`, as many trees at a time as the storage reads
+    /// in flight ([`crate::Storage::reads_in_flight`]).
     pub fn new(repo: &'a Repository, index: &'a Index) -> Self {
         TreeWalker {
             repo,
             index,
             fallback: None,
             seen: HashSet::new(),
-            concurrency: TREE_READS,
+            concurrency: repo.reads_in_flight(),
         }
     }
 

@@ -251,9 +251,9 @@ async fn a_frozen_backup_never_saves_a_broken_snapshot_s3() {
     frozen_backup(storage).await;
 }
 
-/// While a maintenance lock's holder refreshes it (between its read and its write), the
-/// lock is removed by `unlock --remove-all` and taken by another prune: the refresh must
-/// lose, never overwrite the new holder's lock.
+/// While a maintenance lock's holder refreshes it (just before its conditional write
+/// reaches the store), the lock is removed by `unlock --remove-all` and taken by another
+/// prune: the refresh must lose, never overwrite the new holder's lock.
 async fn refresh_race(storage: Storage) {
     Repository::init(storage.clone(), PASSWORD, fast_init())
         .await
@@ -267,7 +267,7 @@ async fn refresh_race(storage: Storage) {
 
     let taken: Arc<Mutex<Option<LockGuard>>> = Arc::default();
     let slot = Arc::clone(&taken);
-    gate.intercept_read(
+    gate.intercept_write(
         "locks/maintenance",
         Box::new(move || {
             Box::pin(async move {

@@ -4,7 +4,6 @@ use cairn_repo::Outcome;
 use std::path::PathBuf;
 
 use cairn_repo::blobs::ReadAhead;
-use cairn_repo::walk::TREE_READS;
 use cairn_repo::{Node, NodeKind};
 use chrono::{DateTime, SecondsFormat};
 use serde_json::json;
@@ -90,7 +89,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
     }
     // Depth first in name order, as restic prints; each tree's subtrees are read ahead
     // while its entries print, so a remote store is not paid one round trip per directory.
-    let trees = ReadAhead::start(repo.clone(), index, TREE_READS);
+    let trees = ReadAhead::start(repo.clone(), index, repo.reads_in_flight());
     let mut stack = vec![(prefix, start)];
     while let Some((dir, tree_id)) = stack.pop() {
         let tree = trees.read_tree_async(&tree_id).await?;

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
 use crate::host::{hostname, username};
-use crate::object::{open_named, seal_named, ObjectKind};
-use crate::storage::{FileType, Listed, Replaced, Storage, MAINTENANCE_LOCK};
+use crate::object::{NamedFile, NamedFiles, ObjectKind};
+use crate::storage::{FileType, Listed, ObjectVersion, Replaced, Storage, MAINTENANCE_LOCK};
 use holder::{boot_time, holder_gone, ProcessIdentity};
 
 /// How often locks are rewritten and when an unrefreshed lock counts as stale.
@@ -229,6 +229,13 @@ struct GuardState {
     /// One refresh at a time: the background refresher and `refresh_now` would otherwise
     /// see each other's conditional writes as someone else's.
     refreshing: tokio::sync::Mutex<()>,
+    /// What the lock holds, as last written (with its store-clock creation time once known).
+    info: Mutex<LockInfo>,
+    /// The version of the lock as this holder last wrote it, when the store confirmed it
+    /// (its tag read back right after the write). A refresh then replaces that version
+    /// without reading the lock first: the conditional write itself proves it is still
+    /// ours. `None` when not known; the next refresh reads the lock and checks its token.
+    written: Mutex<Option<ObjectVersion>>,
 }
 
 impl GuardState {
@@ -250,8 +257,7 @@ impl GuardState {
 /// background when a tokio runtime is available; if the process dies instead, the lock goes
 /// stale after the expiry, or at once for `unlock` on the same host.
 pub struct LockGuard {
-    storage: Storage,
-    keys: Arc<cairn_pack::MasterKeys>,
+    files: NamedFiles<LockInfo>,
     name: String,
     created: DateTime<Utc>,
     timings: LockTimings,
@@ -277,8 +283,7 @@ fn lock_object(name: &str) -> String {
 /// usefulness, and refreshing a released lock fails as "removed".
 #[derive(Clone)]
 pub struct LockConfirmer {
-    storage: Storage,
-    keys: Arc<cairn_pack::MasterKeys>,
+    files: NamedFiles<LockInfo>,
     name: String,
     timings: LockTimings,
     state: Arc<GuardState>,
@@ -298,14 +303,7 @@ impl LockConfirmer {
     /// # Errors
     /// As [`LockGuard::refresh_now`].
     pub async fn confirm(&self) -> Result<DateTime<Utc>> {
-        let refreshed = refresh_once(
-            &self.storage,
-            &self.keys,
-            &self.name,
-            &self.state,
-            &self.timings,
-        )
-        .await?;
+        let refreshed = refresh_once(&self.files, &self.name, &self.state, &self.timings).await?;
         check_state(&self.state, &self.name, &self.timings)?;
         Ok(refreshed.at)
     }
@@ -315,8 +313,7 @@ impl LockGuard {
     /// A handle that confirms this lock from another task.
     pub fn confirmer(&self) -> LockConfirmer {
         LockConfirmer {
-            storage: self.storage.clone(),
-            keys: Arc::clone(&self.keys),
+            files: self.files.clone(),
             name: self.name.clone(),
             timings: self.timings,
             state: Arc::clone(&self.state),
@@ -363,7 +360,7 @@ impl LockGuard {
             task.abort();
         }
         self.released = true;
-        self.storage.delete(FileType::Lock, &self.name).await
+        self.files.delete(&self.name).await
     }
 }
 
@@ -374,10 +371,10 @@ impl Drop for LockGuard {
         }
         if !self.released {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let storage = self.storage.clone();
+                let files = self.files.clone();
                 let name = self.name.clone();
                 handle.spawn(async move {
-                    let _ = storage.delete(FileType::Lock, &name).await;
+                    let _ = files.delete(&name).await;
                 });
             }
         }
@@ -416,9 +413,12 @@ struct Refreshed {
 }
 
 /// Rewrites the lock if it is still ours and has not lapsed; records the loss otherwise.
+///
+/// Two requests when the version last written is known (a conditional replace of exactly
+/// that version, then a HEAD for the store's time of the rewrite), three otherwise (the
+/// lock is read back first and its token checked).
 async fn refresh_once(
-    storage: &Storage,
-    keys: &cairn_pack::MasterKeys,
+    files: &NamedFiles<LockInfo>,
     name: &str,
     state: &GuardState,
     timings: &LockTimings,
@@ -427,67 +427,125 @@ async fn refresh_once(
     let started = boot_time();
     // A lapse is final: never revive a lock others may already have treated as gone.
     check_state(state, name, timings)?;
-    let object = lock_object(name);
-    let lose = |reason: String| {
-        state.lose(reason);
-        lost_error(name, state.lost().unwrap_or_default())
-    };
-    let (sealed, seen) = match storage.get_versioned(FileType::Lock, name).await {
-        Ok(found) => found,
-        Err(RepoError::MissingObject { .. }) => {
-            return Err(lose("it was removed (by `unlock`?)".into()))
+    // Taken, not copied: if anything below fails, the next refresh reads the lock again.
+    let known = state.written.lock().expect("lock state").take();
+    let mut info = state.info.lock().expect("lock state").clone();
+    let mut outcome = None;
+    if let Some(seen) = known {
+        // The first rewrite records the store-clock creation time; prune relies on it.
+        info.created.get_or_insert(seen.last_modified);
+        // Re-sealing gives a fresh nonce; the rewrite's store time is the refresh time.
+        if let Replaced::Done(written) = files.replace(name, &info, &seen).await? {
+            outcome = Some((seen, written));
         }
-        Err(e) => return Err(e),
-    };
-    let mut info = match decode_lock(keys, &object, &sealed) {
-        Ok(info) => info,
-        Err(e) => {
-            return Err(lose(format!(
-                "it was replaced by an object that does not authenticate: {e}"
-            )))
-        }
-    };
-    // A different token means someone removed this lock and took it: never adopt.
-    if info.token != state.token {
-        return Err(lose(format!("taken over by {}", info.describe())));
+        // Changed since this holder wrote it: read it back below to learn by whom (a
+        // store may also retag an object it did not rewrite).
     }
-    // The first rewrite records the store-clock creation time; prune relies on it.
+    let (seen, written) = match outcome {
+        Some(done) => done,
+        None => {
+            let (stored, seen) = read_own(files, name, state).await?;
+            info.created = Some(stored.created.unwrap_or(seen.last_modified));
+            match files.replace(name, &info, &seen).await? {
+                Replaced::Done(written) => (seen, written),
+                Replaced::Changed => return Err(lose(
+                    state,
+                    name,
+                    "it was removed or replaced while being refreshed (by `unlock` and another holder?)"
+                        .into(),
+                )),
+            }
+        }
+    };
     let created = *info.created.get_or_insert(seen.last_modified);
-    // Re-sealing gives a fresh nonce; the rewrite's store time is the refresh time.
-    let sealed = seal_named(keys, ObjectKind::Lock, &object, &encode_lock(&info))?;
-    match storage
-        .replace(FileType::Lock, name, sealed.into(), &seen)
-        .await?
-    {
-        Replaced::Done => {}
-        Replaced::Changed => return Err(lose(
-            "it was removed or replaced while being refreshed (by `unlock` and another holder?)"
-                .into(),
-        )),
+    let now = files.version(name).await?;
+    if written.e_tag.is_some() || written.version.is_some() {
+        // The store tags its objects: what the HEAD saw must be what was just written,
+        // or someone removed this lock and took it in between.
+        if !written.is(&now) {
+            return Err(lose(
+                state,
+                name,
+                "it was replaced right after being refreshed (by `unlock` and another holder?)"
+                    .into(),
+            ));
+        }
+        *state.written.lock().expect("lock state") = Some(now.clone());
     }
-    let at = storage.head(FileType::Lock, name).await?.last_modified;
+    *state.info.lock().expect("lock state") = info;
     // By the store's clock: how long was the lock left unrefreshed? A frozen process, a
     // paused VM or a stalled network all show here even when this host's clocks did not
     // see the time pass.
+    let at = now.last_modified;
     let gap = at.signed_duration_since(seen.last_modified);
     if gap > timings.safe_gap() {
-        return Err(lose(format!(
-            "lock lapsed: by the store's clock it went {}s without a refresh (expiry {}s), so others may have treated this run as gone",
-            gap.num_seconds(),
-            timings.expiry.as_secs()
-        )));
+        return Err(lose(
+            state,
+            name,
+            format!(
+                "lock lapsed: by the store's clock it went {}s without a refresh (expiry {}s), so others may have treated this run as gone",
+                gap.num_seconds(),
+                timings.expiry.as_secs()
+            ),
+        ));
     }
     *state.last_ok.lock().expect("lock state") = started;
     Ok(Refreshed { at, created })
 }
 
-fn encode_lock(info: &LockInfo) -> Vec<u8> {
-    serde_json::to_vec(info).expect("lock info serializes")
+/// Reads the lock back and checks that it is still this holder's: it exists,
+/// authenticates under its name and carries this holder's token.
+async fn read_own(
+    files: &NamedFiles<LockInfo>,
+    name: &str,
+    state: &GuardState,
+) -> Result<(LockInfo, ObjectVersion)> {
+    let (sealed, seen) = match files.fetch_versioned(name).await {
+        Ok(found) => found,
+        Err(RepoError::MissingObject { .. }) => {
+            return Err(lose(state, name, "it was removed (by `unlock`?)".into()))
+        }
+        Err(e) => return Err(e),
+    };
+    let info = files.open(name, &sealed).map_err(|e| {
+        lose(
+            state,
+            name,
+            format!("it was replaced by an object that does not authenticate: {e}"),
+        )
+    })?;
+    // A different token means someone removed this lock and took it: never adopt.
+    if info.token != state.token {
+        return Err(lose(
+            state,
+            name,
+            format!("taken over by {}", info.describe()),
+        ));
+    }
+    Ok((info, seen))
 }
 
-fn decode_lock(keys: &cairn_pack::MasterKeys, object: &str, sealed: &[u8]) -> Result<LockInfo> {
-    let plain = open_named(keys, ObjectKind::Lock, object, sealed)?;
-    parse_lock_info(&plain, object)
+/// Records the loss (final) and returns the error saying why.
+fn lose(state: &GuardState, name: &str, reason: String) -> RepoError {
+    state.lose(reason);
+    lost_error(name, state.lost().unwrap_or_default())
+}
+
+impl NamedFile for LockInfo {
+    const FILE_TYPE: FileType = FileType::Lock;
+    const KIND: ObjectKind = ObjectKind::Lock;
+
+    fn encode_file(&self) -> Vec<u8> {
+        encode_lock(self)
+    }
+
+    fn decode_file(plain: &[u8], object: &str) -> Result<Self> {
+        parse_lock_info(plain, object)
+    }
+}
+
+fn encode_lock(info: &LockInfo) -> Vec<u8> {
+    serde_json::to_vec(info).expect("lock info serializes")
 }
 
 /// Parses a lock's plaintext (after authentication).
@@ -524,15 +582,14 @@ fn random_name() -> String {
 /// (docs/format.md#locks-and-concurrency). Made by [`crate::Repository::locks`]; cheap to clone.
 #[derive(Clone)]
 pub struct Locks {
-    storage: Storage,
-    keys: Arc<cairn_pack::MasterKeys>,
+    files: NamedFiles<LockInfo>,
     lock_timings: LockTimings,
 }
 
 impl std::fmt::Debug for Locks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Locks")
-            .field("storage", &self.storage.location())
+            .field("storage", &self.files.location())
             .field("timings", &self.lock_timings)
             .finish_non_exhaustive()
     }
@@ -546,8 +603,7 @@ impl Locks {
         timings: LockTimings,
     ) -> Self {
         Locks {
-            storage,
-            keys,
+            files: NamedFiles::new(storage, keys),
             lock_timings: timings,
         }
     }
@@ -555,7 +611,7 @@ impl Locks {
     /// Every lock object, with staleness judged at `now` (the store's clock: see
     /// [`Locks::store_time`]) and holders on this host checked for existence.
     pub async fn list_locks_at(&self, now: DateTime<Utc>) -> Result<Vec<LockStatus>> {
-        let listed = self.storage.list(FileType::Lock).await?;
+        let listed = self.files.list().await?;
         let expiry = self.lock_timings.expiry_chrono();
         let host = hostname();
         let here = ProcessIdentity::current();
@@ -567,9 +623,8 @@ impl Locks {
                      last_modified,
                      ..
                  }| async move {
-                    let object = lock_object(&name);
-                    let (info, problem) = match self.storage.get(FileType::Lock, &name).await {
-                        Ok(sealed) => match decode_lock(&self.keys, &object, &sealed) {
+                    let (info, problem) = match self.files.fetch(&name).await {
+                        Ok(sealed) => match self.files.open(&name, &sealed) {
                             Ok(info) => (Some(info), None),
                             Err(e) => (None, Some(e.to_string())),
                         },
@@ -611,17 +666,11 @@ impl Locks {
     /// every host sees.
     pub async fn store_time(&self) -> Result<DateTime<Utc>> {
         let name = random_name();
-        let sealed = seal_named(
-            &self.keys,
-            ObjectKind::Lock,
-            &lock_object(&name),
-            &encode_lock(&new_info(LockKind::Backup)),
-        )?;
-        self.storage
-            .create(FileType::Lock, &name, sealed.into())
+        self.files
+            .create(&name, &new_info(LockKind::Backup))
             .await?;
-        let at = self.storage.head(FileType::Lock, &name).await;
-        self.storage.delete(FileType::Lock, &name).await?;
+        let at = self.files.version(&name).await;
+        self.files.delete(&name).await?;
         Ok(at?.last_modified)
     }
 
@@ -642,14 +691,8 @@ impl Locks {
 
     async fn take_lock(&self, name: String, kind: LockKind) -> Result<LockGuard> {
         let info = new_info(kind);
-        let object = lock_object(&name);
-        let sealed = seal_named(&self.keys, ObjectKind::Lock, &object, &encode_lock(&info))?;
         let started = boot_time();
-        if !self
-            .storage
-            .create(FileType::Lock, &name, sealed.into())
-            .await?
-        {
+        let Some(written) = self.files.create(&name, &info).await? else {
             let holder = self
                 .list_locks()
                 .await?
@@ -666,33 +709,46 @@ impl Locks {
                 None => ("a lock released just now".into(), "; try again".into()),
             };
             return Err(RepoError::Locked { holder, hint });
-        }
+        };
         let state = Arc::new(GuardState {
             token: info.token.clone(),
             last_ok: Mutex::new(started),
             lost: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            info: Mutex::new(info),
+            written: Mutex::new(None),
         });
-        // The first rewrite records the store-clock creation time at once.
-        let first =
-            refresh_once(&self.storage, &self.keys, &name, &state, &self.lock_timings).await;
-        let created = match first {
-            Ok(refreshed) => refreshed.created,
+        // The store's time of the creation: the lock's `created`, and where the first
+        // refresh's store-clock gap starts. When the store tags objects and the tag read
+        // back is the one just written, that is one HEAD; otherwise the lock is rewritten
+        // at once, as a refresh (read back, token checked), which records the time in it.
+        let created = match self.files.version(&name).await {
+            Ok(now) if written.is(&now) => {
+                state.info.lock().expect("lock state").created = Some(now.last_modified);
+                *state.written.lock().expect("lock state") = Some(now.clone());
+                Ok(now.last_modified)
+            }
+            Ok(_) => refresh_once(&self.files, &name, &state, &self.lock_timings)
+                .await
+                .map(|refreshed| refreshed.created),
+            Err(e) => Err(e),
+        };
+        let created = match created {
+            Ok(created) => created,
             Err(e) => {
-                let _ = self.storage.delete(FileType::Lock, &name).await;
+                let _ = self.files.delete(&name).await;
                 return Err(e);
             }
         };
         let refresher = {
-            let storage = self.storage.clone();
-            let keys = Arc::clone(&self.keys);
+            let files = self.files.clone();
             let name = name.clone();
             let state = Arc::clone(&state);
             let timings = self.lock_timings;
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(timings.refresh).await;
-                    match refresh_once(&storage, &keys, &name, &state, &timings).await {
+                    match refresh_once(&files, &name, &state, &timings).await {
                         Err(RepoError::LockLost { .. }) => return,
                         // A transient failure is retried next round; the guard's check
                         // fails for good if they persist until the lock could be stale.
@@ -702,8 +758,7 @@ impl Locks {
             })
         };
         Ok(LockGuard {
-            storage: self.storage.clone(),
-            keys: Arc::clone(&self.keys),
+            files: self.files.clone(),
             name,
             created,
             timings: self.lock_timings,
@@ -727,7 +782,7 @@ impl Locks {
                 None if remove_all => "--remove-all".to_string(),
                 None => continue,
             };
-            self.storage.delete(FileType::Lock, &lock.name).await?;
+            self.files.delete(&lock.name).await?;
             removed.push((lock.name, reason));
         }
         Ok(removed)
@@ -737,6 +792,7 @@ impl Locks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::seal_named;
     use crate::{InitOptions, Repository};
 
     async fn repo() -> Repository {
@@ -800,6 +856,54 @@ mod tests {
         ));
         assert!(matches!(held.check(), Err(RepoError::LockLost { .. })));
         assert!(marker.refresh_now().await.is_err());
+    }
+
+    /// Requests (put, head, get) made on locks since `before`.
+    fn lock_requests(repo: &Repository, before: &crate::storage::Requests) -> (u64, u64, u64) {
+        let now = repo.storage().requests().since(before);
+        now.of(FileType::Lock)
+            .map_or((0, 0, 0), |k| (k.put, k.head, k.get))
+    }
+
+    #[tokio::test]
+    async fn taking_and_refreshing_a_lock_costs_two_requests_each() {
+        let repo = repo().await;
+        let before = repo.storage().requests();
+        let held = repo.lock_maintenance().await.unwrap();
+        // The exclusive create, then a HEAD for its store time: no rewrite, no read.
+        assert_eq!(lock_requests(&repo, &before), (1, 1, 0));
+        let before = repo.storage().requests();
+        held.refresh_now().await.unwrap();
+        held.refresh_now().await.unwrap();
+        // Each refresh: the conditional rewrite of the version last written, a HEAD.
+        assert_eq!(lock_requests(&repo, &before), (2, 2, 0));
+        // The creation time was recorded by the first rewrite, as the store saw it.
+        let status = repo.list_locks().await.unwrap().remove(0);
+        assert_eq!(Some(held.created()), status.info.unwrap().created);
+    }
+
+    #[tokio::test]
+    async fn a_lock_retagged_but_still_ours_is_read_back_and_kept() {
+        let repo = repo().await;
+        let held = repo.lock_maintenance().await.unwrap();
+        // Same bytes, new version: the store's tag changes without anyone taking the lock.
+        let bytes = repo.storage.get(FileType::Lock, held.name()).await.unwrap();
+        repo.storage
+            .overwrite(FileType::Lock, held.name(), bytes.into())
+            .await
+            .unwrap();
+        let before = repo.storage().requests();
+        held.refresh_now().await.unwrap();
+        // The rewrite of the stale version fails; the lock is read, found ours, rewritten.
+        assert_eq!(lock_requests(&repo, &before), (2, 1, 1));
+        held.check().unwrap();
+        let before = repo.storage().requests();
+        held.refresh_now().await.unwrap();
+        assert_eq!(
+            lock_requests(&repo, &before),
+            (1, 1, 0),
+            "back on the short path"
+        );
     }
 
     #[tokio::test]

@@ -18,9 +18,6 @@ use crate::error::{RepoError, Result};
 use crate::storage::FileType;
 use crate::Repository;
 
-/// Parallel reads when reading every file of one type.
-const READ_CONCURRENCY: usize = 8;
-
 /// A kind of sealed, content-addressed repository file.
 pub trait SealedFile: Sized + Send + 'static {
     /// The directory files of this kind live in.
@@ -140,7 +137,7 @@ impl Repository {
                 let read = self.read_file::<T>(&id).await;
                 (id, read)
             })
-            .buffer_unordered(READ_CONCURRENCY)
+            .buffer_unordered(self.reads_in_flight())
             .collect()
             .await
     }

@@ -31,7 +31,7 @@ impl Repository {
         prefix: PathBuf,
         writer: W,
     ) -> Result<u64> {
-        let blobs = ReadAhead::start(self.clone(), index, crate::walk::TREE_READS);
+        let blobs = ReadAhead::start(self.clone(), index, self.reads_in_flight());
         tokio::task::spawn_blocking(move || {
             let mut archive = tar::Builder::new(writer);
             archive.follow_symlinks(false);

@@ -1,5 +1,7 @@
 //! Repository metrics in Prometheus text exposition, for node_exporter's textfile collector:
-//! recovery points per group, the last check, sizes and counts.
+//! recovery points per group, the last check, sizes and counts, and the requests made to the
+//! store through this repository handle (for the CLI, the metrics run itself; for a
+//! long-lived handle of the C ABI or the crate, every operation since it was opened).
 //!
 //! Every series carries a `repository` label (the first 8 hex digits of the repository id) so
 //! several repositories' files can sit in one textfile directory without clashing.
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -20,6 +23,7 @@ use crate::ops::forget::GroupBy;
 use crate::ops::rpo::{evaluate, RpoOptions};
 use crate::records::CheckRecord;
 use crate::snapshot::SnapshotFilter;
+use crate::storage::Requests;
 use crate::Repository;
 
 /// One group's recovery points, as Unix timestamps.
@@ -64,6 +68,20 @@ pub struct Metrics {
     pub last_check: Option<CheckRecord>,
     /// Time of the newest check that found no damage.
     pub last_successful_check: Option<i64>,
+    /// Requests made to the store through this handle so far, per file type.
+    pub requests: Requests,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    kind: String,
+    op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransferLabels {
+    kind: String,
+    direction: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -149,6 +167,46 @@ impl Metrics {
         ]
     }
 
+    /// `cairn_storage_requests_total{kind, op}` and `cairn_storage_bytes_total{kind,
+    /// direction}`: what was asked of the store, per file type.
+    fn register_requests(&self, registry: &mut Registry) {
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "storage_requests",
+            "Requests made to the store through this repository handle, per file type and operation",
+            requests.clone(),
+        );
+        let bytes = Family::<TransferLabels, Counter>::default();
+        registry.register(
+            "storage_bytes",
+            "Bytes read from and written to the store through this repository handle, per file type",
+            bytes.clone(),
+        );
+        for kind in &self.requests.kinds {
+            let ops = [
+                ("get", kind.get),
+                ("put", kind.put),
+                ("head", kind.head),
+                ("list", kind.list),
+                ("delete", kind.delete),
+            ];
+            for (op, count) in ops.into_iter().filter(|(_, count)| *count > 0) {
+                let labels = RequestLabels {
+                    kind: kind.kind.clone(),
+                    op: op.into(),
+                };
+                requests.get_or_create(&labels).inc_by(count);
+            }
+            for (direction, count) in [("read", kind.bytes_read), ("written", kind.bytes_written)] {
+                let labels = TransferLabels {
+                    kind: kind.kind.clone(),
+                    direction: direction.into(),
+                };
+                bytes.get_or_create(&labels).inc_by(count);
+            }
+        }
+    }
+
     /// The metrics in Prometheus text exposition format (version 0.0.4), every family with
     /// HELP and TYPE lines.
     pub fn to_prometheus(&self) -> String {
@@ -203,6 +261,7 @@ impl Metrics {
                 gauge(&mut registry, name, help, value);
             }
         }
+        self.register_requests(&mut registry);
         let mut text = String::new();
         prometheus_client::encoding::text::encode_registry(&mut text, &registry)
             .expect("writing to a String cannot fail");
@@ -302,6 +361,8 @@ impl Repository {
                 .find(|c| c.1.ok)
                 .and_then(|c| unix(&c.1.time)),
             last_check: checks.last().map(|c| c.1.clone()),
+            // Last, so the requests of gathering these metrics count too.
+            requests: self.storage().requests(),
         })
     }
 }
@@ -338,6 +399,15 @@ mod tests {
                 hostname: "h".into(),
             }),
             last_successful_check: None,
+            requests: Requests {
+                kinds: vec![crate::storage::RequestKind {
+                    kind: "index".into(),
+                    get: 4,
+                    list: 1,
+                    bytes_read: 2048,
+                    ..Default::default()
+                }],
+            },
         }
     }
 
@@ -357,6 +427,21 @@ mod tests {
         assert!(!text.contains("cairn_snapshot_newest_verified_timestamp_seconds{"));
         assert!(!text.contains("cairn_check_last_success_timestamp_seconds{"));
         assert!(!text.contains("# EOF"));
+        // What the store was asked, as counters; operations never made are left out.
+        assert!(
+            text.contains("# TYPE cairn_storage_requests counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "cairn_storage_requests_total{repository=\"0123abcd\",kind=\"index\",op=\"get\"} 4"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("op=\"put\""), "{text}");
+        assert!(text.contains(
+            "cairn_storage_bytes_total{repository=\"0123abcd\",kind=\"index\",direction=\"read\"} 2048"
+        ), "{text}");
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Repository {
             blobs: ReadAhead::start(
                 self.clone(),
                 Arc::clone(&prepared.index),
-                crate::walk::TREE_READS,
+                self.reads_in_flight(),
             ),
             index: Arc::clone(&prepared.index),
             saver: Arc::clone(&prepared.saver),

@@ -32,7 +32,48 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     location: String,
     remote: bool,
+    /// Requests at once, when the user chose (`-o s3.connections=N`).
+    connections: Option<usize>,
     log: Arc<RequestLog>,
+}
+
+/// Small reads (trees, index files, snapshots) in flight at once by default: enough to
+/// hide a 20-50 ms round trip, few enough for any store's rate limits.
+pub const DEFAULT_READS_IN_FLIGHT: usize = 16;
+
+/// True for the backend option that sets how many requests are made at once: restic's
+/// `s3.connections` (and `gs.`, `azure.`, `b2.`, `rest.`, ... of the other backends), or
+/// plain `connections`.
+pub fn is_connections_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "connections"
+        || key
+            .split_once('.')
+            .is_some_and(|(backend, rest)| rest == "connections" && !backend.is_empty())
+}
+
+/// Backend options as (key, value) pairs.
+type Settings = Vec<(String, String)>;
+
+/// Splits the connections option off the backend options and parses it.
+fn split_connections(options: &[(String, String)]) -> Result<(Option<usize>, Settings)> {
+    let mut connections = None;
+    let mut rest = Vec::new();
+    for (key, value) in options {
+        if !is_connections_option(key) {
+            rest.push((key.clone(), value.clone()));
+            continue;
+        }
+        match value.trim().parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => connections = Some(n),
+            _ => {
+                return Err(RepoError::InvalidInput(format!(
+                    "backend option {key}={value:?}: a number of connections from 1 to 1024"
+                )))
+            }
+        }
+    }
+    Ok((connections, rest))
 }
 
 /// Objects larger than this are uploaded in parts.
@@ -60,11 +101,47 @@ pub struct ObjectVersion {
     pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
+/// What the store said of an object it just wrote: the tag and version a later
+/// [`Storage::head_version`] must show if nobody wrote it since. Either may be absent (the
+/// store reports none), and then nothing can be concluded from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The new object's entity tag.
+    pub e_tag: Option<String>,
+    /// The new object's version id.
+    pub version: Option<String>,
+}
+
+impl Written {
+    fn of(result: object_store::PutResult) -> Self {
+        Written {
+            e_tag: result.e_tag,
+            version: result.version,
+        }
+    }
+
+    /// True when `seen` is certainly the object this write stored: the store reported a
+    /// tag (or version) for the write and `seen` carries the same one.
+    pub fn is(&self, seen: &ObjectVersion) -> bool {
+        match (&self.e_tag, &self.version) {
+            (None, None) => false,
+            (e_tag, version) => {
+                e_tag
+                    .as_ref()
+                    .is_none_or(|t| seen.e_tag.as_ref() == Some(t))
+                    && version
+                        .as_ref()
+                        .is_none_or(|v| seen.version.as_ref() == Some(v))
+            }
+        }
+    }
+}
+
 /// What a conditional [`Storage::replace`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Replaced {
     /// The object was still the version read and is now the new content.
-    Done,
+    Done(Written),
     /// The object was changed or removed since it was read; nothing was written.
     Changed,
 }
@@ -81,6 +158,7 @@ impl Storage {
             store,
             location,
             remote,
+            connections: None,
             log: Arc::default(),
         }
     }
@@ -88,12 +166,25 @@ impl Storage {
     /// Objects transferred at once by bulk operations (pack uploads, restore reads): a local
     /// disk writes a pack faster than the pipeline fills the next, while a network store
     /// hides latency with more. Each one in flight holds up to a pack (16 MiB) in memory.
+    /// The connections option, when given, sets it.
     pub fn transfer_concurrency(&self) -> usize {
-        if self.remote {
-            4
-        } else {
-            1
+        match (self.connections, self.remote) {
+            (Some(n), _) => n,
+            (None, true) => 4,
+            (None, false) => 1,
         }
+    }
+
+    /// Small reads (trees, metadata files) made at once: the connections option when given,
+    /// else [`DEFAULT_READS_IN_FLIGHT`].
+    pub fn reads_in_flight(&self) -> usize {
+        self.connections.unwrap_or(DEFAULT_READS_IN_FLIGHT)
+    }
+
+    /// This storage with `connections` requests at once (see [`is_connections_option`]).
+    pub fn with_connections(mut self, connections: usize) -> Storage {
+        self.connections = Some(connections.max(1));
+        self
     }
 
     /// Opens the store a repository location names (see [`parse_location`]).
@@ -116,8 +207,11 @@ impl Storage {
         create_local: bool,
         options: &[(String, String)],
     ) -> Result<Self> {
-        let store = url::open_location(location, create_local, options)?;
-        Ok(Storage::new(store, location))
+        let (connections, options) = split_connections(options)?;
+        let store = url::open_location(location, create_local, &options)?;
+        let mut storage = Storage::new(store, location);
+        storage.connections = connections;
+        Ok(storage)
     }
 
     /// The same repository location through a wrapper of its object store (request
@@ -130,6 +224,7 @@ impl Storage {
             store: wrap(Arc::clone(&self.store)),
             location: self.location.clone(),
             remote: self.remote,
+            connections: self.connections,
             log: Arc::clone(&self.log),
         }
     }
@@ -244,7 +339,7 @@ impl Storage {
                 ..Default::default()
             };
             match self.store.put_opts(&path, payload.clone(), options).await {
-                Ok(_) => return Ok(Replaced::Done),
+                Ok(result) => return Ok(Replaced::Done(Written::of(result))),
                 Err(
                     object_store::Error::Precondition { .. }
                     | object_store::Error::NotFound { .. }
@@ -297,7 +392,7 @@ impl Storage {
             ..Default::default()
         };
         let created = match self.store.put_opts(path, payload, options).await {
-            Ok(_) => Replaced::Done,
+            Ok(result) => Replaced::Done(Written::of(result)),
             Err(object_store::Error::AlreadyExists { .. }) => Replaced::Changed,
             Err(e) => return Err(Self::storage_error(path, e)),
         };
@@ -353,6 +448,22 @@ impl Storage {
         })
     }
 
+    /// The version of an object now: tag, version id and modification time.
+    pub async fn head_version(&self, file_type: FileType, name: &str) -> Result<ObjectVersion> {
+        let path = file_type.path(name);
+        self.count(file_type, Op::Head);
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| Self::storage_error(&path, e))?;
+        Ok(ObjectVersion {
+            e_tag: meta.e_tag,
+            version: meta.version,
+            last_modified: meta.last_modified,
+        })
+    }
+
     /// True if the object exists.
     pub async fn exists(&self, file_type: FileType, name: &str) -> Result<bool> {
         match self.size(file_type, name).await {
@@ -370,6 +481,20 @@ impl Storage {
         name: &str,
         payload: PutPayload,
     ) -> Result<bool> {
+        Ok(self
+            .create_written(file_type, name, payload)
+            .await?
+            .is_some())
+    }
+
+    /// As [`Storage::create`], returning what the store said of the new object (`None` if
+    /// it already existed).
+    pub async fn create_written(
+        &self,
+        file_type: FileType,
+        name: &str,
+        payload: PutPayload,
+    ) -> Result<Option<Written>> {
         let path = file_type.path(name);
         self.count(file_type, Op::Put);
         self.log.written(file_type, payload.content_length() as u64);
@@ -378,8 +503,8 @@ impl Storage {
             ..Default::default()
         };
         match self.store.put_opts(&path, payload, options).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Ok(result) => Ok(Some(Written::of(result))),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
             Err(e) => Err(Self::storage_error(&path, e)),
         }
     }
@@ -452,6 +577,40 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connections_option_sets_requests_at_once() {
+        let opts = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let storage = Storage::open_with_options("memory:", false, &[]).unwrap();
+        assert_eq!(storage.transfer_concurrency(), 1);
+        assert_eq!(storage.reads_in_flight(), DEFAULT_READS_IN_FLIGHT);
+        for key in [
+            "s3.connections",
+            "gs.connections",
+            "azure.connections",
+            "connections",
+        ] {
+            let storage = Storage::open_with_options("memory:", false, &opts(&[(key, "3")]));
+            let storage = storage.unwrap();
+            assert_eq!(
+                (storage.transfer_concurrency(), storage.reads_in_flight()),
+                (3, 3)
+            );
+            // Wrapping the store keeps it.
+            assert_eq!(storage.map_store(|s| s).reads_in_flight(), 3);
+        }
+        for bad in ["0", "many", "100000"] {
+            let err =
+                Storage::open_with_options("memory:", false, &opts(&[("s3.connections", bad)]));
+            assert!(err.is_err(), "{bad}");
+        }
+        assert!(!is_connections_option("s3.connection"));
+        assert!(!is_connections_option(".connections"));
+    }
 
     #[tokio::test]
     async fn create_is_exclusive_and_content_put_idempotent() {

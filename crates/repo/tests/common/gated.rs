@@ -1,7 +1,7 @@
 //! A wrapper around any object store (local, memory, S3) that can hold every request, as a
 //! frozen process or a paused VM would send none, and can run an action in the middle of
-//! one read (between the store answering and the caller seeing the answer), to stage races
-//! at exact points.
+//! one read (between the store answering and the caller seeing the answer) or just before
+//! one write reaches the store, to stage races at exact points.
 
 use std::fmt;
 use std::ops::Range;
@@ -21,17 +21,21 @@ use tokio::sync::watch;
 /// An action run once, when a read of a path ending in the armed suffix has been answered.
 pub type Interception = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
+type Armed = Arc<Mutex<Option<(String, Interception)>>>;
+
 pub struct Gated {
     inner: Arc<dyn ObjectStore>,
     open: watch::Receiver<bool>,
-    intercept: Arc<Mutex<Option<(String, Interception)>>>,
+    intercept: Armed,
+    intercept_write: Armed,
 }
 
 /// The switch of a [`Gated`] store.
 #[derive(Clone)]
 pub struct Gate {
     open: Arc<watch::Sender<bool>>,
-    intercept: Arc<Mutex<Option<(String, Interception)>>>,
+    intercept: Armed,
+    intercept_write: Armed,
 }
 
 impl Gate {
@@ -50,22 +54,42 @@ impl Gate {
     pub fn intercept_read(&self, suffix: &str, action: Interception) {
         *self.intercept.lock().unwrap() = Some((suffix.to_string(), action));
     }
+
+    /// Runs `action` once, before the next write of a path ending in `suffix` reaches the
+    /// store.
+    pub fn intercept_write(&self, suffix: &str, action: Interception) {
+        *self.intercept_write.lock().unwrap() = Some((suffix.to_string(), action));
+    }
+}
+
+/// Takes the action armed in `slot` if `location` ends in its suffix.
+fn armed_for(slot: &Armed, location: &Path) -> Option<Interception> {
+    let mut armed = slot.lock().unwrap();
+    match armed.as_ref() {
+        Some((suffix, _)) if location.as_ref().ends_with(suffix.as_str()) => {
+            armed.take().map(|(_, action)| action)
+        }
+        _ => None,
+    }
 }
 
 /// Wraps `inner`; requests pass until the gate is frozen.
 pub fn gated(inner: Arc<dyn ObjectStore>) -> (Arc<dyn ObjectStore>, Gate) {
     let (tx, rx) = watch::channel(true);
-    let intercept = Arc::new(Mutex::new(None));
+    let intercept: Armed = Arc::default();
+    let intercept_write: Armed = Arc::default();
     let store = Gated {
         inner,
         open: rx,
         intercept: Arc::clone(&intercept),
+        intercept_write: Arc::clone(&intercept_write),
     };
     (
         Arc::new(store),
         Gate {
             open: Arc::new(tx),
             intercept,
+            intercept_write,
         },
     )
 }
@@ -98,6 +122,9 @@ impl ObjectStore for Gated {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.pass().await;
+        if let Some(action) = armed_for(&self.intercept_write, location) {
+            action().await;
+        }
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -121,15 +148,7 @@ impl ObjectStore for Gated {
         if head {
             return Ok(result);
         }
-        let action = {
-            let mut armed = self.intercept.lock().unwrap();
-            match armed.as_ref() {
-                Some((suffix, _)) if location.as_ref().ends_with(suffix.as_str()) => {
-                    armed.take().map(|(_, action)| action)
-                }
-                _ => None,
-            }
-        };
+        let action = armed_for(&self.intercept, location);
         if let Some(action) = action {
             // Read the answer whole before the action changes the store under it.
             let payload = std::mem::replace(

@@ -269,7 +269,7 @@ impl Repository {
     /// Reads the parent snapshot's trees for the walk, starting at its root at once (while
     /// the walk opens its first directories).
     fn parent_trees(&self, index: &Arc<Index>, root: Option<BlobId>) -> ReadAhead {
-        let parents = ReadAhead::start(self.clone(), Arc::clone(index), crate::walk::TREE_READS);
+        let parents = ReadAhead::start(self.clone(), Arc::clone(index), self.reads_in_flight());
         if let Some(root) = root {
             parents.prefetch([(BlobType::Tree, root)]);
         }
