@@ -49,6 +49,29 @@ fn split_bucket(rest: &str, location: &str) -> Result<(String, String)> {
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
+/// restic's S3 form after `s3:`: `https://host[:port]/bucket[/prefix]` or
+/// `host/bucket[/prefix]` (https implied); AWS's own host means no custom endpoint.
+fn restic_s3(rest: &str, location: &str) -> Result<Location> {
+    let (scheme, rest) = match rest.split_once("://") {
+        Some((scheme, rest)) => (scheme.to_string(), rest),
+        None => ("https".to_string(), rest),
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .ok_or_else(|| invalid(location, "expected s3:HOST/BUCKET[/PREFIX]"))?;
+    let (bucket, prefix) = split_bucket(path, location)?;
+    let endpoint = if host == "s3.amazonaws.com" {
+        None
+    } else {
+        Some(format!("{scheme}://{host}"))
+    };
+    Ok(Location::S3 {
+        bucket,
+        prefix,
+        endpoint,
+    })
+}
+
 pub(crate) fn parse(location: &str) -> Result<Location> {
     if location.is_empty() {
         return Err(invalid(location, "empty"));
@@ -79,25 +102,7 @@ pub(crate) fn parse(location: &str) -> Result<Location> {
         });
     }
     if let Some(rest) = location.strip_prefix("s3:") {
-        // restic: s3:https://host[:port]/bucket[/prefix] or s3:host/bucket[/prefix]
-        let (scheme, rest) = match rest.split_once("://") {
-            Some((scheme, rest)) => (scheme.to_string(), rest),
-            None => ("https".to_string(), rest),
-        };
-        let (host, path) = rest
-            .split_once('/')
-            .ok_or_else(|| invalid(location, "expected s3:HOST/BUCKET[/PREFIX]"))?;
-        let (bucket, prefix) = split_bucket(path, location)?;
-        let endpoint = if host == "s3.amazonaws.com" {
-            None
-        } else {
-            Some(format!("{scheme}://{host}"))
-        };
-        return Ok(Location::S3 {
-            bucket,
-            prefix,
-            endpoint,
-        });
+        return restic_s3(rest, location);
     }
     if let Some(rest) = location.strip_prefix("gs://") {
         let (bucket, prefix) = split_bucket(rest, location)?;
