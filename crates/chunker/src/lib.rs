@@ -17,7 +17,7 @@ mod gear;
 mod params;
 mod stream;
 
-pub use cut::{Chunk, Chunker, SliceChunks};
+pub use cut::{is_zero, Chunk, Chunker, SliceChunks};
 pub use error::ChunkerError;
 pub use gear::{ChunkerSecret, GearTable, GEAR_CONTEXT};
 pub use params::{

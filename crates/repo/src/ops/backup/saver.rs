@@ -4,7 +4,7 @@
 //! limit so memory stays flat however large the input is. Finished packs go to the async
 //! uploader through a bounded channel, which is the backpressure from storage.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -35,6 +35,9 @@ pub(crate) struct Saver {
     encoder: BlobEncoder,
     index: Arc<Index>,
     seen: Vec<Mutex<HashSet<BlobId>>>,
+    /// Ids of all-zero chunks by length: holes and zeroed regions yield the same few
+    /// chunks over and over, hashed once each.
+    zero_ids: Mutex<HashMap<usize, BlobId>>,
     packers: [Mutex<PackWriter>; 2],
     pack_size: usize,
     uploads: Mutex<Option<Sender<FinishedPack>>>,
@@ -66,6 +69,7 @@ impl Saver {
             seen: (0..SEEN_SHARDS)
                 .map(|_| Mutex::new(HashSet::new()))
                 .collect(),
+            zero_ids: Mutex::new(HashMap::new()),
             packers: [Mutex::new(writer()?), Mutex::new(writer()?)],
             pack_size,
             uploads: Mutex::new(Some(uploads)),
@@ -138,7 +142,7 @@ impl Saver {
     /// chunks are in flight.
     pub fn save_chunk(self: &Arc<Self>, data: Bytes) -> Result<BlobId> {
         self.check()?;
-        let id = self.keys.blob_id(&data);
+        let id = self.data_id(&data);
         if !self.claim(&id) {
             return Ok(id);
         }
@@ -159,6 +163,24 @@ impl Saver {
             this.release_slot();
         });
         Ok(id)
+    }
+
+    /// The keyed id of a data chunk; an all-zero chunk's is computed once per length. The
+    /// zero test stops at the first non-zero 4 KiB block, so other data pays one block.
+    fn data_id(&self, data: &[u8]) -> BlobId {
+        const MOST_ZERO_LENGTHS: usize = 64;
+        if data.len() < 4096 || !cairn_chunker::is_zero(data) {
+            return self.keys.blob_id(data);
+        }
+        let mut known = self.zero_ids.lock().expect("zero ids lock");
+        if let Some(id) = known.get(&data.len()) {
+            return *id;
+        }
+        let id = self.keys.blob_id(data);
+        if known.len() < MOST_ZERO_LENGTHS {
+            known.insert(data.len(), id);
+        }
+        id
     }
 
     fn acquire_slot(&self) {

@@ -549,7 +549,9 @@ impl Walker {
     ) -> Result<(Vec<BlobId>, u64), Failure> {
         let mut ids = Vec::new();
         let mut size = 0u64;
-        for chunk in self.chunker.stream_sized(file, size_hint) {
+        // Holes are not read: the reader hands them out as zeros (see sparse.rs).
+        let reader = super::sparse::SparseReader::new(file);
+        for chunk in self.chunker.stream_sized(reader, size_hint) {
             let chunk = chunk.map_err(|e| match e {
                 cairn_chunker::ChunkerError::Io(io) => Failure::Item(io),
                 other => Failure::Item(std::io::Error::other(other)),
