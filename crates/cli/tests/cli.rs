@@ -787,3 +787,19 @@ fn dump_of_a_directory_or_the_root_is_a_tar_archive() {
         .iter()
         .any(|(n, _)| Path::new(n) == inner));
 }
+
+#[test]
+fn a_repository_named_relative_to_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["repo", "./dotted", "nested/deeper"] {
+        let at = |args: &[&str]| {
+            let mut cmd = cairn(Path::new(name));
+            cmd.current_dir(dir.path()).args(args);
+            cmd
+        };
+        ok(&mut at(&["init", "--pack-size", "1"]));
+        assert!(dir.path().join(name).join("config").is_file(), "{name}");
+        let listed = ok(&mut at(&["snapshots", "--json"]));
+        assert_eq!(listed.trim(), "[]", "{name}");
+    }
+}

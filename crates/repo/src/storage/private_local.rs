@@ -67,16 +67,22 @@ pub(crate) fn create_dirs(dir: &Path, mode: u32, fsync: bool) -> std::io::Result
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    if let Some(parent) = dir.parent() {
+    // A bare relative name ("repo") has the empty path as its parent: the current directory.
+    let parent = dir.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
+    if let Some(parent) = parent.filter(|p| *p != Path::new(".")) {
         create_dirs(parent, mode, fsync)?;
     }
     match std::fs::create_dir(dir) {
         Ok(()) => {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
-            if fsync {
-                if let Some(parent) = dir.parent() {
-                    std::fs::File::open(parent)?.sync_all()?;
-                }
+            if let (true, Some(parent)) = (fsync, parent) {
+                std::fs::File::open(parent)?.sync_all()?;
             }
             Ok(())
         }
