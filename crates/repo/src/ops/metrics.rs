@@ -72,6 +72,9 @@ pub struct Metrics {
     pub requests: Requests,
 }
 
+/// The counter families, by their registered names.
+const COUNTER_FAMILIES: [&str; 2] = ["storage_requests", "storage_bytes"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     kind: String,
@@ -265,6 +268,17 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode_registry(&mut text, &registry)
             .expect("writing to a String cannot fail");
+        // prometheus-client names a counter family without `_total` in HELP and TYPE, as
+        // OpenMetrics does; the 0.0.4 text format (node_exporter's textfile collector,
+        // promtool) wants the sample's own name there.
+        for family in COUNTER_FAMILIES {
+            for line in ["# HELP", "# TYPE"] {
+                text = text.replace(
+                    &format!("{line} cairn_{family} "),
+                    &format!("{line} cairn_{family}_total "),
+                );
+            }
+        }
         text
     }
 }
@@ -429,7 +443,8 @@ mod tests {
         assert!(!text.contains("# EOF"));
         // What the store was asked, as counters; operations never made are left out.
         assert!(
-            text.contains("# TYPE cairn_storage_requests counter"),
+            text.contains("# TYPE cairn_storage_requests_total counter")
+                && text.contains("# HELP cairn_storage_bytes_total "),
             "{text}"
         );
         assert!(
