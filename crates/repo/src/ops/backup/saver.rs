@@ -1,8 +1,17 @@
 //! The blob path of a backup: id → dedup → encode → pack → hand to the uploader.
 //!
-//! Callers on any thread hand chunks in; encoding runs on rayon, bounded by an in-flight
-//! limit so memory stays flat however large the input is. Finished packs go to the async
-//! uploader through a bounded channel, which is the backpressure from storage.
+//! Callers on any thread hand chunks in; encoding runs on a thread pool of its own, bounded
+//! by an in-flight limit so memory stays flat however large the input is. Finished packs go
+//! to the async uploader through a bounded channel, which is the backpressure from storage.
+//!
+//! Why a pool of its own: the walker reads files on rayon's global pool, and a walker
+//! thread waiting for an encode slot used to run other queued work meanwhile (it must not
+//! block the pool its encodes run on) — which could be the next file, and the next, each
+//! with its own read buffer: memory then grew with how deep those waits nested. With
+//! encodes elsewhere, a walker thread simply waits, so at most one file per walker thread
+//! is being read. A chunk to encode is copied out of the reader's buffer (a copy at memory
+//! speed, next to compression at a few hundred MB/s), so encodes in flight never keep a
+//! file's whole read buffer alive.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,6 +56,7 @@ pub(crate) struct Saver {
     in_flight_changed: Condvar,
     in_flight_limit: usize,
     pending_encodes: AtomicUsize,
+    encoders: rayon::ThreadPool,
     pub stats: BlobStats,
     pub cancel: CancelToken,
 }
@@ -62,6 +72,14 @@ impl Saver {
     ) -> Result<Arc<Saver>> {
         let writer =
             || PackWriter::new(pack_size).map_err(|e| RepoError::InvalidInput(e.to_string()));
+        let encoders = rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("cairn-encode-{i}"))
+            .build()
+            .map_err(|source| RepoError::Internal {
+                what: "starting the encoder threads".into(),
+                source: Box::new(source),
+            })?;
         Ok(Arc::new(Saver {
             keys,
             encoder,
@@ -77,8 +95,11 @@ impl Saver {
             failed: AtomicBool::new(false),
             in_flight: Mutex::new(0),
             in_flight_changed: Condvar::new(),
-            in_flight_limit: 2 * rayon::current_num_threads() + 2,
+            // One chunk per encoder thread, and one waiting for each: enough to keep the
+            // encoders busy, each chunk (up to the maximum chunk size) held once.
+            in_flight_limit: 2 * rayon::current_num_threads(),
             pending_encodes: AtomicUsize::new(0),
+            encoders,
             stats: BlobStats::default(),
             cancel,
         }))
@@ -147,8 +168,10 @@ impl Saver {
             return Ok(id);
         }
         self.acquire_slot();
+        // Its own copy: the view would keep the reader's whole buffer alive until encoded.
+        let data = Bytes::copy_from_slice(&data);
         let this = Arc::clone(self);
-        rayon::spawn(move || {
+        self.encoders.spawn(move || {
             let result = this
                 .encoder
                 .encode_with_id(&this.keys, BlobType::Data, id, &data)
@@ -183,29 +206,15 @@ impl Saver {
         id
     }
 
+    /// Waits for an encode slot. Never called on an encoder thread (encodes run on their
+    /// own pool), so waiting cannot starve the work that frees a slot.
     fn acquire_slot(&self) {
         self.pending_encodes.fetch_add(1, Ordering::SeqCst);
-        loop {
-            {
-                let mut count = self.in_flight.lock().expect("in-flight lock");
-                if *count < self.in_flight_limit {
-                    *count += 1;
-                    return;
-                }
-                if rayon::current_thread_index().is_none() {
-                    // Not a pool thread: sleep until an encode finishes.
-                    let _ = self
-                        .in_flight_changed
-                        .wait_timeout(count, Duration::from_millis(50))
-                        .expect("in-flight lock");
-                    continue;
-                }
-            }
-            // A pool thread must not block the pool it waits on: run queued work instead.
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                std::thread::sleep(Duration::from_micros(200));
-            }
+        let mut count = self.in_flight.lock().expect("in-flight lock");
+        while *count >= self.in_flight_limit {
+            count = self.in_flight_changed.wait(count).expect("in-flight lock");
         }
+        *count += 1;
     }
 
     fn release_slot(&self) {
@@ -216,17 +225,13 @@ impl Saver {
 
     /// Waits until every background encode finished.
     pub fn wait_idle(&self) {
+        let mut count = self.in_flight.lock().expect("in-flight lock");
         while self.pending_encodes.load(Ordering::SeqCst) > 0 {
-            if rayon::current_thread_index().is_some()
-                && rayon::yield_now() == Some(rayon::Yield::Executed)
-            {
-                continue;
-            }
-            let count = self.in_flight.lock().expect("in-flight lock");
-            let _ = self
+            count = self
                 .in_flight_changed
                 .wait_timeout(count, Duration::from_millis(20))
-                .expect("in-flight lock");
+                .expect("in-flight lock")
+                .0;
         }
     }
 
