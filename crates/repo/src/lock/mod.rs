@@ -360,6 +360,11 @@ impl LockGuard {
             task.abort();
         }
         self.released = true;
+        // A lost lock may be someone else's by now (removed and taken): never delete it.
+        // One that lapsed but is still ours goes stale and is ignored, then unlocked.
+        if self.state.lost().is_some() {
+            return Ok(());
+        }
         self.files.delete(&self.name).await
     }
 }
@@ -369,7 +374,7 @@ impl Drop for LockGuard {
         if let Some(task) = self.refresher.take() {
             task.abort();
         }
-        if !self.released {
+        if !self.released && self.state.lost().is_none() {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 let files = self.files.clone();
                 let name = self.name.clone();
@@ -445,7 +450,9 @@ async fn refresh_once(
         Some(done) => done,
         None => {
             let (stored, seen) = read_own(files, name, state).await?;
-            info.created = Some(stored.created.unwrap_or(seen.last_modified));
+            // The creation time known here (from the HEAD after the create) is the right
+            // one; a version read now may have been retagged since.
+            info.created = info.created.or(stored.created).or(Some(seen.last_modified));
             match files.replace(name, &info, &seen).await? {
                 Replaced::Done(written) => (seen, written),
                 Replaced::Changed => return Err(lose(
@@ -459,17 +466,11 @@ async fn refresh_once(
     };
     let created = *info.created.get_or_insert(seen.last_modified);
     let now = files.version(name).await?;
-    if written.e_tag.is_some() || written.version.is_some() {
-        // The store tags its objects: what the HEAD saw must be what was just written,
-        // or someone removed this lock and took it in between.
-        if !written.is(&now) {
-            return Err(lose(
-                state,
-                name,
-                "it was replaced right after being refreshed (by `unlock` and another holder?)"
-                    .into(),
-            ));
-        }
+    // The version just written is known only if the HEAD shows the tag the store reported
+    // for the write. Otherwise (no tag, a store that reports tags differently, or a
+    // takeover in between) the next refresh reads the lock back and checks its token,
+    // which catches a takeover as the read-back protocol always did.
+    if written.is(&now) {
         *state.written.lock().expect("lock state") = Some(now.clone());
     }
     *state.info.lock().expect("lock state") = info;
@@ -722,21 +723,30 @@ impl Locks {
         // refresh's store-clock gap starts. When the store tags objects and the tag read
         // back is the one just written, that is one HEAD; otherwise the lock is rewritten
         // at once, as a refresh (read back, token checked), which records the time in it.
-        let created = match self.files.version(&name).await {
-            Ok(now) if written.is(&now) => {
+        let tagged = written.e_tag.is_some() || written.version.is_some();
+        let now = if tagged {
+            Some(self.files.version(&name).await)
+        } else {
+            None
+        };
+        let created = match now {
+            Some(Ok(now)) if written.is(&now) => {
                 state.info.lock().expect("lock state").created = Some(now.last_modified);
                 *state.written.lock().expect("lock state") = Some(now.clone());
                 Ok(now.last_modified)
             }
-            Ok(_) => refresh_once(&self.files, &name, &state, &self.lock_timings)
+            Some(Err(e)) => Err(e),
+            _ => refresh_once(&self.files, &name, &state, &self.lock_timings)
                 .await
                 .map(|refreshed| refreshed.created),
-            Err(e) => Err(e),
         };
         let created = match created {
             Ok(created) => created,
             Err(e) => {
-                let _ = self.files.delete(&name).await;
+                // Lost means taken by someone else meanwhile: theirs now, left alone.
+                if state.lost().is_none() {
+                    let _ = self.files.delete(&name).await;
+                }
                 return Err(e);
             }
         };
@@ -914,7 +924,37 @@ mod tests {
         let other = repo.lock_maintenance().await.unwrap();
         let err = held.refresh_now().await.unwrap_err();
         assert!(err.to_string().contains("taken over"), "{err}");
-        // The new holder is untouched.
+        // The new holder is untouched, also when the loser releases or drops its guard.
+        other.refresh_now().await.unwrap();
+        other.check().unwrap();
+        held.release().await.unwrap();
+        other.refresh_now().await.unwrap();
+        other.check().unwrap();
+    }
+
+    #[tokio::test]
+    async fn on_the_local_store_every_refresh_reads_the_lock_back() {
+        // Its tags (inode, mtime, size) may repeat for another write: never trusted.
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("repo");
+        let storage = Storage::open_or_create(location.to_str().unwrap()).unwrap();
+        let options = InitOptions {
+            kdf: cairn_pack::KdfParams::new(8 * 1024, 1, 1).unwrap(),
+            ..Default::default()
+        };
+        let repo = Repository::init(storage, b"pw", options).await.unwrap();
+        let before = repo.storage().requests();
+        let held = repo.lock_maintenance().await.unwrap();
+        // The create, then a read-back refresh (get, conditional rewrite, head).
+        assert_eq!(lock_requests(&repo, &before), (2, 1, 1));
+        let before = repo.storage().requests();
+        held.refresh_now().await.unwrap();
+        assert_eq!(lock_requests(&repo, &before), (1, 1, 1));
+        repo.unlock(true).await.unwrap();
+        let other = repo.lock_maintenance().await.unwrap();
+        assert!(held.refresh_now().await.is_err());
+        drop(held);
+        tokio::task::yield_now().await;
         other.refresh_now().await.unwrap();
         other.check().unwrap();
     }

@@ -34,6 +34,10 @@ pub struct Storage {
     remote: bool,
     /// Requests at once, when the user chose (`-o s3.connections=N`).
     connections: Option<usize>,
+    /// True when the tag a write reports identifies that write: object stores' ETags and
+    /// version ids. A local file's tag (inode, mtime, size) may repeat for another write
+    /// in the same clock tick, so the local store reports none ([`Written`] empty).
+    tags_identify_writes: bool,
     log: Arc<RequestLog>,
 }
 
@@ -150,15 +154,15 @@ impl Storage {
     /// Wraps an object store already rooted at the repository. `location` is for messages.
     pub fn new(store: Arc<dyn ObjectStore>, location: impl Into<String>) -> Self {
         let location = location.into();
-        let remote = !matches!(
-            url::parse(&location),
-            Ok(url::Location::Local(_) | url::Location::Memory)
-        );
+        let parsed = url::parse(&location);
+        let remote = !matches!(parsed, Ok(url::Location::Local(_) | url::Location::Memory));
+        let tags_identify_writes = !matches!(parsed, Ok(url::Location::Local(_)));
         Storage {
             store,
             location,
             remote,
             connections: None,
+            tags_identify_writes,
             log: Arc::default(),
         }
     }
@@ -225,6 +229,7 @@ impl Storage {
             location: self.location.clone(),
             remote: self.remote,
             connections: self.connections,
+            tags_identify_writes: self.tags_identify_writes,
             log: Arc::clone(&self.log),
         }
     }
@@ -358,6 +363,16 @@ impl Storage {
         payload: PutPayload,
         expected: &ObjectVersion,
     ) -> Result<Replaced> {
+        // Not the version expected: changed, and nothing to move (a rename would hide
+        // someone else's object for a moment).
+        match self.store.head(path).await {
+            Ok(meta)
+                if meta.e_tag == expected.e_tag
+                    && meta.version == expected.version
+                    && meta.last_modified == expected.last_modified => {}
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(Replaced::Changed),
+            Err(e) => return Err(Self::storage_error(path, e)),
+        }
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).expect("OS random source");
         // Not a valid name of any file type, so listings never show it.
@@ -391,8 +406,9 @@ impl Storage {
             mode: PutMode::Create,
             ..Default::default()
         };
+        // The local store's tags do not identify a write (see `tags_identify_writes`).
         let created = match self.store.put_opts(path, payload, options).await {
-            Ok(result) => Replaced::Done(Written::of(result)),
+            Ok(_) => Replaced::Done(Written::default()),
             Err(object_store::Error::AlreadyExists { .. }) => Replaced::Changed,
             Err(e) => return Err(Self::storage_error(path, e)),
         };
@@ -503,7 +519,8 @@ impl Storage {
             ..Default::default()
         };
         match self.store.put_opts(&path, payload, options).await {
-            Ok(result) => Ok(Some(Written::of(result))),
+            Ok(result) if self.tags_identify_writes => Ok(Some(Written::of(result))),
+            Ok(_) => Ok(Some(Written::default())),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
             Err(e) => Err(Self::storage_error(&path, e)),
         }
