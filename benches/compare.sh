@@ -21,18 +21,12 @@ mkdir -p "$work"
 PGBENCH_SCALE=${PGBENCH_SCALE:-20}
 export RESTIC_PASSWORD=compare CAIRN_PASSWORD=compare
 
-need() { command -v "$1" >/dev/null 2>&1; }
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }; }
+. benches/lib.sh
 need restic || apt_install restic
 [ -x /usr/bin/time ] || apt_install time
 need mke2fs || apt_install e2fsprogs
 
-if [ -n "${CAIRN_BIN:-}" ]; then
-  cairn=$CAIRN_BIN
-else
-  cargo build --release -q -p cairn-cli
-  cairn=$PWD/target/release/cairn
-fi
+cairn_binary
 echo "# $(restic version | head -1); cairn $($cairn --version | awk '{print $2}'); $(nproc) cores" >&2
 
 # Dirty page cache from the previous step (a restore writes hundreds of MB; deleting a

@@ -18,19 +18,13 @@ mkdir -p "$work"
 source_dir=${SOURCE:-/usr/share/doc}
 delay=${DELAY_MS:-20}
 
-need() { command -v "$1" >/dev/null 2>&1; }
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }; }
+. benches/lib.sh
 PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 need moto_server || python3 -m pip install --quiet 'moto[server]'
 need restic || apt_install restic
 [ -x /usr/bin/time ] || apt_install time
 
-if [ -n "${CAIRN_BIN:-}" ]; then
-  cairn=$CAIRN_BIN
-else
-  cargo build --release -q -p cairn-cli
-  cairn=$PWD/target/release/cairn
-fi
+cairn_binary
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)

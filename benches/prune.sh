@@ -16,8 +16,7 @@ mkdir -p "$work"
 FILES=${FILES:-40} FILE_MIB=${FILE_MIB:-24} SNAPSHOTS=${SNAPSHOTS:-20} CHURN=${CHURN:-3} KEEP=${KEEP:-5}
 export RESTIC_PASSWORD=compare CAIRN_PASSWORD=compare
 
-need() { command -v "$1" >/dev/null 2>&1; }
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }; }
+. benches/lib.sh
 need restic || apt_install restic
 [ -x /usr/bin/time ] || apt_install time
 

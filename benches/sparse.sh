@@ -18,16 +18,10 @@ data_mb=${DATA_MB:-700}
 changed_mb=${CHANGED_MB:-20}
 extent_mb=${EXTENT_MB:-16}
 mkdir -p "$work"
-need() { command -v "$1" >/dev/null 2>&1; }
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }; }
+. benches/lib.sh
 need restic || apt_install restic
 [ -x /usr/bin/time ] || apt_install time
-if [ -n "${CAIRN_BIN:-}" ]; then
-  cairn=$CAIRN_BIN
-else
-  cargo build --release -q -p cairn-cli
-  cairn=$PWD/target/release/cairn
-fi
+cairn_binary
 
 src=$work/src
 rm -rf "$src" "$work/restic" "$work/cairn"

@@ -35,17 +35,37 @@ pub(crate) async fn try_alone(
     let Some(bytes) = files.fetch(name).await? else {
         return Ok(None);
     };
-    if bytes.len() > MAX_KEY_FILE_LEN || content_id(&bytes) != name {
-        return Ok(None);
-    }
-    let Ok(key_file) = KeyFile::parse(&bytes) else {
+    let Ok(key_file) = check_key_file(name, &bytes) else {
         return Ok(None);
     };
-    let password = Zeroizing::new(password.to_vec());
-    let unlocked = tokio::task::spawn_blocking(move || key_file.unlock(&password))
+    let password = Arc::new(Zeroizing::new(password.to_vec()));
+    Ok(derive(key_file, password).await?.ok())
+}
+
+/// Checks a key file's bytes before any derivation: not oversized, named by their hash (a
+/// file copied or altered under another name is not the key file it claims to be),
+/// well-formed. The error says why not, for the wrong-password message.
+fn check_key_file(name: &str, bytes: &[u8]) -> std::result::Result<KeyFile, String> {
+    if bytes.len() > MAX_KEY_FILE_LEN {
+        return Err(format!("{} bytes, larger than any key file", bytes.len()));
+    }
+    let actual = content_id(bytes);
+    if actual != name {
+        return Err(format!(
+            "content does not match its name: it hashes to {actual}"
+        ));
+    }
+    KeyFile::parse(bytes).map_err(|e| e.to_string())
+}
+
+/// Runs the key derivation off the runtime's threads.
+async fn derive(
+    key_file: KeyFile,
+    password: Arc<Zeroizing<Vec<u8>>>,
+) -> Result<std::result::Result<MasterKeys, cairn_pack::PackError>> {
+    tokio::task::spawn_blocking(move || key_file.unlock(&password))
         .await
-        .map_err(RepoError::task("key derivation task"))?;
-    Ok(unlocked.ok())
+        .map_err(RepoError::task("key derivation task"))
 }
 
 /// The key files to try, in order, and what was noticed choosing them.
@@ -150,11 +170,7 @@ impl<'a> KeyOrder<'a> {
                 continue;
             };
             trial.derived += 1;
-            let password = Arc::clone(&password);
-            let result = tokio::task::spawn_blocking(move || key_file.unlock(&password))
-                .await
-                .map_err(RepoError::task("key derivation task"))?;
-            match result {
+            match derive(key_file, Arc::clone(&password)).await? {
                 Ok(keys) => {
                     trial.unlocked = Some((keys, name.to_string()));
                     break;
@@ -187,17 +203,10 @@ impl KeyTrial {
         let Some(bytes) = files.fetch(name).await? else {
             return Ok(None);
         };
-        let actual = content_id(&bytes);
-        if actual != name {
-            self.skipped.push(format!(
-                "{object} (content does not match its name: it hashes to {actual})"
-            ));
-            return Ok(None);
-        }
-        match KeyFile::parse(&bytes) {
+        match check_key_file(name, &bytes) {
             Ok(key_file) => Ok(Some(key_file)),
-            Err(e) => {
-                self.skipped.push(format!("{object} ({e})"));
+            Err(why) => {
+                self.skipped.push(format!("{object} ({why})"));
                 Ok(None)
             }
         }

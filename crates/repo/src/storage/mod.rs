@@ -105,6 +105,21 @@ pub struct ObjectVersion {
     pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
+impl ObjectVersion {
+    fn of(meta: &object_store::ObjectMeta) -> Self {
+        ObjectVersion {
+            e_tag: meta.e_tag.clone(),
+            version: meta.version.clone(),
+            last_modified: meta.last_modified,
+        }
+    }
+
+    /// True if `meta` describes this version: same tag, version id and time.
+    fn is(&self, meta: &object_store::ObjectMeta) -> bool {
+        *self == ObjectVersion::of(meta)
+    }
+}
+
 /// What the store said of an object it just wrote: the tag and version a later
 /// [`Storage::head_version`] must show if nobody wrote it since. Either may be absent (the
 /// store reports none), and then nothing can be concluded from it.
@@ -300,11 +315,7 @@ impl Storage {
             .get_opts(&path, GetOptions::default())
             .await
             .map_err(|e| Self::storage_error(&path, e))?;
-        let version = ObjectVersion {
-            e_tag: result.meta.e_tag.clone(),
-            version: result.meta.version.clone(),
-            last_modified: result.meta.last_modified,
-        };
+        let version = ObjectVersion::of(&result.meta);
         let bytes = result
             .bytes()
             .await
@@ -366,10 +377,7 @@ impl Storage {
         // Not the version expected: changed, and nothing to move (a rename would hide
         // someone else's object for a moment).
         match self.store.head(path).await {
-            Ok(meta)
-                if meta.e_tag == expected.e_tag
-                    && meta.version == expected.version
-                    && meta.last_modified == expected.last_modified => {}
+            Ok(meta) if expected.is(&meta) => {}
             Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(Replaced::Changed),
             Err(e) => return Err(Self::storage_error(path, e)),
         }
@@ -387,10 +395,7 @@ impl Storage {
             .head(&aside)
             .await
             .map_err(|e| Self::storage_error(&aside, e))?;
-        let unchanged = seen.e_tag == expected.e_tag
-            && seen.version == expected.version
-            && seen.last_modified == expected.last_modified;
-        if !unchanged {
+        if !expected.is(&seen) {
             // Someone else's object: put it back where it was, unless yet another one
             // was created there meanwhile (that one is then the current holder).
             match self.store.rename_if_not_exists(&aside, path).await {
@@ -450,13 +455,7 @@ impl Storage {
 
     /// Size and modification time of an object.
     pub async fn head(&self, file_type: FileType, name: &str) -> Result<Listed> {
-        let path = file_type.path(name);
-        self.count(file_type, Op::Head);
-        let meta = self
-            .store
-            .head(&path)
-            .await
-            .map_err(|e| Self::storage_error(&path, e))?;
+        let meta = self.head_meta(file_type, name).await?;
         Ok(Listed {
             name: name.to_string(),
             size: meta.size,
@@ -466,18 +465,16 @@ impl Storage {
 
     /// The version of an object now: tag, version id and modification time.
     pub async fn head_version(&self, file_type: FileType, name: &str) -> Result<ObjectVersion> {
+        Ok(ObjectVersion::of(&self.head_meta(file_type, name).await?))
+    }
+
+    async fn head_meta(&self, file_type: FileType, name: &str) -> Result<object_store::ObjectMeta> {
         let path = file_type.path(name);
         self.count(file_type, Op::Head);
-        let meta = self
-            .store
+        self.store
             .head(&path)
             .await
-            .map_err(|e| Self::storage_error(&path, e))?;
-        Ok(ObjectVersion {
-            e_tag: meta.e_tag,
-            version: meta.version,
-            last_modified: meta.last_modified,
-        })
+            .map_err(|e| Self::storage_error(&path, e))
     }
 
     /// True if the object exists.
