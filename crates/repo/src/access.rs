@@ -4,17 +4,117 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::error::{RepoError, Result};
-use crate::index::{Index, IndexFile};
+use crate::index::{tables, Index, IndexBuilder, IndexFile};
 use crate::object::{IndexId, SnapshotId};
 use crate::snapshot::{Snapshot, SnapshotEntry, SnapshotFilter};
 use crate::Repository;
 
 impl Repository {
-    /// Reads, authenticates and merges every index file.
+    /// The repository's index: every index file, authenticated and merged.
+    ///
+    /// With a local cache the index is mapped from the cache's index tables, built or
+    /// extended here for index files no table covers yet (docs/format.md#index-tables), so
+    /// its memory does not grow with the repository. Without one, it is built on the heap.
     pub async fn load_index(&self) -> Result<Arc<Index>> {
+        if let Some(cache) = self.cache() {
+            match self.load_mapped_index(cache.index_table_dir()).await {
+                Ok(index) => return Ok(Arc::new(index)),
+                // The cache's disk failed (full, read-only): the run goes on with the index
+                // on the heap, as without a cache.
+                Err(RepoError::Io { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
         let files = self.read_index_files().await?;
         let index = Index::build(files.iter().map(|(_, f)| f))?;
         Ok(Arc::new(index))
+    }
+
+    async fn load_mapped_index(&self, dir: std::path::PathBuf) -> Result<Index> {
+        const MAX_ROUNDS: usize = 32;
+        let key = Arc::new(tables::table_key_of(self.keys.data_key()));
+        let mut round = 0;
+        loop {
+            round += 1;
+            let listed: BTreeSet<IndexId> =
+                self.list_files::<IndexFile>().await?.into_iter().collect();
+            let (chosen_dir, chosen_key) = (dir.clone(), Arc::clone(&key));
+            let chosen = tokio::task::spawn_blocking(move || {
+                tables::choose(&chosen_dir, &chosen_key, &listed)
+            })
+            .await
+            .map_err(RepoError::task("choosing index tables"))??;
+            let mut tables = chosen.tables;
+            match self.build_tables(&dir, &key, chosen.uncovered).await {
+                Ok(built) => tables.extend(built),
+                // A prune replaced index files since the listing: list again.
+                Err(RepoError::MissingObject { .. }) if round < MAX_ROUNDS => continue,
+                Err(err) => return Err(err),
+            }
+            let (compact_dir, compact_key) = (dir.clone(), Arc::clone(&key));
+            let tables = tokio::task::spawn_blocking(move || {
+                tables::compact(&compact_dir, &compact_key, tables)
+            })
+            .await
+            .map_err(RepoError::task("merging index tables"))??;
+            return Ok(Index::from_tables(tables));
+        }
+    }
+
+    /// Reads the index files `ids` (a batch at a time) and writes them as tables of at most
+    /// [`tables::RUN_SLOTS`] slots each.
+    async fn build_tables(
+        &self,
+        dir: &std::path::Path,
+        key: &Arc<zeroize::Zeroizing<[u8; 32]>>,
+        ids: Vec<IndexId>,
+    ) -> Result<Vec<crate::index::table::Table>> {
+        let mut built = Vec::new();
+        let mut builder = IndexBuilder::default();
+        let mut slots = 0usize;
+        let mut covered: Vec<IndexId> = Vec::new();
+        let batch = self.reads_in_flight().max(1);
+        let mut ids = ids.into_iter().peekable();
+        while ids.peek().is_some() {
+            let wanted: Vec<IndexId> = ids.by_ref().take(batch).collect();
+            for (id, file) in self.read_these::<IndexFile>(wanted).await {
+                let file = file?;
+                for pack in &file.packs {
+                    builder.add_pack(pack.id, &pack.entries)?;
+                    slots += pack.entries.len();
+                }
+                covered.push(id);
+                if slots >= tables::RUN_SLOTS {
+                    built.push(
+                        self.write_run(
+                            dir,
+                            key,
+                            std::mem::take(&mut builder),
+                            std::mem::take(&mut covered),
+                        )
+                        .await?,
+                    );
+                    slots = 0;
+                }
+            }
+        }
+        if !covered.is_empty() {
+            built.push(self.write_run(dir, key, builder, covered).await?);
+        }
+        Ok(built)
+    }
+
+    async fn write_run(
+        &self,
+        dir: &std::path::Path,
+        key: &Arc<zeroize::Zeroizing<[u8; 32]>>,
+        builder: IndexBuilder,
+        covered: Vec<IndexId>,
+    ) -> Result<crate::index::table::Table> {
+        let (dir, key) = (dir.to_path_buf(), Arc::clone(key));
+        tokio::task::spawn_blocking(move || tables::write_run(&dir, &key, builder, &covered))
+            .await
+            .map_err(RepoError::task("writing an index table"))?
     }
 
     /// Reads every index file with its id.

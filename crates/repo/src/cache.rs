@@ -37,6 +37,9 @@ use crate::storage::FileType;
 /// million directories).
 pub const DEFAULT_CACHE_LIMIT: u64 = 4 << 30;
 
+/// Subdirectory of the index tables.
+const INDEX_TABLES: &str = "index-tables";
+
 /// Packs larger than this are never cached whole (a pack mixing data into its trees).
 const MAX_CACHED_PACK: u64 = 64 << 20;
 
@@ -57,7 +60,7 @@ impl MetadataCache {
     /// Opens (creating, mode 0700) the cache directory `dir` of one repository; `None` if it
     /// cannot be created (the run then goes without a cache).
     pub fn open(dir: PathBuf, limit: u64) -> Option<MetadataCache> {
-        for sub in ["index", "snapshots", "trees"] {
+        for sub in ["index", "snapshots", "trees", INDEX_TABLES] {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -79,6 +82,12 @@ impl MetadataCache {
         cache.tree_bytes.store(held, Ordering::Relaxed);
         cache.evict();
         Some(cache)
+    }
+
+    /// The directory of the index tables built from the cached index files
+    /// (index/tables.rs).
+    pub fn index_table_dir(&self) -> PathBuf {
+        self.dir.join(INDEX_TABLES)
     }
 
     /// The directory this cache keeps its entries in.

@@ -104,8 +104,10 @@ async fn a_warm_cache_reads_no_metadata_and_a_tampered_one_is_refetched() {
 
     // Tampered entries (a planted index file, damaged tree packs) fail authentication, are
     // refetched, and the result is the same.
+    // (The index tables are removed too, so that the index files are read again.)
     let indexes = cached_files(&repo, "index");
     std::fs::write(&indexes[0], b"planted").unwrap();
+    std::fs::remove_dir_all(repo.cache().unwrap().index_table_dir()).unwrap();
     for tree_pack in cached_files(&repo, "trees") {
         let mut bytes = std::fs::read(&tree_pack).unwrap();
         bytes[10] ^= 0xff;
@@ -240,4 +242,163 @@ async fn two_processes_share_one_cache() {
     let rel = source.strip_prefix("/").unwrap();
     assert_same_tree(&source, &ta.join(rel), false);
     assert_same_tree(&source, &tb.join(rel), false);
+}
+
+/// Every index table in a repository's cache.
+fn index_tables(repo: &Repository) -> Vec<std::path::PathBuf> {
+    cached_files(repo, "index-tables")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "table"))
+        .collect()
+}
+
+/// The cached index (mapped from tables) holds exactly the blobs of the store's index files.
+async fn assert_index_matches_the_store(repo: &Repository) -> std::sync::Arc<cairn_repo::Index> {
+    let mapped = repo.load_index().await.unwrap();
+    assert!(mapped.is_mapped());
+    let heap = repo.uncached().load_index().await.unwrap();
+    assert!(!heap.is_mapped());
+    for location in heap.iter() {
+        let found = mapped
+            .get(&location.entry.id)
+            .expect("every stored blob is found");
+        assert!(heap.packs().contains(&found.pack));
+    }
+    for location in mapped.iter() {
+        assert!(
+            heap.contains(&location.entry.id),
+            "a blob no index file lists"
+        );
+    }
+    mapped
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_tables_follow_the_listing_and_survive_tampering_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    write_files(&first, &[1, 2, 3]);
+    write_files(&second, &[4, 5]);
+    let storage = new_repository().await;
+    let cache = dir.path().join("cache");
+    let here = open(&storage, &cache).await;
+    here.backup(std::slice::from_ref(&first), Default::default())
+        .await
+        .unwrap();
+    assert_index_matches_the_store(&here).await;
+    assert_eq!(index_tables(&here).len(), 1);
+
+    // A warm run reads no index file, not even from the cache: the table covers them all.
+    let here = open(&storage, &cache).await;
+    for file in cached_files(&here, "index") {
+        std::fs::write(file, b"never read").unwrap();
+    }
+    let before = storage.requests();
+    assert!(here.load_index().await.unwrap().is_mapped());
+    assert_eq!(storage.requests().since(&before).gets(FileType::Index), 0);
+    assert_index_matches_the_store(&here).await;
+
+    // Another host's backup adds an index file: this host's table does not cover it, so it
+    // is read and added.
+    let other = open(&storage, &dir.path().join("other-cache")).await;
+    other
+        .backup(std::slice::from_ref(&second), Default::default())
+        .await
+        .unwrap();
+    let here = open(&storage, &cache).await;
+    assert_index_matches_the_store(&here).await;
+    assert_restores(&here, &second, dir.path(), "restored-second").await;
+
+    // A damaged table fails its MAC, is deleted and rebuilt; the index is unchanged.
+    let mut damaged = Vec::new();
+    for table in index_tables(&here) {
+        let mut bytes = std::fs::read(&table).unwrap();
+        let at = bytes.len() / 3;
+        bytes[at] ^= 0x10;
+        std::fs::write(&table, &bytes).unwrap();
+        damaged.push((table, bytes));
+    }
+    assert_index_matches_the_store(&here).await;
+    for (table, bytes) in &damaged {
+        // Rebuilt under the same name, or merged into another: never left damaged.
+        if let Ok(now) = std::fs::read(table) {
+            assert_ne!(&now, bytes, "a damaged table was kept");
+        }
+    }
+    assert_restores(&here, &second, dir.path(), "after-tamper").await;
+
+    // Deleted: rebuilt from the cached index files, with no request for them.
+    std::fs::remove_dir_all(here.cache().unwrap().index_table_dir()).unwrap();
+    let before = storage.requests();
+    assert!(here.load_index().await.unwrap().is_mapped());
+    assert_eq!(storage.requests().since(&before).gets(FileType::Index), 0);
+    assert_eq!(index_tables(&here).len(), 1);
+    assert_index_matches_the_store(&here).await;
+
+    // The other host forgets the first snapshot and prunes: the index files this host's
+    // tables cover are replaced, so the tables are stale; none survives that covers a
+    // removed index file, and no removed pack is found.
+    let first_id = here.list_snapshots(&Default::default()).await.unwrap()[0]
+        .id
+        .clone();
+    other.delete_snapshot(&first_id).await.unwrap();
+    other
+        .prune(&PruneOptions {
+            max_unused: MaxUnused::Bytes(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let here = open(&storage, &cache).await;
+    let mapped = assert_index_matches_the_store(&here).await;
+    let packs = here.list_packs().await.unwrap();
+    for location in mapped.iter() {
+        assert!(packs.iter().any(|p| p.id == location.pack), "a pruned pack");
+    }
+    assert_restores(&here, &second, dir.path(), "after-prune").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_replacing_index_files_under_a_backup_using_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    write_files(&first, &[1, 2]);
+    write_files(&second, &[3, 4]);
+    let storage = new_repository().await;
+    let cache = dir.path().join("cache");
+    let here = open(&storage, &cache).await;
+    for source in [&first, &second] {
+        here.backup(std::slice::from_ref(source), Default::default())
+            .await
+            .unwrap();
+    }
+    // A backup holds the mapped index while a prune elsewhere replaces every index file,
+    // and a third process sharing this cache then drops the stale tables.
+    let held = here.load_index().await.unwrap();
+    let blobs: Vec<_> = held.iter().map(|l| l.entry.id).collect();
+    let other = open(&storage, &dir.path().join("other-cache")).await;
+    let first_id = other.list_snapshots(&Default::default()).await.unwrap()[0]
+        .id
+        .clone();
+    other.delete_snapshot(&first_id).await.unwrap();
+    other
+        .prune(&PruneOptions {
+            max_unused: MaxUnused::Bytes(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let third = open(&storage, &cache).await;
+    assert_index_matches_the_store(&third).await;
+    // The held mapping still reads (its files are unlinked, not changed).
+    for id in &blobs {
+        assert!(held.contains(id));
+    }
+    // The backup's next run sees the repository as the prune left it.
+    here.backup(std::slice::from_ref(&first), Default::default())
+        .await
+        .unwrap();
+    assert_index_matches_the_store(&here).await;
+    assert_restores(&here, &first, dir.path(), "first-again").await;
+    assert!(here.check(&CheckOptions::default()).await.unwrap().is_ok());
 }

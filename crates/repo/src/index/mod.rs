@@ -2,27 +2,93 @@
 //!
 //! On storage: index files ([`IndexFile`], docs/format.md#index-files), each listing whole
 //! packs. Writers only add index files; nothing is rewritten in place.
-//! In memory: [`Index`], one sorted table of 48-byte slots (id, pack number and type,
-//! offset, stored length, plaintext length), searched by bisection.
+//! In a run, [`Index`] is one of two things behind one interface:
+//! - with the local cache, the index tables of the cache (table.rs, tables.rs): sorted
+//!   48-byte slots in files that are mapped, not read, each with a binary fuse filter, so
+//!   memory does not grow with the repository (docs/format.md#index-tables);
+//! - without it, one sorted table of the same slots on the heap, searched by bisection.
 
 mod file;
+mod mapped;
+pub(crate) mod table;
+pub(crate) mod tables;
 
 pub use file::{IndexFile, IndexPack};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use cairn_pack::{BlobId, BlobType, Compression, PackEntry, PackId, SEAL_OVERHEAD};
 
-/// One slot of the in-memory table. 48 bytes, no padding.
+use table::Table;
+
+/// One slot of the table. 48 bytes, no padding; the same fields, little-endian, are a slot
+/// of an index table file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
-struct Slot {
+pub(crate) struct Slot {
     id: [u8; 32],
-    /// Pack number in `Index::packs`; the top bit marks tree blobs.
+    /// Pack number in the table's pack list; the top bit marks tree blobs.
     pack_and_type: u32,
     offset: u32,
     stored_len: u32,
     plain_len: u32,
+}
+
+impl Slot {
+    fn to_bytes(self) -> [u8; table::SLOT_LEN] {
+        let mut out = [0u8; table::SLOT_LEN];
+        out[..32].copy_from_slice(&self.id);
+        out[32..36].copy_from_slice(&self.pack_and_type.to_le_bytes());
+        out[36..40].copy_from_slice(&self.offset.to_le_bytes());
+        out[40..44].copy_from_slice(&self.stored_len.to_le_bytes());
+        out[44..48].copy_from_slice(&self.plain_len.to_le_bytes());
+        out
+    }
+
+    /// Parses 48 bytes (a slice of exactly [`table::SLOT_LEN`]).
+    fn from_bytes(bytes: &[u8]) -> Slot {
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
+        Slot {
+            id: bytes[..32].try_into().expect("32"),
+            pack_and_type: word(32),
+            offset: word(36),
+            stored_len: word(40),
+            plain_len: word(44),
+        }
+    }
+
+    fn pack_number(&self) -> usize {
+        (self.pack_and_type & !TREE_BIT) as usize
+    }
+
+    /// The location this slot gives, with its pack resolved.
+    fn location(&self, pack: PackId) -> BlobLocation {
+        let blob_type = if self.pack_and_type & TREE_BIT != 0 {
+            BlobType::Tree
+        } else {
+            BlobType::Data
+        };
+        // Compressed blobs are always shorter than their plaintext (writers store the
+        // plaintext otherwise), so the compression flag need not take a byte per slot.
+        let compression =
+            if (self.stored_len as usize).saturating_sub(SEAL_OVERHEAD) < self.plain_len as usize {
+                Compression::Zstd
+            } else {
+                Compression::None
+            };
+        BlobLocation {
+            pack,
+            entry: PackEntry {
+                blob_type,
+                compression,
+                offset: self.offset,
+                stored_len: self.stored_len,
+                plain_len: self.plain_len,
+                id: BlobId(self.id),
+            },
+        }
+    }
 }
 
 const TREE_BIT: u32 = 1 << 31;
@@ -36,16 +102,62 @@ pub struct BlobLocation {
     pub entry: PackEntry,
 }
 
-/// All index files merged: blob id → location. Immutable once built; 48 bytes per blob plus
-/// 32 per pack.
+/// All index files merged: blob id → location. Immutable once built.
+///
+/// On the heap: 48 bytes per blob plus 32 per pack. Mapped from the cache's index tables:
+/// a fixed ~260 KiB per table on the heap, whatever the repository's size; the tables'
+/// pages are read on demand (a lookup for a blob that is not stored usually touches only
+/// its filter).
 #[derive(Clone, Debug, Default)]
 pub struct Index {
+    inner: Inner,
+}
+
+#[derive(Clone, Debug)]
+enum Inner {
+    Memory(MemoryTable),
+    Mapped(Arc<Vec<Table>>),
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner::Memory(MemoryTable::default())
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct MemoryTable {
     packs: Vec<PackId>,
     slots: Vec<Slot>,
     /// `fanout[p]` is the first slot whose id starts with a 16-bit prefix ≥ `p` (65 537
     /// entries, 256 KiB): a lookup bisects one bucket of ~n/65536 slots instead of all n,
     /// which saves ~16 cache misses at 10 M blobs.
     fanout: Vec<u32>,
+}
+
+impl MemoryTable {
+    fn find(&self, id: &BlobId) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let p = prefix16(id.as_bytes());
+        let start = self.fanout[p] as usize;
+        let bucket = &self.slots[start..self.fanout[p + 1] as usize];
+        bucket
+            .binary_search_by(|slot| slot.id.cmp(id.as_bytes()))
+            .ok()
+            .map(|i| start + i)
+    }
+
+    fn location(&self, slot: &Slot) -> BlobLocation {
+        slot.location(self.packs[slot.pack_number()])
+    }
+}
+
+fn stand_in_id(number: u64) -> crate::object::IndexId {
+    use crate::object::FileId;
+    let name = hex::encode(blake3::hash(&number.to_le_bytes()).as_bytes());
+    crate::object::IndexId::from_name(&name).expect("64 hex digits")
 }
 
 fn prefix16(id: &[u8; 32]) -> usize {
@@ -58,8 +170,8 @@ impl Index {
         Self::default()
     }
 
-    /// Builds the table from index files. A blob listed in several packs keeps one location
-    /// (the first seen); all packs stay listed.
+    /// Builds the table on the heap from index files. A blob listed in several packs keeps
+    /// one location (the first seen); all packs stay listed.
     ///
     /// # Errors
     /// If more than 2^31 packs are listed.
@@ -75,89 +187,149 @@ impl Index {
         Ok(builder.finish())
     }
 
-    /// Number of distinct blobs.
+    /// The index given by mapped tables (their blob sets may overlap: the first table
+    /// holding a blob answers for it).
+    pub(crate) fn from_tables(tables: Vec<Table>) -> Index {
+        Index {
+            inner: Inner::Mapped(Arc::new(tables)),
+        }
+    }
+
+    /// Writes `files` as index tables in `dir` (as the cache would, for the repository whose
+    /// data key is `data_key`) and maps them: for benchmarks and tools that need a mapped
+    /// index without a repository. Memory stays bounded by 2^20 slots (48 MiB)
+    /// whatever the number of blobs.
+    ///
+    /// # Errors
+    /// Local I/O errors writing or reading `dir`, or more than 2^31 packs.
+    pub fn build_tables(
+        dir: &std::path::Path,
+        data_key: &[u8; 32],
+        files: impl IntoIterator<Item = IndexFile>,
+    ) -> Result<Index, crate::RepoError> {
+        let key = table::table_key(data_key);
+        let mut built = Vec::new();
+        let mut builder = IndexBuilder::default();
+        let (mut slots, mut number) = (0usize, 0u64);
+        let mut covered = Vec::new();
+        for file in files {
+            for pack in &file.packs {
+                builder.add_pack(pack.id, &pack.entries)?;
+                slots += pack.entries.len();
+            }
+            // Stand-in ids: these files are not stored anywhere.
+            number += 1;
+            covered.push(stand_in_id(number));
+            if slots >= tables::RUN_SLOTS {
+                let run = std::mem::take(&mut builder);
+                built.push(tables::write_run(
+                    dir,
+                    &key,
+                    run,
+                    &std::mem::take(&mut covered),
+                )?);
+                built = tables::compact(dir, &key, built)?;
+                slots = 0;
+            }
+        }
+        if !covered.is_empty() {
+            built.push(tables::write_run(dir, &key, builder, &covered)?);
+        }
+        Ok(Index::from_tables(tables::compact(dir, &key, built)?))
+    }
+
+    /// True if this index is mapped from the cache's tables rather than held on the heap.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.inner, Inner::Mapped(_))
+    }
+
+    /// Number of blobs (for mapped tables, a blob two tables list counts twice).
     pub fn len(&self) -> usize {
-        self.slots.len()
+        match &self.inner {
+            Inner::Memory(table) => table.slots.len(),
+            Inner::Mapped(tables) => tables.iter().map(Table::len).sum(),
+        }
     }
 
     /// True if no blob is indexed.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 
-    /// Every pack any index file lists.
-    pub fn packs(&self) -> &[PackId] {
-        &self.packs
-    }
-
-    /// Bytes of memory the table occupies (slots and pack ids).
-    pub fn memory_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
-            + self.packs.capacity() * std::mem::size_of::<PackId>()
-            + self.fanout.capacity() * std::mem::size_of::<u32>()
-    }
-
-    fn find(&self, id: &BlobId) -> Option<&Slot> {
-        if self.slots.is_empty() {
-            return None;
+    /// Every pack any index file lists (for mapped tables, a pack two tables list appears
+    /// twice).
+    pub fn packs(&self) -> Vec<PackId> {
+        match &self.inner {
+            Inner::Memory(table) => table.packs.clone(),
+            Inner::Mapped(tables) => tables
+                .iter()
+                .flat_map(|t| (0..t.pack_count()).filter_map(|n| t.pack(n)))
+                .collect(),
         }
-        let p = prefix16(id.as_bytes());
-        let bucket = &self.slots[self.fanout[p] as usize..self.fanout[p + 1] as usize];
-        bucket
-            .binary_search_by(|slot| slot.id.cmp(id.as_bytes()))
-            .ok()
-            .map(|i| &bucket[i])
+    }
+
+    /// Bytes of the heap the index occupies (mapped tables count only what they keep on the
+    /// heap: fanouts and filter directories).
+    pub fn memory_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Memory(table) => {
+                table.slots.capacity() * std::mem::size_of::<Slot>()
+                    + table.packs.capacity() * std::mem::size_of::<PackId>()
+                    + table.fanout.capacity() * std::mem::size_of::<u32>()
+            }
+            Inner::Mapped(tables) => tables.iter().map(Table::memory_bytes).sum(),
+        }
     }
 
     /// The blob's position in [`Index::iter`] order (dense, `0..len()`), for bitmaps over
     /// the index.
     pub fn position(&self, id: &BlobId) -> Option<usize> {
-        self.find(id).map(|slot| {
-            (slot as *const Slot as usize - self.slots.as_ptr() as usize)
-                / std::mem::size_of::<Slot>()
-        })
+        match &self.inner {
+            Inner::Memory(table) => table.find(id),
+            Inner::Mapped(tables) => {
+                let mut base = 0;
+                for table in tables.iter() {
+                    if let Some(i) = table.find(id.as_bytes()) {
+                        return Some(base + i);
+                    }
+                    base += table.len();
+                }
+                None
+            }
+        }
     }
 
     /// True if the blob is stored.
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.find(id).is_some()
+        match &self.inner {
+            Inner::Memory(table) => table.find(id).is_some(),
+            Inner::Mapped(tables) => tables.iter().any(|t| t.find(id.as_bytes()).is_some()),
+        }
     }
 
     /// Where the blob is stored.
     pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
-        self.find(id).map(|slot| self.location(slot))
-    }
-
-    fn location(&self, slot: &Slot) -> BlobLocation {
-        let pack_number = slot.pack_and_type & !TREE_BIT;
-        let blob_type = if slot.pack_and_type & TREE_BIT != 0 {
-            BlobType::Tree
-        } else {
-            BlobType::Data
-        };
-        // Compressed blobs are always shorter than their plaintext (writers store the
-        // plaintext otherwise), so the compression flag need not take a byte per slot.
-        let compression = if (slot.stored_len as usize - SEAL_OVERHEAD) < slot.plain_len as usize {
-            Compression::Zstd
-        } else {
-            Compression::None
-        };
-        BlobLocation {
-            pack: self.packs[pack_number as usize],
-            entry: PackEntry {
-                blob_type,
-                compression,
-                offset: slot.offset,
-                stored_len: slot.stored_len,
-                plain_len: slot.plain_len,
-                id: BlobId(slot.id),
-            },
+        match &self.inner {
+            Inner::Memory(table) => table.find(id).map(|i| table.location(&table.slots[i])),
+            Inner::Mapped(tables) => tables.iter().find_map(|t| {
+                let slot = t.slot(t.find(id.as_bytes())?);
+                Some(slot.location(t.pack(slot.pack_number())?))
+            }),
         }
     }
 
-    /// Every indexed blob, in id order.
-    pub fn iter(&self) -> impl Iterator<Item = BlobLocation> + '_ {
-        self.slots.iter().map(|slot| self.location(slot))
+    /// Every indexed blob: in id order on the heap; table by table, each in id order, when
+    /// mapped.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = BlobLocation> + '_> {
+        match &self.inner {
+            Inner::Memory(table) => Box::new(table.slots.iter().map(|s| table.location(s))),
+            Inner::Mapped(tables) => Box::new(tables.iter().flat_map(|t| {
+                (0..t.len()).filter_map(move |i| {
+                    let slot = t.slot(i);
+                    Some(slot.location(t.pack(slot.pack_number())?))
+                })
+            })),
+        }
     }
 }
 
@@ -215,9 +387,11 @@ impl IndexBuilder {
             fanout[p] += fanout[p - 1];
         }
         Index {
-            packs: self.packs,
-            slots: self.slots,
-            fanout,
+            inner: Inner::Memory(MemoryTable {
+                packs: self.packs,
+                slots: self.slots,
+                fanout,
+            }),
         }
     }
 }

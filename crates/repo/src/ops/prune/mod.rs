@@ -339,7 +339,7 @@ impl Repository {
 
     /// Adds the packs `index` lists that the pack listing missed (stored since) to `stored`.
     async fn stat_unlisted(&self, index: &Index, stored: &mut Stored) -> Result<()> {
-        for pack in index.packs() {
+        for pack in &index.packs() {
             if !stored.contains_key(pack) {
                 match self.stat_pack(pack).await {
                     Ok(found) => {

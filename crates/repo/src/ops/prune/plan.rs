@@ -71,7 +71,7 @@ impl PrunePlan {
         // Partly used packs prune may repack: (unused bytes, used bytes, pack, size).
         let mut partly_used: Vec<(u64, u64, PackId, u64)> = Vec::new();
         let (mut used_bytes, mut unused_bytes) = (0u64, 0u64);
-        for pack in input.index.packs() {
+        for pack in &input.index.packs() {
             let Some(&(size, stored_at)) = input.stored.get(pack) else {
                 return Err(RepoError::corrupt(
                     format!("pack {pack}"),

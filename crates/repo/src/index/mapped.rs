@@ -1,0 +1,30 @@
+//! The one place crates/repo maps a file into memory (and so the one `unsafe` in the crate).
+//!
+//! Why a mapping: the index tables of the local cache (index/table.rs) are tens of bytes per
+//! blob, gigabytes for a large repository. Mapped, a lookup reads the page holding its slot
+//! and nothing else stays resident: the kernel pages the table in on demand and drops clean
+//! pages under memory pressure, where a copy on the heap would count against a pod's memory
+//! limit for the whole run. Reading slots with a system call each would cost ten times a
+//! lookup in memory.
+
+#![allow(unsafe_code)]
+
+use std::fs::File;
+
+use memmap2::Mmap;
+
+/// Maps the whole of `file`, read-only.
+///
+/// The caller guarantees what the mapping needs to stay sound: nobody modifies or truncates
+/// the file while it is mapped. Index tables are only ever written under a temporary name
+/// and renamed into place, never changed after (index/table.rs), and removing a mapped
+/// file keeps its pages valid until the mapping is dropped.
+pub(crate) fn map_read_only(file: &File) -> std::io::Result<Mmap> {
+    // SAFETY: memmap2 requires that the file is not modified while mapped, or reads through
+    // the mapping see torn data (or SIGBUS if it shrinks). Index tables are immutable once
+    // renamed into place: cairn never opens one for writing, and replaces tables by writing
+    // new files. A process outside cairn rewriting the cache under a running cairn is not
+    // defended against here, as with any file a program maps; the table's MAC, checked
+    // before mapping, catches every change made before the mapping was taken.
+    unsafe { Mmap::map(file) }
+}
