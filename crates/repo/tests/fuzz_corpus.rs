@@ -41,6 +41,11 @@ fn sealed_object_corpus() {
 }
 
 #[test]
+fn index_table_corpus() {
+    replay("index_table", cairn_repo::fuzzing::index_table);
+}
+
+#[test]
 fn lock_corpus() {
     replay("lock", cairn_repo::fuzzing::lock);
 }

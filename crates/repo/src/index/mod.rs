@@ -27,7 +27,7 @@ use table::Table;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Slot {
-    id: [u8; 32],
+    pub(crate) id: [u8; 32],
     /// Pack number in the table's pack list; the top bit marks tree blobs.
     pack_and_type: u32,
     offset: u32,
@@ -58,7 +58,7 @@ impl Slot {
         }
     }
 
-    fn pack_number(&self) -> usize {
+    pub(crate) fn pack_number(&self) -> usize {
         (self.pack_and_type & !TREE_BIT) as usize
     }
 

@@ -563,7 +563,9 @@ fn parse_partition(entry: &[u8], sections: &Sections) -> Option<Partition> {
         _ => {
             let start = usize::try_from(offset).ok()?;
             let len = usize::try_from(length).ok()?;
-            if start.checked_add(len)? > sections.fingerprint_bytes {
+            if start.checked_add(len)? > sections.fingerprint_bytes
+                || !descriptor_fits(&entry[..DESCRIPTOR_LEN], len)
+            {
                 return None;
             }
             Partition::Filtered {
@@ -573,6 +575,21 @@ fn parse_partition(entry: &[u8], sections: &Sections) -> Option<Partition> {
             }
         }
     })
+}
+
+/// True if every probe a binary fuse filter with this descriptor makes stays within `len`
+/// fingerprints (xorf indexes its fingerprints unchecked by the descriptor: a table whose MAC
+/// holds but whose content is wrong must still not make a lookup panic). Probes fall in
+/// segments `k`, `k + 1` and `k + 2` of a power-of-two segment length, `k` below the segment
+/// count.
+fn descriptor_fits(descriptor: &[u8], len: usize) -> bool {
+    let word = |at: usize| u32::from_le_bytes(descriptor[at..at + 4].try_into().expect("4"));
+    let (segment, mask, count_length) = (word(8), word(12), word(16));
+    segment.is_power_of_two()
+        && mask == segment - 1
+        && count_length % segment == 0
+        && u64::from(count_length) + 2 * u64::from(segment) <= len as u64
+        && u64::from(count_length) + 2 * u64::from(segment) <= u64::from(u32::MAX)
 }
 
 /// Fixed-width records read in order through a file, a buffer at a time.
