@@ -4,10 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::error::{RepoError, Result};
-use crate::index::{tables, Index, IndexBuilder, IndexFile};
+use crate::index::{tables, Index, IndexFile};
 use crate::object::{IndexId, SnapshotId};
 use crate::snapshot::{Snapshot, SnapshotEntry, SnapshotFilter};
 use crate::Repository;
+
+/// Stored bytes of index files read at once while building index tables (or checking): a
+/// bound on memory that does not depend on the number of index files. Decoded, an index
+/// file takes about what it takes stored (48 bytes per blob, ids do not compress).
+pub(crate) const INDEX_READ_BUDGET: u64 = 32 << 20;
 
 impl Repository {
     /// The repository's index: every index file, authenticated and merged.
@@ -36,8 +41,12 @@ impl Repository {
         let mut round = 0;
         loop {
             round += 1;
-            let listed: BTreeSet<IndexId> =
-                self.list_files::<IndexFile>().await?.into_iter().collect();
+            let sized: BTreeMap<IndexId, u64> = self
+                .list_files_sized::<IndexFile>()
+                .await?
+                .into_iter()
+                .collect();
+            let listed: BTreeSet<IndexId> = sized.keys().cloned().collect();
             let (chosen_dir, chosen_key) = (dir.clone(), Arc::clone(&key));
             let chosen = tokio::task::spawn_blocking(move || {
                 tables::choose(&chosen_dir, &chosen_key, &listed)
@@ -45,7 +54,13 @@ impl Repository {
             .await
             .map_err(RepoError::task("choosing index tables"))??;
             let mut tables = chosen.tables;
-            match self.build_tables(&dir, &key, chosen.uncovered).await {
+            let uncovered = (chosen.uncovered.into_iter())
+                .map(|id| {
+                    let size = sized.get(&id).copied().unwrap_or(0);
+                    (id, size)
+                })
+                .collect();
+            match self.build_tables(&dir, &key, uncovered).await {
                 Ok(built) => tables.extend(built),
                 // A prune replaced index files since the listing: list again.
                 Err(RepoError::MissingObject { .. }) if round < MAX_ROUNDS => continue,
@@ -61,60 +76,22 @@ impl Repository {
         }
     }
 
-    /// Reads the index files `ids` (a batch at a time) and writes them as tables of at most
+    /// Reads the index files `files` (id and stored size), at most
+    /// [`INDEX_READ_BUDGET`] bytes of them at a time, and writes them as tables of at most
     /// [`tables::RUN_SLOTS`] slots each.
     async fn build_tables(
         &self,
         dir: &std::path::Path,
         key: &Arc<zeroize::Zeroizing<[u8; 32]>>,
-        ids: Vec<IndexId>,
+        files: Vec<(IndexId, u64)>,
     ) -> Result<Vec<crate::index::table::Table>> {
-        let mut built = Vec::new();
-        let mut builder = IndexBuilder::default();
-        let mut slots = 0usize;
-        let mut covered: Vec<IndexId> = Vec::new();
-        let batch = self.reads_in_flight().max(1);
-        let mut ids = ids.into_iter().peekable();
-        while ids.peek().is_some() {
-            let wanted: Vec<IndexId> = ids.by_ref().take(batch).collect();
-            for (id, file) in self.read_these::<IndexFile>(wanted).await {
-                let file = file?;
-                for pack in &file.packs {
-                    builder.add_pack(pack.id, &pack.entries)?;
-                    slots += pack.entries.len();
-                }
-                covered.push(id);
-                if slots >= tables::RUN_SLOTS {
-                    built.push(
-                        self.write_run(
-                            dir,
-                            key,
-                            std::mem::take(&mut builder),
-                            std::mem::take(&mut covered),
-                        )
-                        .await?,
-                    );
-                    slots = 0;
-                }
+        let mut runs = tables::RunWriter::new(dir, Arc::clone(key));
+        for batch in self.read_batches(files, INDEX_READ_BUDGET) {
+            for (id, file) in self.read_these::<IndexFile>(batch).await {
+                runs.add(id, &file?).await?;
             }
         }
-        if !covered.is_empty() {
-            built.push(self.write_run(dir, key, builder, covered).await?);
-        }
-        Ok(built)
-    }
-
-    async fn write_run(
-        &self,
-        dir: &std::path::Path,
-        key: &Arc<zeroize::Zeroizing<[u8; 32]>>,
-        builder: IndexBuilder,
-        covered: Vec<IndexId>,
-    ) -> Result<crate::index::table::Table> {
-        let (dir, key) = (dir.to_path_buf(), Arc::clone(key));
-        tokio::task::spawn_blocking(move || tables::write_run(&dir, &key, builder, &covered))
-            .await
-            .map_err(RepoError::task("writing an index table"))?
+        runs.finish().await
     }
 
     /// Reads every index file with its id.

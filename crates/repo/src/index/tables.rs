@@ -137,6 +137,65 @@ pub(crate) fn write_run(
     Table::open(&path, key)
 }
 
+/// Writes index files as tables as they are read, [`RUN_SLOTS`] slots per table at most, so
+/// memory does not grow with the number of index files. Tables are written on a blocking
+/// thread.
+pub(crate) struct RunWriter {
+    dir: PathBuf,
+    key: std::sync::Arc<zeroize::Zeroizing<[u8; 32]>>,
+    builder: IndexBuilder,
+    slots: usize,
+    covered: Vec<IndexId>,
+    built: Vec<Table>,
+}
+
+impl RunWriter {
+    /// Writes into `dir` under `key` (see [`table_key_of`]).
+    pub(crate) fn new(dir: &Path, key: std::sync::Arc<zeroize::Zeroizing<[u8; 32]>>) -> Self {
+        RunWriter {
+            dir: dir.to_path_buf(),
+            key,
+            builder: IndexBuilder::default(),
+            slots: 0,
+            covered: Vec::new(),
+            built: Vec::new(),
+        }
+    }
+
+    /// Adds one index file.
+    pub(crate) async fn add(&mut self, id: IndexId, file: &super::IndexFile) -> Result<()> {
+        for pack in &file.packs {
+            self.builder.add_pack(pack.id, &pack.entries)?;
+            self.slots += pack.entries.len();
+        }
+        self.covered.push(id);
+        if self.slots >= RUN_SLOTS {
+            self.write().await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self) -> Result<()> {
+        let builder = std::mem::take(&mut self.builder);
+        let covered = std::mem::take(&mut self.covered);
+        self.slots = 0;
+        let (dir, key) = (self.dir.clone(), std::sync::Arc::clone(&self.key));
+        let table = tokio::task::spawn_blocking(move || write_run(&dir, &key, builder, &covered))
+            .await
+            .map_err(RepoError::task("writing an index table"))??;
+        self.built.push(table);
+        Ok(())
+    }
+
+    /// Writes what is left and returns every table written.
+    pub(crate) async fn finish(mut self) -> Result<Vec<Table>> {
+        if !self.covered.is_empty() {
+            self.write().await?;
+        }
+        Ok(self.built)
+    }
+}
+
 /// Keeps the number of tables at most [`MAX_TABLES`]: merges every table but the largest
 /// into one, and that one with the largest too once it has grown to half its size (so the
 /// largest table is rewritten only after as much again has been added: amortized, each slot

@@ -97,6 +97,16 @@ impl Repository {
     /// The listing also decides what the local cache keeps of that kind: entries the store
     /// no longer lists are dropped.
     pub(crate) async fn list_files<T: SealedFile>(&self) -> Result<Vec<T::Id>> {
+        Ok(self
+            .list_files_sized::<T>()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Like [`Repository::list_files`], with each file's stored size.
+    pub(crate) async fn list_files_sized<T: SealedFile>(&self) -> Result<Vec<(T::Id, u64)>> {
         let listed = self.storage.list(T::FILE_TYPE).await?;
         if let Some(cache) = (self.cache.as_deref()).filter(|_| MetadataCache::keeps(T::FILE_TYPE))
         {
@@ -107,10 +117,31 @@ impl Repository {
         }
         Ok(listed
             .into_iter()
-            .filter_map(|listed| T::Id::from_name(&listed.name))
+            .filter_map(|listed| T::Id::from_name(&listed.name).map(|id| (id, listed.size)))
             .collect())
     }
 
+    /// Splits files (id and stored size) into batches to read one after another with
+    /// [`Repository::read_these`], so that at most about `budget` stored bytes of them (and
+    /// never fewer than one file) are held at once, however many there are.
+    pub(crate) fn read_batches<I>(&self, files: Vec<(I, u64)>, budget: u64) -> Vec<Vec<I>> {
+        let width = self.reads_in_flight().max(1);
+        let mut batches: Vec<Vec<I>> = Vec::new();
+        let mut bytes = 0;
+        for (id, size) in files {
+            match batches.last_mut() {
+                Some(batch) if bytes + size <= budget && batch.len() < width => {
+                    bytes += size;
+                    batch.push(id);
+                }
+                _ => {
+                    bytes = size;
+                    batches.push(vec![id]);
+                }
+            }
+        }
+        batches
+    }
     /// Every file of one kind with its id. A file removed between listing and reading (by a
     /// concurrent forget or prune) is left out; any other failure fails the read.
     pub(crate) async fn read_files<T: SealedFile>(&self) -> Result<Vec<(T::Id, T)>> {

@@ -20,6 +20,9 @@ use crate::Repository;
 
 /// Packs per index file while a backup runs.
 const INDEX_EVERY: usize = 16;
+/// ...or once they list this many blobs (packs of small blobs hold over 100 000 each): an
+/// index file is read whole, so its size bounds what a reader holds at once.
+const INDEX_MAX_BLOBS: usize = 1 << 16;
 /// Longest time uploaded packs stay unindexed while a backup runs.
 const INDEX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -86,7 +89,11 @@ pub(crate) async fn run_uploader(
         let indexed = joined.map_err(RepoError::task("upload task"))??;
         pending.packs.push(indexed);
         report.packs += 1;
-        if pending.packs.len() >= INDEX_EVERY || last_index.elapsed() >= INDEX_INTERVAL {
+        let blobs: usize = pending.packs.iter().map(|p| p.entries.len()).sum();
+        if pending.packs.len() >= INDEX_EVERY
+            || blobs >= INDEX_MAX_BLOBS
+            || last_index.elapsed() >= INDEX_INTERVAL
+        {
             report
                 .index_files
                 .push(publish_index(repo, marker, pending).await?);

@@ -4,7 +4,7 @@
 //! hashes to its name and every blob in it authenticates, decompresses and matches its id).
 //! Findings name the damaged object, the blobs in it, and the snapshots and files they break.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use futures::StreamExt;
 
 use crate::cache::MetadataCache;
 use crate::error::{RepoError, Result};
-use crate::index::{Index, IndexFile};
+use crate::index::{tables, Index, IndexBuilder, IndexFile};
 use crate::object::SnapshotId;
 use crate::object::{check_content_id, object_name, SealedFile};
 use crate::records::{CheckRecord, DrillRecord};
@@ -22,6 +22,17 @@ use crate::snapshot::SnapshotEntry;
 use crate::tree::NodeKind;
 use crate::walk::{child_path, TreeWalker};
 use crate::Repository;
+
+mod indexed;
+
+use indexed::IndexedPacks;
+
+/// Where check puts the index it builds: tables in its scratch cache, or the heap when it
+/// has none.
+enum IndexSink {
+    Tables(tables::RunWriter, std::path::PathBuf),
+    Heap(IndexBuilder),
+}
 
 /// Which packs to download and verify byte for byte.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -441,42 +452,73 @@ impl Repository {
 
     /// Returns the index built from the readable index files and each indexed pack's
     /// entries (the first index file listing a pack wins).
+    ///
+    /// Index files are read a batch at a time and not kept: with check's scratch cache the
+    /// index is written as mapped tables and each pack's entries are spilled to a file, so
+    /// memory does not grow with the number of blobs (docs/performance.md#scale).
     async fn check_index_files(
         &self,
         report: &mut CheckReport,
-    ) -> Result<(Arc<Index>, BTreeMap<PackId, Vec<PackEntry>>)> {
+    ) -> Result<(Arc<Index>, IndexedPacks)> {
         // 1. Index files, each on its own, so a damaged one is reported and the rest used.
-        let mut files: Vec<IndexFile> = Vec::new();
-        let ids = self.list_files::<IndexFile>().await?;
-        for (id, decoded) in self.read_these::<IndexFile>(ids).await {
-            match decoded {
-                Ok(file) => files.push(file),
-                // Replaced by a concurrent prune since the listing.
-                Err(RepoError::MissingObject { .. }) => {}
-                Err(e @ RepoError::Storage { .. }) => return Err(e),
-                Err(e) => report.findings.push(Finding::IndexFileDamaged {
-                    file: id.into(),
-                    reason: e.to_string(),
-                }),
+        let mut indexed = IndexedPacks::new(self.cache().map(|c| c.dir()))?;
+        let key = Arc::new(tables::table_key_of(self.keys.data_key()));
+        let mut sink = match self.cache().map(|c| c.index_table_dir()) {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| RepoError::io(&dir, e))?;
+                IndexSink::Tables(tables::RunWriter::new(&dir, Arc::clone(&key)), dir)
+            }
+            None => IndexSink::Heap(IndexBuilder::default()),
+        };
+        let files = self.list_files_sized::<IndexFile>().await?;
+        let budget = crate::access::INDEX_READ_BUDGET;
+        for batch in self.read_batches(files, budget) {
+            for (id, decoded) in self.read_these::<IndexFile>(batch).await {
+                let file = match decoded {
+                    Ok(file) => file,
+                    // Replaced by a concurrent prune since the listing.
+                    Err(RepoError::MissingObject { .. }) => continue,
+                    Err(e @ RepoError::Storage { .. }) => return Err(e),
+                    Err(e) => {
+                        report.findings.push(Finding::IndexFileDamaged {
+                            file: id.into(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                for pack in &file.packs {
+                    indexed.add(pack.id, &pack.entries)?;
+                }
+                match &mut sink {
+                    IndexSink::Tables(runs, _) => runs.add(id, &file).await?,
+                    IndexSink::Heap(builder) => {
+                        for pack in &file.packs {
+                            builder.add_pack(pack.id, &pack.entries)?;
+                        }
+                    }
+                }
             }
         }
-        let index = Arc::new(Index::build(files.iter())?);
-        let mut indexed: BTreeMap<PackId, Vec<PackEntry>> = BTreeMap::new();
-        for file in &files {
-            for pack in &file.packs {
-                indexed
-                    .entry(pack.id)
-                    .or_insert_with(|| pack.entries.clone());
+        let index = match sink {
+            IndexSink::Tables(runs, dir) => {
+                let built = runs.finish().await?;
+                let tables =
+                    tokio::task::spawn_blocking(move || tables::compact(&dir, &key, built))
+                        .await
+                        .map_err(RepoError::task("merging check's index tables"))??;
+                Index::from_tables(tables)
             }
-        }
+            IndexSink::Heap(builder) => builder.finish(),
+        };
         report.packs_indexed = indexed.len() as u64;
-        Ok((index, indexed))
+        Ok((Arc::new(index), indexed))
     }
 
     /// Returns the blobs found damaged (or in damaged or missing packs), with why.
     async fn check_packs(
         &self,
-        indexed: &BTreeMap<PackId, Vec<PackEntry>>,
+        indexed: &IndexedPacks,
         options: &CheckOptions,
         report: &mut CheckReport,
     ) -> Result<HashMap<BlobId, String>> {
@@ -488,33 +530,31 @@ impl Repository {
             .map(|p| (p.id, p.size))
             .collect();
         let mut damaged_blobs: HashMap<BlobId, String> = HashMap::new();
-        for (id, entries) in indexed {
-            if !stored.contains_key(id) {
-                for entry in entries {
-                    damaged_blobs.insert(entry.id, format!("is in missing pack {id}"));
-                }
-                report.findings.push(Finding::PackMissing {
-                    pack: *id,
-                    blobs: entries.iter().map(|e| e.id).collect(),
-                });
+        for id in indexed.ids().filter(|id| !stored.contains_key(id)) {
+            let entries = indexed.entries(id)?;
+            for entry in &entries {
+                damaged_blobs.insert(entry.id, format!("is in missing pack {id}"));
             }
+            report.findings.push(Finding::PackMissing {
+                pack: *id,
+                blobs: entries.iter().map(|e| e.id).collect(),
+            });
         }
-        for id in stored.keys().filter(|id| !indexed.contains_key(id)) {
+        for id in stored.keys().filter(|id| !indexed.contains(id)) {
             report.findings.push(Finding::PackNotIndexed { pack: *id });
         }
-        let present: Vec<(usize, PackId, Vec<PackEntry>, u64)> = indexed
-            .iter()
+        // Entries are read back per pack as its check starts, so only the packs in flight
+        // hold theirs.
+        let present: Vec<(usize, PackId, u64)> = indexed
+            .ids()
             .enumerate()
-            .filter_map(|(position, (id, entries))| {
-                stored
-                    .get(id)
-                    .map(|size| (position, *id, entries.clone(), *size))
-            })
+            .filter_map(|(position, id)| stored.get(id).map(|size| (position, *id, *size)))
             .collect();
         let results: Vec<Result<(Vec<Finding>, bool)>> = futures::stream::iter(present)
-            .map(|(position, id, entries, size)| {
+            .map(|(position, id, size)| {
                 let read = options.read_data.selects(position, &id);
                 async move {
+                    let entries = indexed.entries(&id)?;
                     self.check_pack(id, &entries, size, read)
                         .await
                         .map(|f| (f, read))
@@ -532,7 +572,7 @@ impl Repository {
                         damaged_blobs.insert(*blob, format!("is damaged: {reason}"));
                     }
                     Finding::PackDamaged { pack, .. } | Finding::PackHeaderDamaged { pack, .. } => {
-                        for entry in indexed.get(pack).into_iter().flatten() {
+                        for entry in indexed.entries(pack)? {
                             damaged_blobs
                                 .entry(entry.id)
                                 .or_insert_with(|| format!("is in damaged pack {pack}"));
