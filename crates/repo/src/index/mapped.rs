@@ -28,3 +28,18 @@ pub(crate) fn map_read_only(file: &File) -> std::io::Result<Mmap> {
     // before mapping, catches every change made before the mapping was taken.
     unsafe { Mmap::map(file) }
 }
+
+/// Drops the pages of `map` this process holds resident. They stay in the page cache, and
+/// the next access maps them again, unchanged.
+///
+/// Why: a pass that looks every blob up (check's walk of a large snapshot) would otherwise
+/// end with the whole table resident. Those pages are clean and the kernel could drop them
+/// under pressure, but they count in the process's resident size, which is what a memory
+/// limit's accounting and its users watch.
+pub(crate) fn release_resident(map: &Mmap) {
+    // SAFETY: `MADV_DONTNEED` discards a private mapping's changes, which is why memmap2
+    // marks it unsafe. This mapping is read-only and shared (`Mmap::map`): there are no
+    // changes to discard, and later reads fault the same file pages back in. Readers on
+    // other threads see the same bytes before and after.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+}

@@ -117,6 +117,8 @@ pub struct Index {
 enum Inner {
     Memory(MemoryTable),
     Mapped(Arc<Vec<Table>>),
+    /// The same tables, with slots read by `pread` rather than through the mapping.
+    Read(Arc<Vec<Table>>),
 }
 
 impl Default for Inner {
@@ -238,16 +240,26 @@ impl Index {
         Ok(Index::from_tables(tables::compact(dir, &key, built)?))
     }
 
+    /// The index given by tables whose slots are read with `pread` on each lookup rather
+    /// than through the mapping: for a pass that looks up every blob (check's walk), which
+    /// through the mapping would end with the whole table resident. A lookup that fails to
+    /// read its table finds nothing (the pass then reports the blob as not indexed).
+    pub(crate) fn from_tables_read(tables: Vec<Table>) -> Index {
+        Index {
+            inner: Inner::Read(Arc::new(tables)),
+        }
+    }
+
     /// True if this index is mapped from the cache's tables rather than held on the heap.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.inner, Inner::Mapped(_))
+        matches!(self.inner, Inner::Mapped(_) | Inner::Read(_))
     }
 
     /// Number of blobs (for mapped tables, a blob two tables list counts twice).
     pub fn len(&self) -> usize {
         match &self.inner {
             Inner::Memory(table) => table.slots.len(),
-            Inner::Mapped(tables) => tables.iter().map(Table::len).sum(),
+            Inner::Mapped(tables) | Inner::Read(tables) => tables.iter().map(Table::len).sum(),
         }
     }
 
@@ -261,7 +273,7 @@ impl Index {
     pub fn packs(&self) -> Vec<PackId> {
         match &self.inner {
             Inner::Memory(table) => table.packs.clone(),
-            Inner::Mapped(tables) => tables
+            Inner::Mapped(tables) | Inner::Read(tables) => tables
                 .iter()
                 .flat_map(|t| (0..t.pack_count()).filter_map(|n| t.pack(n)))
                 .collect(),
@@ -277,7 +289,9 @@ impl Index {
                     + table.packs.capacity() * std::mem::size_of::<PackId>()
                     + table.fanout.capacity() * std::mem::size_of::<u32>()
             }
-            Inner::Mapped(tables) => tables.iter().map(Table::memory_bytes).sum(),
+            Inner::Mapped(tables) | Inner::Read(tables) => {
+                tables.iter().map(Table::memory_bytes).sum()
+            }
         }
     }
 
@@ -286,7 +300,7 @@ impl Index {
     pub fn position(&self, id: &BlobId) -> Option<usize> {
         match &self.inner {
             Inner::Memory(table) => table.find(id),
-            Inner::Mapped(tables) => {
+            Inner::Mapped(tables) | Inner::Read(tables) => {
                 let mut base = 0;
                 for table in tables.iter() {
                     if let Some(i) = table.find(id.as_bytes()) {
@@ -304,6 +318,7 @@ impl Index {
         match &self.inner {
             Inner::Memory(table) => table.find(id).is_some(),
             Inner::Mapped(tables) => tables.iter().any(|t| t.find(id.as_bytes()).is_some()),
+            Inner::Read(_) => self.get(id).is_some(),
         }
     }
 
@@ -315,6 +330,10 @@ impl Index {
                 let slot = t.slot(t.find(id.as_bytes())?);
                 Some(slot.location(t.pack(slot.pack_number())?))
             }),
+            Inner::Read(tables) => tables.iter().find_map(|t| {
+                let slot = t.find_by_reading(id.as_bytes()).ok()??;
+                Some(slot.location(t.pack(slot.pack_number())?))
+            }),
         }
     }
 
@@ -323,7 +342,7 @@ impl Index {
     pub fn iter(&self) -> Box<dyn Iterator<Item = BlobLocation> + '_> {
         match &self.inner {
             Inner::Memory(table) => Box::new(table.slots.iter().map(|s| table.location(s))),
-            Inner::Mapped(tables) => Box::new(tables.iter().flat_map(|t| {
+            Inner::Mapped(tables) | Inner::Read(tables) => Box::new(tables.iter().flat_map(|t| {
                 (0..t.len()).filter_map(move |i| {
                     let slot = t.slot(i);
                     Some(slot.location(t.pack(slot.pack_number())?))

@@ -400,8 +400,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = index_file(0, 100, 3000);
         let table = write_run(dir.path(), &KEY, builder_of(&[&file]), &[index_id(0)]).unwrap();
-        let mapped = Index::from_tables(vec![table]);
-        assert_same(&mapped, &Index::build([&file]).unwrap(), 300_000..310_000);
+        let again = Table::open(table.path(), &KEY).unwrap();
+        let heap = Index::build([&file]).unwrap();
+        assert_same(&Index::from_tables(vec![table]), &heap, 300_000..310_000);
+        // Lookups that read slots rather than map them answer the same.
+        let read = Index::from_tables_read(vec![again]);
+        assert!(read.is_mapped());
+        assert_same(&read, &heap, 300_000..310_000);
     }
 
     #[test]

@@ -507,7 +507,8 @@ impl Repository {
                     tokio::task::spawn_blocking(move || tables::compact(&dir, &key, built))
                         .await
                         .map_err(RepoError::task("merging check's index tables"))??;
-                Index::from_tables(tables)
+                // The walk looks up every blob: read slots rather than fault them in.
+                Index::from_tables_read(tables)
             }
             IndexSink::Heap(builder) => builder.finish(),
         };
