@@ -8,8 +8,9 @@
 # snapshot ("big"), plus a one-file snapshot ("small"). Then, with a fresh local cache,
 # measures: the first backup of 64 MiB of new files (it builds the cache's index tables), a
 # second backup of new files, an unchanged re-backup, restore of "small", check,
-# check --read-data-subset 1%, copy of "small" to a new repository, and forget "small"
-# with --prune. Prints: millions op wall_s peak_kib.
+# check --read-data-subset 1%, copy of "small" to a new repository, and forget --prune of
+# this run's backups (which leaves the repository as it was built, for the next run).
+# Prints: millions op wall_s peak_kib.
 #
 # restic is not run here: it cannot be made to hold tens of millions of blobs in a
 # reasonable time (it has no library to write them with, and its chunks are at least
@@ -53,16 +54,23 @@ for m in "${@:-1 5 20}"; do
   rm -rf "$cache" "$work/restore" "$work/copy"
   run=("$cairn" -r "$repo" --cache-dir "$cache")
   new_files "$work/new1"
-  measure "$m" backup-new-cold "${run[@]}" backup -q "$work/new1"
+  measure "$m" backup-new-cold "${run[@]}" backup -q --tag run "$work/new1"
   new_files "$work/new2"
-  measure "$m" backup-new "${run[@]}" backup -q "$work/new2"
-  measure "$m" backup-unchanged "${run[@]}" backup -q "$work/new2"
+  measure "$m" backup-new "${run[@]}" backup -q --tag run "$work/new2"
+  measure "$m" backup-unchanged "${run[@]}" backup -q --tag run "$work/new2"
+  if [ "$("${run[@]}" snapshots --json --tag small)" = "[]" ]; then
+    mkdir -p "$work/small" && echo small >"$work/small/small.txt"
+    "${run[@]}" backup -q --tag small "$work/small"
+  fi
   small=$("${run[@]}" snapshots --json --tag small | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+  [ -n "$small" ]
   measure "$m" restore-small "${run[@]}" restore "$small" --target "$work/restore"
   measure "$m" check "${run[@]}" check
   measure "$m" check-subset-1% "${run[@]}" check --read-data-subset 1%
   "$cairn" -r "$work/copy" init >/dev/null 2>&1
   measure "$m" copy-small "$cairn" -r "$work/copy" --cache-dir "$cache-copy" copy \
     --from-repo "$repo" --from-password-file <(echo "$RESTIC_PASSWORD") "$small"
-  measure "$m" forget-prune "${run[@]}" forget --prune "$small"
+  ids=$("${run[@]}" snapshots --json --tag run | python3 -c 'import json,sys; print(" ".join(s["id"] for s in json.load(sys.stdin)))')
+  # shellcheck disable=SC2086 # one argument per snapshot id
+  measure "$m" forget-prune "${run[@]}" forget --prune $ids
 done
