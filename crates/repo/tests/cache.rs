@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cairn_repo::ops::check::CheckOptions;
 use cairn_repo::ops::prune::{MaxUnused, PruneOptions};
@@ -30,6 +30,36 @@ async fn open(storage: &Storage, cache: &Path) -> Repository {
     Repository::open_with(storage.clone(), PASSWORD, &cached(cache))
         .await
         .unwrap()
+}
+
+/// A new repository with `first` backed up by a host with a cache (`cache`), and `second`
+/// written but not backed up; all below `dir`.
+async fn first_backup(dir: &Path) -> (Storage, PathBuf, Repository, PathBuf, PathBuf) {
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    write_files(&first, &[1, 2, 3]);
+    write_files(&second, &[4, 5]);
+    let storage = new_repository().await;
+    let cache = dir.join("cache");
+    let here = open(&storage, &cache).await;
+    here.backup(std::slice::from_ref(&first), Default::default())
+        .await
+        .unwrap();
+    (storage, cache, here, first, second)
+}
+
+/// `other` forgets the oldest snapshot and prunes everything unused: index files are
+/// replaced and packs deleted.
+async fn forget_oldest_and_prune(other: &Repository) {
+    let mut snapshots = other.list_snapshots(&Default::default()).await.unwrap();
+    snapshots.sort_by_key(|s| s.snapshot.time);
+    other.delete_snapshot(&snapshots[0].id).await.unwrap();
+    other
+        .prune(&PruneOptions {
+            max_unused: MaxUnused::Bytes(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 }
 
 /// Restores `latest` into a fresh directory below `dir` and compares it with `source`.
@@ -130,15 +160,7 @@ async fn a_warm_cache_reads_no_metadata_and_a_tampered_one_is_refetched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_hosts_backup_and_a_prune_are_seen_through_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
-    write_files(&first, &[1, 2, 3]);
-    write_files(&second, &[4, 5]);
-    let storage = new_repository().await;
-    let cache = dir.path().join("cache");
-    let here = open(&storage, &cache).await;
-    here.backup(std::slice::from_ref(&first), Default::default())
-        .await
-        .unwrap();
+    let (storage, cache, here, _, second) = first_backup(dir.path()).await;
     assert_eq!(
         here.list_snapshots(&Default::default())
             .await
@@ -166,17 +188,7 @@ async fn another_hosts_backup_and_a_prune_are_seen_through_the_cache() {
     // The other host forgets the first snapshot and prunes: index files are replaced and
     // packs deleted. This host's cached index files go with the listing, and what it
     // reads is the repository as it is now.
-    let first_id = here.list_snapshots(&Default::default()).await.unwrap()[0]
-        .id
-        .clone();
-    other.delete_snapshot(&first_id).await.unwrap();
-    other
-        .prune(&PruneOptions {
-            max_unused: MaxUnused::Bytes(0),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    forget_oldest_and_prune(&other).await;
     let here = open(&storage, &cache).await;
     let index = here.load_index().await.unwrap();
     let listed = here.storage().list(FileType::Index).await.unwrap();
@@ -276,15 +288,7 @@ async fn assert_index_matches_the_store(repo: &Repository) -> std::sync::Arc<cai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_tables_follow_the_listing_and_survive_tampering_and_deletion() {
     let dir = tempfile::tempdir().unwrap();
-    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
-    write_files(&first, &[1, 2, 3]);
-    write_files(&second, &[4, 5]);
-    let storage = new_repository().await;
-    let cache = dir.path().join("cache");
-    let here = open(&storage, &cache).await;
-    here.backup(std::slice::from_ref(&first), Default::default())
-        .await
-        .unwrap();
+    let (storage, cache, here, _, second) = first_backup(dir.path()).await;
     assert_index_matches_the_store(&here).await;
     assert_eq!(index_tables(&here).len(), 1);
 
@@ -338,17 +342,7 @@ async fn index_tables_follow_the_listing_and_survive_tampering_and_deletion() {
     // The other host forgets the first snapshot and prunes: the index files this host's
     // tables cover are replaced, so the tables are stale; none survives that covers a
     // removed index file, and no removed pack is found.
-    let first_id = here.list_snapshots(&Default::default()).await.unwrap()[0]
-        .id
-        .clone();
-    other.delete_snapshot(&first_id).await.unwrap();
-    other
-        .prune(&PruneOptions {
-            max_unused: MaxUnused::Bytes(0),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    forget_oldest_and_prune(&other).await;
     let here = open(&storage, &cache).await;
     let mapped = assert_index_matches_the_store(&here).await;
     let packs = here.list_packs().await.unwrap();
@@ -377,17 +371,7 @@ async fn a_prune_replacing_index_files_under_a_backup_using_the_cache() {
     let held = here.load_index().await.unwrap();
     let blobs: Vec<_> = held.iter().map(|l| l.entry.id).collect();
     let other = open(&storage, &dir.path().join("other-cache")).await;
-    let first_id = other.list_snapshots(&Default::default()).await.unwrap()[0]
-        .id
-        .clone();
-    other.delete_snapshot(&first_id).await.unwrap();
-    other
-        .prune(&PruneOptions {
-            max_unused: MaxUnused::Bytes(0),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    forget_oldest_and_prune(&other).await;
     let third = open(&storage, &cache).await;
     assert_index_matches_the_store(&third).await;
     // The held mapping still reads (its files are unlinked, not changed).

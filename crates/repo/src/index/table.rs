@@ -512,6 +512,14 @@ impl Table {
         }
     }
 
+    /// Counts a lookup through the mapping, releasing its resident pages every
+    /// [`RELEASE_EVERY`] lookups.
+    fn count_lookup(&self) {
+        if self.lookups.fetch_add(1, Ordering::Relaxed) % RELEASE_EVERY == RELEASE_EVERY - 1 {
+            super::mapped::release_resident(&self.map);
+        }
+    }
+
     fn id_at(&self, i: usize) -> &[u8] {
         &self.map[i * SLOT_LEN..i * SLOT_LEN + 32]
     }
@@ -519,9 +527,7 @@ impl Table {
     /// The slot number holding `id`, if any. Touches the slots only when the filter says
     /// the id may be present.
     pub(crate) fn find(&self, id: &[u8; 32]) -> Option<usize> {
-        if self.lookups.fetch_add(1, Ordering::Relaxed) % RELEASE_EVERY == RELEASE_EVERY - 1 {
-            super::mapped::release_resident(&self.map);
-        }
+        self.count_lookup();
         if !self.maybe_contains(id) {
             return None;
         }
@@ -541,8 +547,10 @@ impl Table {
     /// Like [`Table::find`], returning the slot itself, but reading the bucket of slots
     /// with one `pread` rather than through the mapping: for passes that look up every blob
     /// of a repository (check), which would otherwise fault the whole table in. The filter
-    /// is still probed through the mapping (at most its own size stays resident).
+    /// is still probed through the mapping, and released like every lookup's pages.
     pub(crate) fn find_by_reading(&self, id: &[u8; 32]) -> Result<Option<Slot>> {
+        // The filter is still probed through the mapping: its pages are released too.
+        self.count_lookup();
         if !self.maybe_contains(id) {
             return Ok(None);
         }
