@@ -37,7 +37,7 @@ impl Repository {
 
     async fn load_mapped_index(&self, dir: std::path::PathBuf) -> Result<Index> {
         const MAX_ROUNDS: usize = 32;
-        let key = Arc::new(tables::table_key_of(self.keys.data_key()));
+        let key = Arc::new(crate::index::table::table_key(self.keys.data_key()));
         let mut round = 0;
         loop {
             round += 1;

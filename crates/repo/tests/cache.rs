@@ -47,6 +47,16 @@ async fn first_backup(dir: &Path) -> (Storage, PathBuf, Repository, PathBuf, Pat
     (storage, cache, here, first, second)
 }
 
+/// Another host, with its own cache below `dir`, backs up `source`; returns its handle.
+async fn other_host_backs_up(storage: &Storage, dir: &Path, source: &Path) -> Repository {
+    let other = open(storage, &dir.join("other-cache")).await;
+    other
+        .backup(&[source.to_path_buf()], Default::default())
+        .await
+        .unwrap();
+    other
+}
+
 /// `other` forgets the oldest snapshot and prunes everything unused: index files are
 /// replaced and packs deleted.
 async fn forget_oldest_and_prune(other: &Repository) {
@@ -170,11 +180,7 @@ async fn another_hosts_backup_and_a_prune_are_seen_through_the_cache() {
     );
 
     // Another host (its own cache) backs up: this host's cache does not hide it.
-    let other = open(&storage, &dir.path().join("other-cache")).await;
-    other
-        .backup(std::slice::from_ref(&second), Default::default())
-        .await
-        .unwrap();
+    let other = other_host_backs_up(&storage, dir.path(), &second).await;
     let here = open(&storage, &cache).await;
     assert_eq!(
         here.list_snapshots(&Default::default())
@@ -304,11 +310,7 @@ async fn index_tables_follow_the_listing_and_survive_tampering_and_deletion() {
 
     // Another host's backup adds an index file: this host's table does not cover it, so it
     // is read and added.
-    let other = open(&storage, &dir.path().join("other-cache")).await;
-    other
-        .backup(std::slice::from_ref(&second), Default::default())
-        .await
-        .unwrap();
+    let other = other_host_backs_up(&storage, dir.path(), &second).await;
     let here = open(&storage, &cache).await;
     assert_index_matches_the_store(&here).await;
     assert_restores(&here, &second, dir.path(), "restored-second").await;

@@ -182,9 +182,7 @@ impl Index {
     ) -> Result<Index, crate::RepoError> {
         let mut builder = IndexBuilder::default();
         for file in files {
-            for pack in &file.packs {
-                builder.add_pack(pack.id, &pack.entries)?;
-            }
+            builder.add_file(file)?;
         }
         Ok(builder.finish())
     }
@@ -211,31 +209,16 @@ impl Index {
     ) -> Result<Index, crate::RepoError> {
         let key = table::table_key(data_key);
         let mut built = Vec::new();
-        let mut builder = IndexBuilder::default();
-        let (mut slots, mut number) = (0usize, 0u64);
-        let mut covered = Vec::new();
-        for file in files {
-            for pack in &file.packs {
-                builder.add_pack(pack.id, &pack.entries)?;
-                slots += pack.entries.len();
-            }
+        let mut run = tables::Run::default();
+        for (number, file) in (1u64..).zip(files) {
             // Stand-in ids: these files are not stored anywhere.
-            number += 1;
-            covered.push(stand_in_id(number));
-            if slots >= tables::RUN_SLOTS {
-                let run = std::mem::take(&mut builder);
-                built.push(tables::write_run(
-                    dir,
-                    &key,
-                    run,
-                    &std::mem::take(&mut covered),
-                )?);
+            if run.add(stand_in_id(number), &file)? {
+                built.push(std::mem::take(&mut run).write(dir, &key)?);
                 built = tables::compact(dir, &key, built)?;
-                slots = 0;
             }
         }
-        if !covered.is_empty() {
-            built.push(tables::write_run(dir, &key, builder, &covered)?);
+        if !run.is_empty() {
+            built.push(run.write(dir, &key)?);
         }
         Ok(Index::from_tables(tables::compact(dir, &key, built)?))
     }
@@ -391,8 +374,24 @@ impl IndexBuilder {
         Ok(())
     }
 
+    /// Adds every pack of an index file; returns how many entries it listed.
+    pub fn add_file(&mut self, file: &IndexFile) -> Result<usize, crate::RepoError> {
+        let mut entries = 0;
+        for pack in &file.packs {
+            self.add_pack(pack.id, &pack.entries)?;
+            entries += pack.entries.len();
+        }
+        Ok(entries)
+    }
+
     /// Sorts and deduplicates into the final table.
-    pub fn finish(mut self) -> Index {
+    pub fn finish(self) -> Index {
+        Index {
+            inner: Inner::Memory(self.finish_memory()),
+        }
+    }
+
+    fn finish_memory(mut self) -> MemoryTable {
         self.slots
             .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack_and_type.cmp(&b.pack_and_type)));
         self.slots.dedup_by(|later, earlier| later.id == earlier.id);
@@ -405,12 +404,10 @@ impl IndexBuilder {
         for p in 1..fanout.len() {
             fanout[p] += fanout[p - 1];
         }
-        Index {
-            inner: Inner::Memory(MemoryTable {
-                packs: self.packs,
-                slots: self.slots,
-                fanout,
-            }),
+        MemoryTable {
+            packs: self.packs,
+            slots: self.slots,
+            fanout,
         }
     }
 }

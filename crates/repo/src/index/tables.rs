@@ -32,11 +32,6 @@ pub(crate) const RUN_SLOTS: usize = 1 << 20;
 
 const EXTENSION: &str = "table";
 
-/// The MAC key of index tables, derived from the repository's data key.
-pub(crate) fn table_key_of(data_key: &[u8; 32]) -> zeroize::Zeroizing<[u8; 32]> {
-    super::table::table_key(data_key)
-}
-
 /// The file name of the table covering `covered`: a keyed hash of the sorted set.
 pub(crate) fn table_name(key: &[u8; 32], covered: &[IndexId]) -> String {
     let mut sorted: Vec<&str> = covered.iter().map(IndexId::as_str).collect();
@@ -124,10 +119,7 @@ pub(crate) fn write_run(
     builder: IndexBuilder,
     covered: &[IndexId],
 ) -> Result<Table> {
-    let index = builder.finish();
-    let super::Inner::Memory(memory) = index.inner else {
-        unreachable!("a builder makes a heap table")
-    };
+    let memory = builder.finish_memory();
     let mut writer = TableWriter::create(dir, key, memory.slots.len() as u64)?;
     for slot in &memory.slots {
         writer.push(slot)?;
@@ -137,50 +129,65 @@ pub(crate) fn write_run(
     Table::open(&path, key)
 }
 
-/// Writes index files as tables as they are read, [`RUN_SLOTS`] slots per table at most, so
-/// memory does not grow with the number of index files. Tables are written on a blocking
-/// thread.
-pub(crate) struct RunWriter {
-    dir: PathBuf,
-    key: std::sync::Arc<zeroize::Zeroizing<[u8; 32]>>,
+/// Index files gathered for one table, until it holds [`RUN_SLOTS`] slots.
+#[derive(Default)]
+pub(crate) struct Run {
     builder: IndexBuilder,
     slots: usize,
     covered: Vec<IndexId>,
+}
+
+impl Run {
+    /// Adds one index file; true once the run is full and should be written.
+    pub(crate) fn add(&mut self, id: IndexId, file: &super::IndexFile) -> Result<bool> {
+        self.slots += self.builder.add_file(file)?;
+        self.covered.push(id);
+        Ok(self.slots >= RUN_SLOTS)
+    }
+
+    /// True if no index file was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.covered.is_empty()
+    }
+
+    /// Writes the run as a table in `dir`.
+    pub(crate) fn write(self, dir: &Path, key: &[u8; 32]) -> Result<Table> {
+        write_run(dir, key, self.builder, &self.covered)
+    }
+}
+
+/// Writes index files as tables as they are read, a [`Run`] at a time, so memory does not
+/// grow with the number of index files. Tables are written on a blocking thread.
+pub(crate) struct RunWriter {
+    dir: PathBuf,
+    key: std::sync::Arc<zeroize::Zeroizing<[u8; 32]>>,
+    run: Run,
     built: Vec<Table>,
 }
 
 impl RunWriter {
-    /// Writes into `dir` under `key` (see [`table_key_of`]).
+    /// Writes into `dir` under `key` ([`super::table::table_key`]).
     pub(crate) fn new(dir: &Path, key: std::sync::Arc<zeroize::Zeroizing<[u8; 32]>>) -> Self {
         RunWriter {
             dir: dir.to_path_buf(),
             key,
-            builder: IndexBuilder::default(),
-            slots: 0,
-            covered: Vec::new(),
+            run: Run::default(),
             built: Vec::new(),
         }
     }
 
     /// Adds one index file.
     pub(crate) async fn add(&mut self, id: IndexId, file: &super::IndexFile) -> Result<()> {
-        for pack in &file.packs {
-            self.builder.add_pack(pack.id, &pack.entries)?;
-            self.slots += pack.entries.len();
-        }
-        self.covered.push(id);
-        if self.slots >= RUN_SLOTS {
+        if self.run.add(id, file)? {
             self.write().await?;
         }
         Ok(())
     }
 
     async fn write(&mut self) -> Result<()> {
-        let builder = std::mem::take(&mut self.builder);
-        let covered = std::mem::take(&mut self.covered);
-        self.slots = 0;
+        let run = std::mem::take(&mut self.run);
         let (dir, key) = (self.dir.clone(), std::sync::Arc::clone(&self.key));
-        let table = tokio::task::spawn_blocking(move || write_run(&dir, &key, builder, &covered))
+        let table = tokio::task::spawn_blocking(move || run.write(&dir, &key))
             .await
             .map_err(RepoError::task("writing an index table"))??;
         self.built.push(table);
@@ -189,7 +196,7 @@ impl RunWriter {
 
     /// Writes what is left and returns every table written.
     pub(crate) async fn finish(mut self) -> Result<Vec<Table>> {
-        if !self.covered.is_empty() {
+        if !self.run.is_empty() {
             self.write().await?;
         }
         Ok(self.built)
@@ -354,9 +361,7 @@ mod tests {
     fn builder_of(files: &[&IndexFile]) -> IndexBuilder {
         let mut builder = IndexBuilder::default();
         for file in files {
-            for pack in &file.packs {
-                builder.add_pack(pack.id, &pack.entries).unwrap();
-            }
+            builder.add_file(file).unwrap();
         }
         builder
     }

@@ -462,7 +462,7 @@ impl Repository {
     ) -> Result<(Arc<Index>, IndexedPacks)> {
         // 1. Index files, each on its own, so a damaged one is reported and the rest used.
         let mut indexed = IndexedPacks::new(self.cache().map(|c| c.dir()))?;
-        let key = Arc::new(tables::table_key_of(self.keys.data_key()));
+        let key = Arc::new(crate::index::table::table_key(self.keys.data_key()));
         let mut sink = match self.cache().map(|c| c.index_table_dir()) {
             Some(dir) => {
                 std::fs::create_dir_all(&dir).map_err(|e| RepoError::io(&dir, e))?;
@@ -493,9 +493,7 @@ impl Repository {
                 match &mut sink {
                     IndexSink::Tables(runs, _) => runs.add(id, &file).await?,
                     IndexSink::Heap(builder) => {
-                        for pack in &file.packs {
-                            builder.add_pack(pack.id, &pack.entries)?;
-                        }
+                        builder.add_file(&file)?;
                     }
                 }
             }
