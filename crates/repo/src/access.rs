@@ -23,7 +23,7 @@ impl Repository {
     pub async fn load_index(&self) -> Result<Arc<Index>> {
         if let Some(cache) = self.cache() {
             match self.load_mapped_index(cache.index_table_dir()).await {
-                Ok(index) => return Ok(Arc::new(index)),
+                Ok((index, _)) => return Ok(Arc::new(index)),
                 // The cache's disk failed (full, read-only): the run goes on with the index
                 // on the heap, as without a cache.
                 Err(RepoError::Io { .. }) => {}
@@ -35,7 +35,39 @@ impl Repository {
         Ok(Arc::new(index))
     }
 
-    async fn load_mapped_index(&self, dir: std::path::PathBuf) -> Result<Index> {
+    /// The index and the index files it was built from (id and stored size), for a pass
+    /// that replaces exactly those files (prune). The index is mapped from tables in the
+    /// cache, or without one in `scratch` (a directory the caller removes after the pass),
+    /// so memory does not grow with the repository; on the heap if there is neither or the
+    /// disk fails.
+    pub(crate) async fn load_index_listed(
+        &self,
+        scratch: Option<&std::path::Path>,
+    ) -> Result<(Arc<Index>, Vec<(IndexId, u64)>)> {
+        let dir = match self.cache() {
+            Some(cache) => Some(cache.index_table_dir()),
+            None => scratch.map(std::path::Path::to_path_buf),
+        };
+        if let Some(dir) = dir {
+            match self.load_mapped_index(dir).await {
+                Ok((index, listed)) => return Ok((Arc::new(index), listed)),
+                Err(RepoError::Io { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        let files = self.read_index_files().await?;
+        let index = Index::build(files.iter().map(|(_, f)| f))?;
+        // Sizes are only a batching hint for later reads.
+        let listed = files.into_iter().map(|(id, _)| (id, 0)).collect();
+        Ok((Arc::new(index), listed))
+    }
+
+    /// Maps the tables in `dir`, building those missing; returns the index and the index
+    /// files (id, stored size) it covers.
+    async fn load_mapped_index(
+        &self,
+        dir: std::path::PathBuf,
+    ) -> Result<(Index, Vec<(IndexId, u64)>)> {
         const MAX_ROUNDS: usize = 32;
         let key = Arc::new(crate::index::table::table_key(self.keys.data_key()));
         let mut round = 0;
@@ -72,7 +104,7 @@ impl Repository {
             })
             .await
             .map_err(RepoError::task("merging index tables"))??;
-            return Ok(Index::from_tables(tables));
+            return Ok((Index::from_tables(tables), sized.into_iter().collect()));
         }
     }
 

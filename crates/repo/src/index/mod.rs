@@ -320,6 +320,46 @@ impl Index {
         }
     }
 
+    /// Visits every indexed blob with its position, in [`Index::iter`] order. Tables are read
+    /// through their files rather than the mapping, so a pass over a large index leaves
+    /// nothing resident (prune's accounting of each pack's use).
+    ///
+    /// # Errors
+    /// A table that cannot be read (local I/O); a slot naming a pack its table lacks.
+    pub(crate) fn scan(
+        &self,
+        mut visit: impl FnMut(usize, BlobLocation),
+    ) -> Result<(), crate::RepoError> {
+        match &self.inner {
+            Inner::Memory(table) => {
+                for (position, slot) in table.slots.iter().enumerate() {
+                    visit(position, table.location(slot));
+                }
+            }
+            Inner::Mapped(tables) | Inner::Read(tables) => {
+                let mut base = 0;
+                for t in tables.iter() {
+                    for (i, slot) in t.read_slots()?.enumerate() {
+                        let slot = slot?;
+                        let pack = t.pack(slot.pack_number()).ok_or_else(|| {
+                            crate::RepoError::corrupt(
+                                format!("index table {}", t.path().display()),
+                                format!(
+                                    "slot {i} names pack {} of {}",
+                                    slot.pack_number(),
+                                    t.pack_count()
+                                ),
+                            )
+                        })?;
+                        visit(base + i, slot.location(pack));
+                    }
+                    base += t.len();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every indexed blob: in id order on the heap; table by table, each in id order, when
     /// mapped.
     pub fn iter(&self) -> Box<dyn Iterator<Item = BlobLocation> + '_> {

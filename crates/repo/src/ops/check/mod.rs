@@ -606,7 +606,7 @@ impl Repository {
         // Snapshot by snapshot through one walker: a tree shared with an earlier snapshot was
         // checked there, so damage inside it is reported once, under the first snapshot
         // that uses it.
-        let mut walker = TreeWalker::new(self, index);
+        let mut walker = TreeWalker::new(self, index).remembering_by_position();
         for entry in &snapshots {
             report.snapshots_checked += 1;
             let mut findings = Vec::new();

@@ -67,6 +67,7 @@ impl Repository {
             missing: HashSet::new(),
         };
         TreeWalker::new(self, index)
+            .remembering_by_position()
             .walk(roots, |reached| {
                 marks.mark(index, &reached.id);
                 if index.position(&reached.id).is_none() {

@@ -43,8 +43,13 @@ struct Survey {
     /// Earlier prunes' pending deletions whose backups are all gone, and the others.
     ready: Vec<(PendingId, PendingDeletion)>,
     waiting: Vec<(PendingId, PendingDeletion)>,
-    index_files: Vec<(IndexId, IndexFile)>,
-    index: Index,
+    /// The index files the index was built from (id, stored size): the compacted index
+    /// replaces exactly these. Their contents are not held (re-read in batches to compact).
+    index_files: Vec<(IndexId, u64)>,
+    /// Mapped from index tables (in the cache, or in `_scratch`), not on the heap.
+    index: Arc<Index>,
+    /// Where the index tables live when there is no cache; removed when the prune ends.
+    _scratch: Option<tempfile::TempDir>,
     snapshots: Vec<SnapshotEntry>,
     roots: Vec<BlobId>,
     marks: Marks,
@@ -233,8 +238,8 @@ impl Repository {
                 .iter()
                 .all(|b| !live_names.contains(b.as_str()))
         });
-        let index_files = self.read_index_files().await?;
-        let index = Index::build(index_files.iter().map(|(_, f)| f))?;
+        let scratch = self.prune_scratch();
+        let (index, index_files) = self.load_index_listed(scratch_path(&scratch)).await?;
         let snapshots = self.list_snapshots(&SnapshotFilter::default()).await?;
         report.snapshots = snapshots.len() as u64;
         let roots: Vec<BlobId> = snapshots.iter().map(|s| s.snapshot.tree).collect();
@@ -252,6 +257,7 @@ impl Repository {
             waiting,
             index_files,
             index,
+            _scratch: scratch,
             snapshots,
             roots,
             marks,
@@ -309,8 +315,9 @@ impl Repository {
         }
         // An index file written meanwhile, or missed by a listing, may hold what is missing.
         if restored || !survey.marks.missing.is_empty() {
-            survey.index_files = self.read_index_files().await?;
-            survey.index = Index::build(survey.index_files.iter().map(|(_, f)| f))?;
+            (survey.index, survey.index_files) = self
+                .load_index_listed(scratch_path(&survey._scratch))
+                .await?;
             survey.marks = self
                 .mark_reachable(&survey.index, survey.roots.iter().copied())
                 .await?;
@@ -370,7 +377,7 @@ impl Repository {
         let index_files = &survey.index_files;
         if !plan.removed.is_empty() || !new_packs.is_empty() || index_files.len() > 1 {
             confirm_lock(lock).await?;
-            self.write_compacted_index(index_files, &plan.kept, new_packs, report)
+            self.write_compacted_index(index_files.to_vec(), &plan.kept, new_packs, report)
                 .await?;
             confirm_lock(lock).await?;
             for (name, _) in index_files {
@@ -516,38 +523,90 @@ impl Repository {
 
     /// Writes index files covering `kept` packs (every entry their index files list, so a
     /// blob stored twice stays findable in whichever copy survives) and `new_packs`.
+    ///
+    /// The old index files are read again a batch at a time ([`INDEX_READ_BUDGET`] bytes)
+    /// and each written out as soon as it holds [`ENTRIES_PER_INDEX_FILE`] entries, so memory
+    /// holds one batch and one output file, whatever the size of the index. Under the
+    /// maintenance lock nothing else removes index files, so one that vanished is an error
+    /// (prune then deletes nothing: the files written so far only repeat entries).
+    ///
+    /// [`INDEX_READ_BUDGET`]: crate::access::INDEX_READ_BUDGET
     async fn write_compacted_index(
         &self,
-        index_files: &[(IndexId, IndexFile)],
+        index_files: Vec<(IndexId, u64)>,
         kept: &BTreeSet<PackId>,
         new_packs: Vec<IndexPack>,
         report: &mut PruneReport,
     ) -> Result<()> {
+        let mut out = CompactedIndex::default();
         let mut seen: HashSet<PackId> = HashSet::new();
-        let mut packs: Vec<IndexPack> = index_files
-            .iter()
-            .flat_map(|(_, file)| &file.packs)
-            .filter(|pack| kept.contains(&pack.id) && seen.insert(pack.id))
-            .cloned()
-            .collect();
-        packs.extend(new_packs);
-        let mut file = IndexFile::default();
-        let mut entries = 0;
-        for pack in packs {
-            entries += pack.entries.len();
-            file.packs.push(pack);
-            if entries >= ENTRIES_PER_INDEX_FILE {
-                self.write_index_file(&std::mem::take(&mut file)).await?;
-                report.index_files_written += 1;
-                entries = 0;
+        let budget = crate::access::INDEX_READ_BUDGET;
+        for batch in self.read_batches(index_files, budget) {
+            for (_, file) in self.read_these::<IndexFile>(batch).await {
+                for pack in file?.packs {
+                    if kept.contains(&pack.id) && seen.insert(pack.id) {
+                        out.push(self, pack, report).await?;
+                    }
+                }
             }
         }
-        if !file.packs.is_empty() {
-            self.write_index_file(&file).await?;
-            report.index_files_written += 1;
+        for pack in new_packs {
+            out.push(self, pack, report).await?;
+        }
+        out.flush(self, report).await
+    }
+}
+
+/// The compacted index being written: one file's worth of packs at a time.
+#[derive(Default)]
+struct CompactedIndex {
+    file: IndexFile,
+    entries: usize,
+}
+
+impl CompactedIndex {
+    async fn push(
+        &mut self,
+        repo: &Repository,
+        pack: IndexPack,
+        report: &mut PruneReport,
+    ) -> Result<()> {
+        self.entries += pack.entries.len();
+        self.file.packs.push(pack);
+        if self.entries >= ENTRIES_PER_INDEX_FILE {
+            self.flush(repo, report).await?;
         }
         Ok(())
     }
+
+    async fn flush(&mut self, repo: &Repository, report: &mut PruneReport) -> Result<()> {
+        if !self.file.packs.is_empty() {
+            repo.write_index_file(&std::mem::take(&mut self.file))
+                .await?;
+            report.index_files_written += 1;
+        }
+        self.entries = 0;
+        Ok(())
+    }
+}
+
+impl Repository {
+    /// Without a cache, prune keeps its index tables in a temporary directory (under the
+    /// system's temporary directory) for the run; with one, in the cache.
+    fn prune_scratch(&self) -> Option<tempfile::TempDir> {
+        if self.cache().is_some() {
+            return None;
+        }
+        // No temporary directory: the index goes on the heap, as it did before tables.
+        tempfile::Builder::new()
+            .prefix("cairn-prune-")
+            .tempdir()
+            .ok()
+    }
+}
+
+fn scratch_path(scratch: &Option<tempfile::TempDir>) -> Option<&std::path::Path> {
+    scratch.as_ref().map(tempfile::TempDir::path)
 }
 
 /// Ok unless the maintenance lock (if any) lapsed or was lost, confirmed by the store's

@@ -64,7 +64,7 @@ impl PrunePlan {
         options: &PruneOptions,
         report: &mut PruneReport,
     ) -> Result<PrunePlan> {
-        let usage = usage(input, report);
+        let usage = usage(input, report)?;
         report.packs_total = input.stored.len() as u64;
         report.bytes_total = input.stored.values().map(|(size, _)| size).sum();
         let mut fates: HashMap<PackId, Fate> = HashMap::new();
@@ -72,6 +72,9 @@ impl PrunePlan {
         let mut partly_used: Vec<(u64, u64, PackId, u64)> = Vec::new();
         let (mut used_bytes, mut unused_bytes) = (0u64, 0u64);
         for pack in &input.index.packs() {
+            if fates.contains_key(pack) {
+                continue; // listed by two index tables
+            }
             let Some(&(size, stored_at)) = input.stored.get(pack) else {
                 return Err(RepoError::corrupt(
                     format!("pack {pack}"),
@@ -131,10 +134,11 @@ impl PrunePlan {
     }
 }
 
-/// Each indexed pack's used and unused blobs; counts blobs into `report`.
-fn usage(input: &PlanInput<'_>, report: &mut PruneReport) -> HashMap<PackId, PackUse> {
+/// Each indexed pack's used and unused blobs; counts blobs into `report`. One pass over
+/// the index, read in order (not faulted in through the mapping).
+fn usage(input: &PlanInput<'_>, report: &mut PruneReport) -> Result<HashMap<PackId, PackUse>> {
     let mut usage: HashMap<PackId, PackUse> = HashMap::new();
-    for (position, location) in input.index.iter().enumerate() {
+    input.index.scan(|position, location| {
         let pack_use = usage.entry(location.pack).or_default();
         if input.marks.is_used(position) {
             report.blobs_used += 1;
@@ -144,8 +148,8 @@ fn usage(input: &PlanInput<'_>, report: &mut PruneReport) -> HashMap<PackId, Pac
             pack_use.unused_blobs += 1;
             pack_use.unused_bytes += u64::from(location.entry.stored_len);
         }
-    }
-    usage
+    })?;
+    Ok(usage)
 }
 
 /// restic's order: the most unused data per used byte first, since repacking those frees the

@@ -31,14 +31,14 @@ impl Repository {
         let wanted: std::collections::HashSet<PackId> = packs.iter().copied().collect();
         let mut entries: std::collections::HashMap<PackId, Vec<cairn_pack::PackEntry>> =
             std::collections::HashMap::new();
-        for (position, location) in index.iter().enumerate() {
+        index.scan(|position, location| {
             if wanted.contains(&location.pack) && marks.is_used(position) {
                 entries
                     .entry(location.pack)
                     .or_default()
                     .push(location.entry);
             }
-        }
+        })?;
         let mut writer =
             PackWriter::new(self.config.pack_size as usize).map_err(|source| RepoError::Pack {
                 object: "new pack".into(),
