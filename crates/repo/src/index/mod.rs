@@ -233,6 +233,20 @@ impl Index {
         }
     }
 
+    /// The same index, with mapped tables' slots read by `pread` on each lookup rather than
+    /// through the mapping (see [`Index::from_tables_read`]): for a pass that looks up every
+    /// blob (prune's marking), during which lookups through the mapping would leave up to
+    /// 64 KiB resident per lookup (the kernel maps the pages around each fault) until the
+    /// next release. A heap index is returned as it is.
+    pub(crate) fn reading(&self) -> Index {
+        match &self.inner {
+            Inner::Mapped(tables) => Index {
+                inner: Inner::Read(Arc::clone(tables)),
+            },
+            _ => self.clone(),
+        }
+    }
+
     /// True if this index is mapped from the cache's tables rather than held on the heap.
     pub fn is_mapped(&self) -> bool {
         matches!(self.inner, Inner::Mapped(_) | Inner::Read(_))
@@ -284,9 +298,19 @@ impl Index {
         match &self.inner {
             Inner::Memory(table) => table.find(id),
             Inner::Mapped(tables) | Inner::Read(tables) => {
+                let by_reading = matches!(self.inner, Inner::Read(_));
                 let mut base = 0;
                 for table in tables.iter() {
-                    if let Some(i) = table.find(id.as_bytes()) {
+                    let found = if by_reading {
+                        table
+                            .find_by_reading(id.as_bytes())
+                            .ok()
+                            .flatten()
+                            .map(|(i, _)| i)
+                    } else {
+                        table.find(id.as_bytes())
+                    };
+                    if let Some(i) = found {
                         return Some(base + i);
                     }
                     base += table.len();
@@ -314,7 +338,7 @@ impl Index {
                 Some(slot.location(t.pack(slot.pack_number())?))
             }),
             Inner::Read(tables) => tables.iter().find_map(|t| {
-                let slot = t.find_by_reading(id.as_bytes()).ok()??;
+                let (_, slot) = t.find_by_reading(id.as_bytes()).ok()??;
                 Some(slot.location(t.pack(slot.pack_number())?))
             }),
         }

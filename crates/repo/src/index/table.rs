@@ -548,7 +548,7 @@ impl Table {
     /// with one `pread` rather than through the mapping: for passes that look up every blob
     /// of a repository (check), which would otherwise fault the whole table in. The filter
     /// is still probed through the mapping, and released like every lookup's pages.
-    pub(crate) fn find_by_reading(&self, id: &[u8; 32]) -> Result<Option<Slot>> {
+    pub(crate) fn find_by_reading(&self, id: &[u8; 32]) -> Result<Option<(usize, Slot)>> {
         // The filter is still probed through the mapping: its pages are released too.
         self.count_lookup();
         if !self.maybe_contains(id) {
@@ -560,13 +560,19 @@ impl Table {
         self.file
             .read_exact_at(&mut bucket, (start * SLOT_LEN) as u64)
             .map_err(|e| RepoError::io(&self.path, e))?;
-        let found = bucket
-            .chunks_exact(SLOT_LEN)
-            .collect::<Vec<_>>()
-            .binary_search_by(|slot| slot[..32].cmp(&id[..]));
-        Ok(found
-            .ok()
-            .map(|i| Slot::from_bytes(&bucket[i * SLOT_LEN..(i + 1) * SLOT_LEN])))
+        let (mut lo, mut hi) = (0, end - start);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let slot = &bucket[mid * SLOT_LEN..(mid + 1) * SLOT_LEN];
+            match slot[..32].cmp(&id[..]) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    return Ok(Some((start + mid, Slot::from_bytes(slot))))
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Slot number `i` (< [`Table::len`]).

@@ -240,6 +240,8 @@ impl Repository {
         });
         let scratch = self.prune_scratch();
         let (index, index_files) = self.load_index_listed(scratch_path(&scratch)).await?;
+        // Marking looks every used blob up: read slots rather than fault them in.
+        let index = Arc::new(index.reading());
         let snapshots = self.list_snapshots(&SnapshotFilter::default()).await?;
         report.snapshots = snapshots.len() as u64;
         let roots: Vec<BlobId> = snapshots.iter().map(|s| s.snapshot.tree).collect();
@@ -315,9 +317,10 @@ impl Repository {
         }
         // An index file written meanwhile, or missed by a listing, may hold what is missing.
         if restored || !survey.marks.missing.is_empty() {
-            (survey.index, survey.index_files) = self
+            let (index, index_files) = self
                 .load_index_listed(scratch_path(&survey._scratch))
                 .await?;
+            (survey.index, survey.index_files) = (Arc::new(index.reading()), index_files);
             survey.marks = self
                 .mark_reachable(&survey.index, survey.roots.iter().copied())
                 .await?;

@@ -4,44 +4,40 @@
 use super::*;
 
 impl Restorer {
-    /// Removes entries of restored directories that the snapshot does not have.
+    /// Removes what the directories `dirs` (below the target, each with its listing in the
+    /// snapshot) hold but the snapshot does not.
     pub(super) fn delete_extraneous(
         &self,
+        dirs: &[(PathBuf, Arc<Tree>)],
         include: Option<&GlobSet>,
         exclude: Option<&GlobSet>,
     ) -> Result<u64> {
-        let present: HashSet<&Path> = self.items.iter().map(|item| item.rel.as_path()).collect();
-        let dirs = std::iter::once(Path::new("")).chain(
-            self.items
-                .iter()
-                .enumerate()
-                .filter(|(i, item)| item.node().kind == NodeKind::Dir && self.ok(*i))
-                .map(|(_, item)| item.rel.as_path()),
-        );
         let spare: &dyn Fn(&Path) -> bool =
             &|rel: &Path| exclude.is_some_and(|set| matches_self_or_ancestor(set, rel));
         let mut deleted = 0;
-        for dir in dirs {
-            let io = |e| RepoError::io(self.fs.path_of(dir), e);
-            // Only directories this restore holds open are listed: never through a symlink.
-            let fd = self.fs.dir(dir).map_err(io)?;
+        for (dir, listing) in dirs {
+            let io = |e| RepoError::io(self.shared.fs.path_of(dir), e);
+            let present: HashSet<&[u8]> = listing.nodes.iter().map(|n| &n.name.0[..]).collect();
+            // Only directories this restore made are listed, through descriptors opened
+            // beneath the target: never through a symlink.
+            let fd = self.shared.fs.dir(dir).map_err(io)?;
             for name in list(fd.as_fd()).map_err(io)? {
                 let rel = dir.join(&name);
-                if present.contains(rel.as_path())
+                if present.contains(name.as_bytes())
                     || spare(&rel)
                     || include.is_some_and(|set| !matches_self_or_ancestor(set, &rel))
                 {
                     continue;
                 }
                 if remove_at(fd.as_fd(), &name, &rel, Some(spare))
-                    .map_err(|e| RepoError::io(self.fs.path_of(&rel), e))?
+                    .map_err(|e| RepoError::io(self.shared.fs.path_of(&rel), e))?
                 {
                     deleted += 1;
                 }
             }
         }
         if deleted > 0 {
-            self.fs.forget_all();
+            self.shared.fs.forget_all();
         }
         Ok(deleted)
     }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_pack::{BlobId, BlobType, PackEntry, PackId};
+use cairn_pack::{BlobType, PackEntry, PackId};
 use futures::{StreamExt, TryStreamExt};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use nix::errno::Errno;
@@ -41,15 +41,24 @@ use crate::ops::beneath::{io_err, is_dir, list, remove_at, stat_at, Beneath};
 use crate::ops::progress::{CancelToken, Counters, ProgressFn, Reporter};
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind, Tree};
-use crate::walk::TreeWalker;
 use crate::Repository;
 
 mod delete;
+mod expand;
+mod shape;
 mod verify;
 
-/// The default of [`RestoreOptions::max_entries`]: 16 Mi entries. A restore keeps every
-/// entry it restores in memory (a few hundred bytes each), so this is about 6 GiB.
+/// The default of [`RestoreOptions::max_entries`]: 16 Mi entries. Memory does not grow with
+/// the entries restored (they are restored a batch at a time); the limit stops a snapshot
+/// whose shared subtrees expand without end from filling the target.
 pub const DEFAULT_MAX_ENTRIES: u64 = 1 << 24;
+
+/// Entries restored per batch, at most: about 20 MB of paths, nodes' trees and state. (Unit
+/// tests use tiny batches, so every test restore crosses batch boundaries.)
+pub const BATCH_ENTRIES: usize = if cfg!(test) { 5 } else { 65_536 };
+
+/// Content blobs per batch, at most (each planned blob takes about 80 bytes until written).
+pub const BATCH_BLOBS: usize = if cfg!(test) { 7 } else { 262_144 };
 
 /// How to restore.
 /// Deserializes from the JSON the C ABI takes (the fields below by name, each optional,
@@ -139,6 +148,8 @@ struct Item {
     /// path at which a shared subtree is restored: nodes are never copied).
     tree: Arc<Tree>,
     index: usize,
+    /// A directory's own listing (for `--delete`), held only while its batch is restored.
+    listing: Option<Arc<Tree>>,
 }
 
 impl Item {
@@ -196,8 +207,19 @@ impl XattrFilter {
 /// One step of a restore, run on a blocking thread.
 type Phase = Box<dyn FnOnce(&Restorer) -> Result<()> + Send>;
 
-/// A hard link to make: (item index, index of the item it links to).
-type HardLink = (usize, usize);
+/// A hard link to make: (item index, device and inode of the file it links to).
+type HardLink = (usize, (u64, u64));
+
+/// What a batch's namespace phase created and left for later phases.
+#[derive(Default)]
+struct Created {
+    /// Regular files whose content is to be written.
+    files: Vec<usize>,
+    hardlinks: Vec<HardLink>,
+    symlinks: Vec<usize>,
+    /// Multiply-linked inodes first named in this batch, with that item.
+    firsts: Vec<((u64, u64), usize)>,
+}
 
 /// One use of a blob: file index and offset in it.
 type Use = (usize, u64);
@@ -243,9 +265,11 @@ fn timespec(ns: i64) -> TimeSpec {
     TimeSpec::new(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
 }
 
-/// The state of one restore, shared by its phases.
-struct Restorer {
-    items: Vec<Item>,
+/// What every batch of one restore shares: the target, the options that shape what is
+/// applied, and what must be remembered across batches (directories made, hard links'
+/// first paths, problems). Nothing here grows with the number of files, except the hard
+/// link map, which holds one path per multiply-linked inode.
+struct Shared {
     fs: Beneath,
     /// Set owners (running as root, and not `no_owner`).
     chown: bool,
@@ -255,57 +279,46 @@ struct Restorer {
     /// Device and inode of every directory this restore made (or kept): a later entry of
     /// the same name is a collision, never a reason to remove it.
     dirs: Mutex<HashSet<(u64, u64)>>,
-    state: Vec<AtomicU8>,
+    /// Where each multiply-linked inode was first restored (device, inode).
+    first_links: Mutex<HashMap<(u64, u64), FirstLink>>,
     problems: Mutex<Vec<(PathBuf, String)>>,
 }
 
-impl Restorer {
-    fn new(items: Vec<Item>, fs: Beneath, xattrs: XattrFilter, options: &RestoreOptions) -> Self {
-        let state = items.iter().map(|_| AtomicU8::new(OK)).collect();
-        Restorer {
-            items,
+/// The first name of a multiply-linked inode, which later names link to.
+#[derive(Clone, Debug)]
+enum FirstLink {
+    /// An item of the batch being restored.
+    InBatch(usize),
+    /// Restored by an earlier batch, at this path below the target.
+    Restored(PathBuf),
+    /// Could not be restored: its other names fail too.
+    Failed,
+}
+
+impl Shared {
+    fn new(fs: Beneath, xattrs: XattrFilter, options: &RestoreOptions) -> Self {
+        Shared {
             fs,
             chown: nix::unistd::geteuid().is_root() && !options.no_owner,
             no_setid: options.no_setid,
             no_devices: options.no_devices,
             xattrs,
             dirs: Mutex::new(HashSet::new()),
-            state,
+            first_links: Mutex::new(HashMap::new()),
             problems: Mutex::new(Vec::new()),
         }
     }
-}
 
-impl Restorer {
-    fn ok(&self, i: usize) -> bool {
-        self.state[i].load(Ordering::Relaxed) == OK
-    }
-
-    /// Records that item `i` could not be restored (reported once).
-    fn fail(&self, i: usize, message: String) {
-        if self.state[i].swap(FAILED, Ordering::Relaxed) != FAILED {
-            self.problem(i, message);
-        }
-    }
-
-    /// Reports a problem with item `i` that leaves it restored (metadata, verification).
-    fn problem(&self, i: usize, message: String) {
-        let path = self.fs.path_of(&self.items[i].rel);
+    fn report_problem(&self, rel: &Path, message: String) {
+        let path = self.fs.path_of(rel);
         self.problems
             .lock()
             .expect("problems lock")
             .push((path, message));
     }
+}
 
-    /// A single entry's failure: reported unless it is one that stops the restore.
-    fn entry_error(&self, i: usize, what: &str, e: std::io::Error) -> Result<()> {
-        if fatal(&e) {
-            return Err(RepoError::io(self.fs.path_of(&self.items[i].rel), e));
-        }
-        self.fail(i, format!("{what}: {e}"));
-        Ok(())
-    }
-
+impl Shared {
     /// The mode to set: permission bits, less setuid/setgid when asked.
     fn mode(&self, node: &Node) -> Mode {
         let mut bits = node.mode & 0o7777;
@@ -363,29 +376,6 @@ impl Restorer {
         Ok(std::fs::File::from(fd))
     }
 
-    /// Phase 1, in order (parents first): every directory, mode 0700 while it is filled.
-    fn create_dirs(&self) -> Result<()> {
-        // Entries below a directory that could not be made fail with it, silently.
-        let mut failed_dir: Option<&Path> = None;
-        for (i, item) in self.items.iter().enumerate() {
-            if let Some(dir) = failed_dir {
-                if item.rel.starts_with(dir) {
-                    self.state[i].store(FAILED, Ordering::Relaxed);
-                    continue;
-                }
-                failed_dir = None;
-            }
-            if item.node().kind != NodeKind::Dir {
-                continue;
-            }
-            if let Err(e) = self.make_dir(&item.rel) {
-                self.entry_error(i, "cannot create directory", e)?;
-                failed_dir = Some(&item.rel);
-            }
-        }
-        Ok(())
-    }
-
     fn make_dir(&self, rel: &Path) -> std::io::Result<()> {
         let (parent, name) = self.fs.parent(rel)?;
         let parent = parent.as_fd();
@@ -425,185 +415,6 @@ impl Restorer {
             .insert((stat.st_dev, stat.st_ino));
         self.fs.remember(rel, Arc::new(fd));
         Ok(())
-    }
-
-    /// Phase 1, in parallel: regular files (at full size; one-blob files wait for their
-    /// blob), FIFOs and devices. Returns the files whose content must be written, the hard
-    /// links to make and the symlinks to create (both after the content).
-    fn create_entries(&self) -> Result<(Vec<usize>, Vec<HardLink>, Vec<usize>)> {
-        use rayon::prelude::*;
-        let mut hardlinks = Vec::new();
-        let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
-        let mut to_create = Vec::new();
-        let mut symlinks = Vec::new();
-        for (i, item) in self.items.iter().enumerate() {
-            if !self.ok(i) {
-                continue;
-            }
-            let node = item.node();
-            match node.kind {
-                NodeKind::Dir => {}
-                NodeKind::Symlink => symlinks.push(i),
-                NodeKind::Dev | NodeKind::Chardev if self.no_devices => {
-                    self.state[i].store(SKIPPED, Ordering::Relaxed);
-                }
-                NodeKind::File if node.links > 1 && node.inode != 0 => {
-                    match first_link.get(&(node.device, node.inode)) {
-                        Some(&first) => hardlinks.push((i, first)),
-                        None => {
-                            first_link.insert((node.device, node.inode), i);
-                            to_create.push(i);
-                        }
-                    }
-                }
-                _ => to_create.push(i),
-            }
-        }
-        to_create.par_iter().try_for_each(|&i| self.create_one(i))?;
-        let files = to_create
-            .into_iter()
-            .filter(|&i| self.items[i].node().kind == NodeKind::File && self.ok(i))
-            .collect();
-        Ok((files, hardlinks, symlinks))
-    }
-
-    /// Creates one file, FIFO or device node.
-    fn create_one(&self, i: usize) -> Result<()> {
-        let item = &self.items[i];
-        let node = item.node();
-        if one_shot(node) {
-            // Created, written and finished in one go when its only blob arrives.
-            return Ok(());
-        }
-        let outcome = (|| -> std::io::Result<()> {
-            if node.kind == NodeKind::File {
-                let file = self.create_file(&item.rel)?;
-                return file.set_len(node.size);
-            }
-            let (parent, name) = self.fs.parent(&item.rel)?;
-            self.clear(parent.as_fd(), name, &item.rel)?;
-            let kind = match node.kind {
-                NodeKind::Fifo => SFlag::S_IFIFO,
-                NodeKind::Dev => SFlag::S_IFBLK,
-                _ => SFlag::S_IFCHR,
-            };
-            nix::sys::stat::mknodat(
-                parent.as_fd(),
-                name,
-                kind,
-                Mode::from_bits_truncate(0o600),
-                node.rdev.unwrap_or(0) as nix::libc::dev_t,
-            )
-            .map_err(io_err)
-        })();
-        match outcome {
-            Ok(()) => Ok(()),
-            Err(e) => self.entry_error(i, &format!("cannot create {:?}", node.kind), e),
-        }
-    }
-
-    /// Writes one blob into file `i` at `offset`.
-    fn write_blob(&self, i: usize, offset: u64, plain: &[u8], zero: bool) -> Result<()> {
-        if !self.ok(i) {
-            return Ok(());
-        }
-        let item = &self.items[i];
-        if one_shot(item.node()) {
-            return self.write_one_shot(i, plain, zero);
-        }
-        if zero {
-            return Ok(());
-        }
-        let file = match self.fs.open(&item.rel, OFlag::O_WRONLY) {
-            Ok(fd) => std::fs::File::from(fd),
-            Err(e) => return self.entry_error(i, "cannot open to write", e),
-        };
-        file.write_all_at(plain, offset)
-            .map_err(|e| RepoError::io(self.fs.path_of(&item.rel), e))
-    }
-
-    /// Restores a one-blob file completely: create, write, metadata.
-    fn write_one_shot(&self, i: usize, plain: &[u8], zero: bool) -> Result<()> {
-        let item = &self.items[i];
-        let file = match self.create_file(&item.rel) {
-            Ok(file) => file,
-            Err(e) => return self.entry_error(i, "cannot create file", e),
-        };
-        let written = if zero {
-            file.set_len(plain.len() as u64)
-        } else {
-            file.write_all_at(plain, 0)
-        };
-        written.map_err(|e| RepoError::io(self.fs.path_of(&item.rel), e))?;
-        if let Err(e) = self.apply_fd(file.as_fd(), item.node()) {
-            self.problem(i, format!("metadata: {e}"));
-        }
-        Ok(())
-    }
-
-    /// Hard links (to files restored earlier), then symlinks: last, so no restore step
-    /// ever runs after a symlink exists (and none would follow one anyway).
-    fn link_entries(&self, hardlinks: &[HardLink], symlinks: &[usize]) -> Result<()> {
-        use rayon::prelude::*;
-        for &(link, first) in hardlinks {
-            if !self.ok(first) {
-                self.fail(
-                    link,
-                    "not linked: the file it links to was not restored".into(),
-                );
-                continue;
-            }
-            let made = (|| -> std::io::Result<()> {
-                let (from_dir, from_name) = self.fs.parent(&self.items[first].rel)?;
-                let (to_dir, to_name) = self.fs.parent(&self.items[link].rel)?;
-                self.clear(to_dir.as_fd(), to_name, &self.items[link].rel)?;
-                nix::unistd::linkat(
-                    from_dir.as_fd(),
-                    from_name,
-                    to_dir.as_fd(),
-                    to_name,
-                    AtFlags::empty(),
-                )
-                .map_err(io_err)
-            })();
-            if let Err(e) = made {
-                self.entry_error(link, "cannot create hard link", e)?;
-            }
-        }
-        symlinks
-            .par_iter()
-            .try_for_each(|&i| self.create_symlink(i))
-    }
-
-    fn create_symlink(&self, i: usize) -> Result<()> {
-        let item = &self.items[i];
-        let target = item
-            .node()
-            .link_target
-            .as_ref()
-            .map(|t| t.0.as_slice())
-            .unwrap_or_default();
-        // A target no file system can hold is this entry's problem, not the restore's.
-        if target.is_empty() {
-            self.fail(i, "cannot create symlink: its target is empty".into());
-            return Ok(());
-        }
-        if target.contains(&0) {
-            self.fail(
-                i,
-                "cannot create symlink: its target contains a NUL byte".into(),
-            );
-            return Ok(());
-        }
-        let made = (|| -> std::io::Result<()> {
-            let (parent, name) = self.fs.parent(&item.rel)?;
-            self.clear(parent.as_fd(), name, &item.rel)?;
-            nix::unistd::symlinkat(OsStr::from_bytes(target), parent.as_fd(), name).map_err(io_err)
-        })();
-        match made {
-            Ok(()) => Ok(()),
-            Err(e) => self.entry_error(i, "cannot create symlink", e),
-        }
     }
 
     /// Metadata through an open descriptor: owner, then mode (a chown clears setuid bits),
@@ -667,10 +478,296 @@ impl Restorer {
         )
         .map_err(io_err)
     }
+}
 
-    /// Phase 3: metadata of everything not finished yet; directories last, deepest first,
-    /// so setting a directory's times comes after everything inside it changed.
-    fn finish_entries(&self) -> Result<()> {
+impl Shared {
+    /// Metadata of the restored directories, deepest first (`dirs` is in path order), so
+    /// setting a directory's times comes after everything inside it changed.
+    fn finish_dirs(&self, dirs: &[(PathBuf, Node)]) {
+        for (rel, node) in dirs.iter().rev() {
+            let done = self
+                .fs
+                .dir(rel)
+                .and_then(|fd| self.apply_fd(fd.as_fd(), node));
+            if let Err(e) = done {
+                self.report_problem(rel, format!("metadata: {e}"));
+            }
+        }
+    }
+}
+
+/// One batch of a restore: a run of entries in path order, restored phase by phase.
+struct Restorer {
+    items: Vec<Item>,
+    shared: Arc<Shared>,
+    state: Vec<AtomicU8>,
+}
+
+impl Restorer {
+    fn new(items: Vec<Item>, shared: Arc<Shared>) -> Self {
+        let state = items.iter().map(|_| AtomicU8::new(OK)).collect();
+        Restorer {
+            items,
+            shared,
+            state,
+        }
+    }
+}
+
+impl Restorer {
+    fn ok(&self, i: usize) -> bool {
+        self.state[i].load(Ordering::Relaxed) == OK
+    }
+
+    /// Records that item `i` could not be restored (reported once).
+    fn fail(&self, i: usize, message: String) {
+        if self.state[i].swap(FAILED, Ordering::Relaxed) != FAILED {
+            self.problem(i, message);
+        }
+    }
+
+    /// Reports a problem with item `i` that leaves it restored (metadata, verification).
+    fn problem(&self, i: usize, message: String) {
+        self.shared.report_problem(&self.items[i].rel, message);
+    }
+
+    /// A single entry's failure: reported unless it is one that stops the restore.
+    fn entry_error(&self, i: usize, what: &str, e: std::io::Error) -> Result<()> {
+        if fatal(&e) {
+            return Err(RepoError::io(self.shared.fs.path_of(&self.items[i].rel), e));
+        }
+        self.fail(i, format!("{what}: {e}"));
+        Ok(())
+    }
+
+    /// Phase 1, in order (parents first): every directory, mode 0700 while it is filled.
+    /// `failed_dir` is the last directory that could not be made, carried from batch to
+    /// batch: entries below it fail with it, silently.
+    fn create_dirs(&self, failed_dir: &mut Option<PathBuf>) -> Result<()> {
+        for (i, item) in self.items.iter().enumerate() {
+            if let Some(dir) = failed_dir {
+                if item.rel.starts_with(&*dir) {
+                    self.state[i].store(FAILED, Ordering::Relaxed);
+                    continue;
+                }
+                *failed_dir = None;
+            }
+            if item.node().kind != NodeKind::Dir {
+                continue;
+            }
+            if let Err(e) = self.shared.make_dir(&item.rel) {
+                self.entry_error(i, "cannot create directory", e)?;
+                *failed_dir = Some(item.rel.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 1, in parallel: regular files (at full size; one-blob files wait for their
+    /// blob), FIFOs and devices. Returns the files whose content must be written, the hard
+    /// links to make and the symlinks to create (both after the content).
+    fn create_entries(&self) -> Result<Created> {
+        use rayon::prelude::*;
+        let mut created = Created::default();
+        let mut to_create = Vec::new();
+        {
+            let mut first_links = self.shared.first_links.lock().expect("links lock");
+            for (i, item) in self.items.iter().enumerate() {
+                if !self.ok(i) {
+                    continue;
+                }
+                let node = item.node();
+                match node.kind {
+                    NodeKind::Dir => {}
+                    NodeKind::Symlink => created.symlinks.push(i),
+                    NodeKind::Dev | NodeKind::Chardev if self.shared.no_devices => {
+                        self.state[i].store(SKIPPED, Ordering::Relaxed);
+                    }
+                    NodeKind::File if node.links > 1 && node.inode != 0 => {
+                        let inode = (node.device, node.inode);
+                        match first_links.entry(inode) {
+                            std::collections::hash_map::Entry::Occupied(_) => {
+                                created.hardlinks.push((i, inode));
+                            }
+                            std::collections::hash_map::Entry::Vacant(first) => {
+                                first.insert(FirstLink::InBatch(i));
+                                created.firsts.push((inode, i));
+                                to_create.push(i);
+                            }
+                        }
+                    }
+                    _ => to_create.push(i),
+                }
+            }
+        }
+        to_create.par_iter().try_for_each(|&i| self.create_one(i))?;
+        created.files = to_create
+            .into_iter()
+            .filter(|&i| self.items[i].node().kind == NodeKind::File && self.ok(i))
+            .collect();
+        Ok(created)
+    }
+
+    /// Creates one file, FIFO or device node.
+    fn create_one(&self, i: usize) -> Result<()> {
+        let item = &self.items[i];
+        let node = item.node();
+        if one_shot(node) {
+            // Created, written and finished in one go when its only blob arrives.
+            return Ok(());
+        }
+        let outcome = (|| -> std::io::Result<()> {
+            if node.kind == NodeKind::File {
+                let file = self.shared.create_file(&item.rel)?;
+                return file.set_len(node.size);
+            }
+            let (parent, name) = self.shared.fs.parent(&item.rel)?;
+            self.shared.clear(parent.as_fd(), name, &item.rel)?;
+            let kind = match node.kind {
+                NodeKind::Fifo => SFlag::S_IFIFO,
+                NodeKind::Dev => SFlag::S_IFBLK,
+                _ => SFlag::S_IFCHR,
+            };
+            nix::sys::stat::mknodat(
+                parent.as_fd(),
+                name,
+                kind,
+                Mode::from_bits_truncate(0o600),
+                node.rdev.unwrap_or(0) as nix::libc::dev_t,
+            )
+            .map_err(io_err)
+        })();
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e) => self.entry_error(i, &format!("cannot create {:?}", node.kind), e),
+        }
+    }
+
+    /// Writes one blob into file `i` at `offset`.
+    fn write_blob(&self, i: usize, offset: u64, plain: &[u8], zero: bool) -> Result<()> {
+        if !self.ok(i) {
+            return Ok(());
+        }
+        let item = &self.items[i];
+        if one_shot(item.node()) {
+            return self.write_one_shot(i, plain, zero);
+        }
+        if zero {
+            return Ok(());
+        }
+        let file = match self.shared.fs.open(&item.rel, OFlag::O_WRONLY) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => return self.entry_error(i, "cannot open to write", e),
+        };
+        file.write_all_at(plain, offset)
+            .map_err(|e| RepoError::io(self.shared.fs.path_of(&item.rel), e))
+    }
+
+    /// Restores a one-blob file completely: create, write, metadata.
+    fn write_one_shot(&self, i: usize, plain: &[u8], zero: bool) -> Result<()> {
+        let item = &self.items[i];
+        let file = match self.shared.create_file(&item.rel) {
+            Ok(file) => file,
+            Err(e) => return self.entry_error(i, "cannot create file", e),
+        };
+        let written = if zero {
+            file.set_len(plain.len() as u64)
+        } else {
+            file.write_all_at(plain, 0)
+        };
+        written.map_err(|e| RepoError::io(self.shared.fs.path_of(&item.rel), e))?;
+        if let Err(e) = self.shared.apply_fd(file.as_fd(), item.node()) {
+            self.problem(i, format!("metadata: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Hard links (to files restored earlier), then symlinks: last, so no restore step
+    /// ever runs after a symlink exists (and none would follow one anyway). Then the first
+    /// names this batch restored are remembered for later batches' links.
+    fn link_entries(&self, created: &Created) -> Result<()> {
+        use rayon::prelude::*;
+        for &(link, inode) in &created.hardlinks {
+            let first = self.shared.first_links.lock().expect("links lock")[&inode].clone();
+            let from = match first {
+                FirstLink::InBatch(first) if self.ok(first) => self.items[first].rel.clone(),
+                FirstLink::Restored(path) => path,
+                FirstLink::InBatch(_) | FirstLink::Failed => {
+                    self.fail(
+                        link,
+                        "not linked: the file it links to was not restored".into(),
+                    );
+                    continue;
+                }
+            };
+            let made = (|| -> std::io::Result<()> {
+                let (from_dir, from_name) = self.shared.fs.parent(&from)?;
+                let (to_dir, to_name) = self.shared.fs.parent(&self.items[link].rel)?;
+                self.shared
+                    .clear(to_dir.as_fd(), to_name, &self.items[link].rel)?;
+                nix::unistd::linkat(
+                    from_dir.as_fd(),
+                    from_name,
+                    to_dir.as_fd(),
+                    to_name,
+                    AtFlags::empty(),
+                )
+                .map_err(io_err)
+            })();
+            if let Err(e) = made {
+                self.entry_error(link, "cannot create hard link", e)?;
+            }
+        }
+        let mut first_links = self.shared.first_links.lock().expect("links lock");
+        for &(inode, first) in &created.firsts {
+            let settled = if self.ok(first) {
+                FirstLink::Restored(self.items[first].rel.clone())
+            } else {
+                FirstLink::Failed
+            };
+            first_links.insert(inode, settled);
+        }
+        drop(first_links);
+        created
+            .symlinks
+            .par_iter()
+            .try_for_each(|&i| self.create_symlink(i))
+    }
+
+    fn create_symlink(&self, i: usize) -> Result<()> {
+        let item = &self.items[i];
+        let target = item
+            .node()
+            .link_target
+            .as_ref()
+            .map(|t| t.0.as_slice())
+            .unwrap_or_default();
+        // A target no file system can hold is this entry's problem, not the restore's.
+        if target.is_empty() {
+            self.fail(i, "cannot create symlink: its target is empty".into());
+            return Ok(());
+        }
+        if target.contains(&0) {
+            self.fail(
+                i,
+                "cannot create symlink: its target contains a NUL byte".into(),
+            );
+            return Ok(());
+        }
+        let made = (|| -> std::io::Result<()> {
+            let (parent, name) = self.shared.fs.parent(&item.rel)?;
+            self.shared.clear(parent.as_fd(), name, &item.rel)?;
+            nix::unistd::symlinkat(OsStr::from_bytes(target), parent.as_fd(), name).map_err(io_err)
+        })();
+        match made {
+            Ok(()) => Ok(()),
+            Err(e) => self.entry_error(i, "cannot create symlink", e),
+        }
+    }
+
+    /// Phase 3: metadata of everything but directories not finished yet (directories get
+    /// theirs when the whole restore is done: [`Shared::finish_dirs`]).
+    fn finish_entries(&self) {
         use rayon::prelude::*;
         (0..self.items.len())
             .into_par_iter()
@@ -683,19 +780,25 @@ impl Restorer {
                     self.problem(i, format!("metadata: {e}"));
                 }
             });
-        for (i, item) in self.items.iter().enumerate().rev() {
-            if item.node().kind != NodeKind::Dir || !self.ok(i) {
-                continue;
-            }
-            let done = self
-                .fs
-                .dir(&item.rel)
-                .and_then(|fd| self.apply_fd(fd.as_fd(), item.node()));
-            if let Err(e) = done {
-                self.problem(i, format!("metadata: {e}"));
-            }
-        }
-        Ok(())
+    }
+
+    /// The directories of this batch that were made, with their listings (for `--delete`).
+    fn listed_dirs(&self) -> Vec<(PathBuf, Arc<Tree>)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| item.node().kind == NodeKind::Dir && self.ok(*i))
+            .filter_map(|(_, item)| Some((item.rel.clone(), Arc::clone(item.listing.as_ref()?))))
+            .collect()
+    }
+
+    /// The directories this batch restored, for their metadata at the end.
+    fn restored_dirs(&self) -> impl Iterator<Item = (PathBuf, Node)> + '_ {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| item.node().kind == NodeKind::Dir && self.ok(*i))
+            .map(|(_, item)| (item.rel.clone(), item.node().clone()))
     }
 
     fn finish_one(&self, i: usize) -> std::io::Result<()> {
@@ -703,7 +806,7 @@ impl Restorer {
         match item.node().kind {
             NodeKind::File | NodeKind::Fifo => {
                 // Non-blocking, so a FIFO opens without a writer.
-                let fd = self.fs.open(
+                let fd = self.shared.fs.open(
                     &item.rel,
                     OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
                 )?;
@@ -720,11 +823,11 @@ impl Restorer {
                         "replaced by another kind of entry during the restore",
                     ));
                 }
-                self.apply_fd(fd.as_fd(), item.node())
+                self.shared.apply_fd(fd.as_fd(), item.node())
             }
             _ => {
-                let (parent, name) = self.fs.parent(&item.rel)?;
-                self.apply_at(parent.as_fd(), name, item.node())
+                let (parent, name) = self.shared.fs.parent(&item.rel)?;
+                self.shared.apply_at(parent.as_fd(), name, item.node())
             }
         }
     }
@@ -798,129 +901,7 @@ fn one_shot(node: &Node) -> bool {
     node.kind == NodeKind::File && node.content.len() == 1
 }
 
-/// Entries below each tree, counted once per path (saturating), computed bottom-up over the
-/// distinct trees without recursion.
-fn expanded_counts(
-    trees: &HashMap<BlobId, Arc<Tree>>,
-    root: &BlobId,
-) -> Result<HashMap<BlobId, u64>> {
-    let subtrees = |id: &BlobId| -> Vec<BlobId> {
-        trees[id]
-            .nodes
-            .iter()
-            .filter(|n| n.kind == NodeKind::Dir)
-            .filter_map(|n| n.subtree)
-            .collect()
-    };
-    let mut counts: HashMap<BlobId, u64> = HashMap::new();
-    let mut open: HashSet<BlobId> = HashSet::new();
-    let mut stack = vec![(*root, false)];
-    while let Some((id, children_done)) = stack.pop() {
-        if counts.contains_key(&id) {
-            continue;
-        }
-        if !children_done {
-            if !open.insert(id) {
-                // Ids are hashes of contents, so a tree cannot contain itself; one that
-                // claims to is forged.
-                return Err(RepoError::corrupt(
-                    format!("tree {id}"),
-                    "contains itself (a cycle of subtrees)",
-                ));
-            }
-            stack.push((id, true));
-            for child in subtrees(&id) {
-                if !counts.contains_key(&child) {
-                    stack.push((child, false));
-                }
-            }
-            continue;
-        }
-        open.remove(&id);
-        let count = trees[&id].nodes.iter().fold(0u64, |sum, node| {
-            let below = match (node.kind, node.subtree) {
-                (NodeKind::Dir, Some(sub)) => counts.get(&sub).copied().unwrap_or(0),
-                _ => 0,
-            };
-            sum.saturating_add(1).saturating_add(below)
-        });
-        counts.insert(id, count);
-    }
-    Ok(counts)
-}
-
 impl Repository {
-    /// Lists every node of a snapshot below `root` in path order (directories before their
-    /// contents, siblings in name order), leaving out what `exclude` matches.
-    ///
-    /// Each distinct tree is read once, however often the snapshot refers to it (equal
-    /// directories are one blob). Restoring a shared subtree at every path that refers to
-    /// it is what a restore must do, so the expansion is counted first, over the distinct
-    /// trees: a snapshot that expands to more than `max_entries` is refused naming the
-    /// smallest tree that does, before any memory is spent on the expansion.
-    async fn collect_items(
-        &self,
-        index: &Index,
-        root: &BlobId,
-        exclude: Option<&GlobSet>,
-        max_entries: u64,
-    ) -> Result<Vec<Item>> {
-        // Every distinct tree, read once however often it is shared.
-        let mut trees: HashMap<BlobId, Arc<Tree>> = HashMap::new();
-        TreeWalker::new(self, index)
-            .walk([*root], |reached| {
-                trees.insert(reached.id, Arc::new(reached.tree?));
-                Ok(())
-            })
-            .await?;
-        let counts = expanded_counts(&trees, root)?;
-        if counts[root] > max_entries {
-            // Name the smallest tree over the limit: the one whose sharing multiplies.
-            let mut culprit = *root;
-            let mut path = PathBuf::from("/");
-            while let Some(node) = trees[&culprit].nodes.iter().find(|n| {
-                n.kind == NodeKind::Dir && n.subtree.is_some_and(|s| counts[&s] > max_entries)
-            }) {
-                path.push(node.name.to_os());
-                culprit = node.subtree.expect("checked above");
-            }
-            return Err(RepoError::corrupt(
-                format!(
-                    "tree {culprit} (at {} of the restored tree)",
-                    path.display()
-                ),
-                format!(
-                    "expands to {} entries, more than the limit of {max_entries}: its \
-                     subtrees are shared so often that restoring them at every path would \
-                     exhaust memory (raise the limit with --max-entries only for a snapshot \
-                     you trust, or restore a smaller part with SNAPSHOT:PATH)",
-                    counts[&culprit]
-                ),
-            ));
-        }
-        let mut items = Vec::with_capacity(usize::try_from(counts[root]).unwrap_or(0));
-        // Depth first, children pushed in reverse: path order without sorting.
-        let children = |tree: &Arc<Tree>, dir: &Path| -> Vec<(PathBuf, Arc<Tree>, usize)> {
-            (0..tree.nodes.len())
-                .rev()
-                .map(|i| (dir.join(tree.nodes[i].name.to_os()), Arc::clone(tree), i))
-                .collect()
-        };
-        let mut stack = children(&trees[root], Path::new(""));
-        while let Some((rel, tree, index)) = stack.pop() {
-            let node = &tree.nodes[index];
-            // Parents come first, so an excluded directory is left out with all below it.
-            if exclude.is_some_and(|set| set.is_match(Path::new("/").join(&rel))) {
-                continue;
-            }
-            if let (NodeKind::Dir, Some(sub)) = (node.kind, node.subtree) {
-                stack.extend(children(&trees[&sub], &rel));
-            }
-            items.push(Item { rel, tree, index });
-        }
-        Ok(items)
-    }
-
     /// Resolves restic's `SNAPSHOT[:PATH]` among the snapshots passing `filter`: `latest`, a
     /// full id or a unique prefix, optionally followed by `:PATH`, a directory inside the
     /// snapshot to restore instead of all of it. Returns the snapshot found and the snapshot
@@ -978,6 +959,11 @@ impl Repository {
     /// Everything is created beneath the target and nowhere else (see the module's
     /// documentation); problems with single entries are listed in
     /// [`RestoreReport::errors`] and the restore goes on.
+    ///
+    /// Entries are restored a batch at a time, in path order ([`BATCH_ENTRIES`] entries or
+    /// [`BATCH_BLOBS`] content blobs): memory holds one batch, the trees of the current
+    /// path, and one record per directory (for its metadata at the end), whatever the
+    /// number of files.
     pub async fn restore(
         &self,
         index: Arc<Index>,
@@ -989,118 +975,143 @@ impl Repository {
         let exclude = crate::ops::patterns::compile(&options.exclude, "exclude")?;
         let xattrs = XattrFilter::new(&options.include_xattr, &options.exclude_xattr)?;
         let max_entries = options.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
-        let mut items = self
-            .collect_items(&index, &snapshot.tree, exclude.as_ref(), max_entries)
+        let totals = self
+            .restore_totals(&index, &snapshot.tree, max_entries)
             .await?;
-        if let Some(include) = &include {
-            keep_included(&mut items, include);
-        }
-        let fs = open_target(target).await?;
-        let counters = Arc::new(totals(&items));
+        let mut expander = expand::Expander::start(
+            self,
+            Arc::clone(&index),
+            &snapshot.tree,
+            include.as_ref(),
+            exclude.as_ref(),
+        )
+        .await?;
+        let shared = Arc::new(Shared::new(open_target(target).await?, xattrs, &options));
+        // With patterns, fewer files than these are restored: the totals are an upper bound.
+        let counters = Arc::new(Counters::default());
+        counters.total_files.store(totals.files, Ordering::Relaxed);
+        counters.total_bytes.store(totals.bytes, Ordering::Relaxed);
         let reporter = Reporter::start(
             options.progress.clone(),
             Arc::clone(&counters),
             Duration::from_secs(1),
         );
-        let restorer = Arc::new(Restorer::new(items, fs, xattrs, &options));
+        let mut report = RestoreReport::default();
+        if options.delete {
+            let root = (PathBuf::new(), Arc::clone(expander.root()));
+            let batch = Arc::new(Restorer::new(Vec::new(), Arc::clone(&shared)));
+            report.deleted += delete_in(&batch, vec![root], (&include, &exclude)).await?;
+        }
+        let mut failed_dir = None;
+        let mut dirs: Vec<(PathBuf, Node)> = Vec::new();
+        loop {
+            let items = expander.next_batch(BATCH_ENTRIES, BATCH_BLOBS).await?;
+            if items.is_empty() {
+                break;
+            }
+            let batch = Arc::new(Restorer::new(items, Arc::clone(&shared)));
+            failed_dir = self
+                .restore_batch(
+                    &batch,
+                    &index,
+                    failed_dir,
+                    (&include, &exclude),
+                    &options,
+                    &counters,
+                    &mut report,
+                )
+                .await?;
+            dirs.extend(batch.restored_dirs());
+            batch.counts(&mut report);
+            // Directory descriptors are kept per batch; later ones reopen what they need.
+            shared.fs.forget_all();
+        }
+        // Directories last, deepest first: nothing changes inside them after this.
+        let finishing = Arc::clone(&shared);
+        tokio::task::spawn_blocking(move || finishing.finish_dirs(&dirs))
+            .await
+            .map_err(RepoError::task("restore task"))?;
+        drop(reporter);
+        report.errors = std::mem::take(&mut *shared.problems.lock().expect("problems lock"));
+        Ok(report)
+    }
+
+    /// Restores one batch: namespace, content, `--delete`, links, metadata, `--verify`.
+    /// Returns the last directory that could not be made (entries below it fail with it).
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_batch(
+        &self,
+        batch: &Arc<Restorer>,
+        index: &Arc<Index>,
+        failed_dir: Option<PathBuf>,
+        patterns: (&Option<GlobSet>, &Option<GlobSet>),
+        options: &RestoreOptions,
+        counters: &Arc<Counters>,
+        report: &mut RestoreReport,
+    ) -> Result<Option<PathBuf>> {
         // 1. The namespace: directories, files at full size, special files.
-        let (files, hardlinks, symlinks) = {
-            let restorer = Arc::clone(&restorer);
+        let (created, failed_dir) = {
+            let batch = Arc::clone(batch);
             tokio::task::spawn_blocking(move || {
-                restorer.create_dirs()?;
-                restorer.create_entries()
+                let mut failed_dir = failed_dir;
+                batch.create_dirs(&mut failed_dir)?;
+                Ok::<_, RepoError>((batch.create_entries()?, failed_dir))
             })
             .await
             .map_err(RepoError::task("restore task"))??
         };
         #[cfg(test)]
-        tests::after_namespace(target);
-        let links = (hardlinks, symlinks);
+        tests::after_namespace(&batch.shared.fs.path_of(Path::new("")));
 
         // 2. Content: plan per pack, fetch, decode, write.
-        let per_pack = plan_content(&index, &restorer, &files)?;
+        let per_pack = plan_content(index, batch, &created.files)?;
         futures::stream::iter(per_pack)
             .map(|(pack, blobs)| {
-                let (restorer, counters) = (Arc::clone(&restorer), Arc::clone(&counters));
+                let (batch, counters) = (Arc::clone(batch), Arc::clone(counters));
                 let cancel = options.cancel.clone();
                 async move {
                     if cancel.is_cancelled() {
                         return Err(RepoError::Cancelled);
                     }
-                    self.restore_pack(pack, blobs, restorer, counters).await
+                    self.restore_pack(pack, blobs, batch, counters).await
                 }
             })
             .buffer_unordered(self.transfer_concurrency().max(2))
             .try_collect::<Vec<()>>()
             .await?;
 
-        let (deleted, verified) = self
-            .finish_restore(
-                &restorer,
-                &index,
-                files,
-                links,
-                (include, exclude),
-                &options,
-            )
-            .await?;
-        drop(reporter);
-        let mut report = RestoreReport {
-            files_verified: verified,
-            deleted,
-            errors: std::mem::take(&mut *restorer.problems.lock().expect("problems lock")),
-            ..Default::default()
-        };
-        restorer.counts(&mut report);
-        Ok(report)
-    }
-
-    /// The steps after content: delete extraneous entries (`--delete`), links, metadata,
-    /// and verification (`--verify`). Returns (entries deleted, files verified).
-    async fn finish_restore(
-        &self,
-        restorer: &Arc<Restorer>,
-        index: &Arc<Index>,
-        files: Vec<usize>,
-        links: (Vec<HardLink>, Vec<usize>),
-        patterns: (Option<GlobSet>, Option<GlobSet>),
-        options: &RestoreOptions,
-    ) -> Result<(u64, u64)> {
         // Removing entries changes directories' times, so it comes before metadata.
-        let blocking = |f: Phase| on_blocking(restorer, f);
-        let (include, exclude) = patterns;
-        let (hardlinks, symlinks) = links;
-        let deleted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if options.delete {
-            let deleted = Arc::clone(&deleted);
-            blocking(Box::new(move |r: &Restorer| {
-                let n = r.delete_extraneous(include.as_ref(), exclude.as_ref())?;
-                deleted.store(n, Ordering::Relaxed);
-                Ok(())
-            }))
-            .await?;
+            let dirs = batch.listed_dirs();
+            report.deleted += delete_in(batch, dirs, patterns).await?;
         }
-        // 3. Hard links and symlinks, then metadata (files, then directories deepest first).
-        blocking(Box::new(move |r: &Restorer| {
-            r.link_entries(&hardlinks, &symlinks)?;
-            r.finish_entries()
-        }))
+        // 3. Hard links and symlinks, then metadata of all but directories.
+        let files = created.files.clone();
+        on_blocking(
+            batch,
+            Box::new(move |r: &Restorer| {
+                r.link_entries(&created)?;
+                r.finish_entries();
+                Ok(())
+            }),
+        )
         .await?;
-        let verified = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if options.verify {
             let keys = Arc::clone(&self.keys);
             let index = Arc::clone(index);
-            let verified = Arc::clone(&verified);
-            blocking(Box::new(move |r: &Restorer| {
-                verified.store(r.verify_files(&keys, &index, &files), Ordering::Relaxed);
-                Ok(())
-            }))
+            let verified = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let count = Arc::clone(&verified);
+            on_blocking(
+                batch,
+                Box::new(move |r: &Restorer| {
+                    count.store(r.verify_files(&keys, &index, &files), Ordering::Relaxed);
+                    Ok(())
+                }),
+            )
             .await?;
+            report.files_verified += verified.load(Ordering::Relaxed);
         }
-        Ok((
-            deleted.load(Ordering::Relaxed),
-            verified.load(Ordering::Relaxed),
-        ))
+        Ok(failed_dir)
     }
 
     /// Writes the blobs `blobs` of `pack` wherever they are used, read through the one blob
@@ -1146,32 +1157,26 @@ async fn on_blocking(restorer: &Arc<Restorer>, phase: Phase) -> Result<()> {
         .map_err(RepoError::task("restore task"))?
 }
 
-/// Progress counters with the files and bytes a restore of `items` will write.
-fn totals(items: &[Item]) -> Counters {
-    let counters = Counters::default();
-    for item in items.iter().filter(|i| i.node().kind == NodeKind::File) {
-        counters.total_files.fetch_add(1, Ordering::Relaxed);
-        (counters.total_bytes).fetch_add(item.node().size, Ordering::Relaxed);
-    }
-    counters
-}
-
-/// Keeps the items `include` selects and the directories leading to them.
-fn keep_included(items: &mut Vec<Item>, include: &GlobSet) {
-    let selected: Vec<bool> = items
-        .iter()
-        .map(|i| matches_self_or_ancestor(include, &i.rel))
-        .collect();
-    let mut needed_dirs = HashSet::new();
-    for (item, keep) in items.iter().zip(&selected) {
-        if *keep {
-            for ancestor in item.rel.ancestors().skip(1) {
-                needed_dirs.insert(ancestor.to_path_buf());
-            }
-        }
-    }
-    let mut keep = selected.into_iter();
-    items.retain(|item| keep.next().unwrap_or(false) || needed_dirs.contains(&item.rel));
+/// `--delete` in the directories `dirs` (path below the target and listing), on a blocking
+/// thread; returns how many entries were removed.
+async fn delete_in(
+    batch: &Arc<Restorer>,
+    dirs: Vec<(PathBuf, Arc<Tree>)>,
+    patterns: (&Option<GlobSet>, &Option<GlobSet>),
+) -> Result<u64> {
+    let (include, exclude) = (patterns.0.clone(), patterns.1.clone());
+    let deleted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = Arc::clone(&deleted);
+    on_blocking(
+        batch,
+        Box::new(move |r: &Restorer| {
+            let n = r.delete_extraneous(&dirs, include.as_ref(), exclude.as_ref())?;
+            count.store(n, Ordering::Relaxed);
+            Ok(())
+        }),
+    )
+    .await?;
+    Ok(deleted.load(Ordering::Relaxed))
 }
 
 /// Where each blob of each file goes, grouped by pack and ordered by offset in it, so each
@@ -1304,6 +1309,123 @@ mod tests {
             .await
             .unwrap();
         (repo, report.snapshot)
+    }
+
+    /// A tree restored in batches of a few entries: hard links whose first name is in an
+    /// earlier batch, directories whose entries span batches, include patterns selecting
+    /// entries deep in later batches, `--delete` and `--verify` across batches.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn batches_restore_what_one_pass_would() {
+        use std::os::unix::fs::MetadataExt;
+        let source = tempfile::tempdir().unwrap();
+        let root = source.path();
+        for d in ["a", "a/deep", "b", "c/d/e"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for n in 0..12 {
+            let dir = ["a", "a/deep", "b", "c/d/e"][n % 4];
+            let content = format!("file {n} ").repeat(n * 300 + 1);
+            std::fs::write(root.join(dir).join(format!("f{n:02}")), content).unwrap();
+        }
+        std::fs::hard_link(root.join("a/f00"), root.join("c/d/e/link-to-f00")).unwrap();
+        std::fs::hard_link(root.join("a/f00"), root.join("b/link-to-f00")).unwrap();
+        std::os::unix::fs::symlink("../a/f00", root.join("b/sym")).unwrap();
+        let options = InitOptions {
+            kdf: cairn_pack::KdfParams::new(8 * 1024, 1, 1).unwrap(),
+            ..Default::default()
+        };
+        let repo = Repository::init(Storage::in_memory(), b"pw", options)
+            .await
+            .unwrap();
+        let snapshot = repo
+            .backup(&[root.to_path_buf()], BackupOptions::default())
+            .await
+            .unwrap()
+            .snapshot;
+        let index = repo.load_index().await.unwrap();
+        let restored_root = |target: &Path| {
+            let mut path = target.to_path_buf();
+            path.push(root.strip_prefix("/").unwrap());
+            path
+        };
+
+        let target = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(restored_root(target.path()).join("b")).unwrap();
+        std::fs::write(restored_root(target.path()).join("b/stray"), b"x").unwrap();
+        let report = repo
+            .restore(
+                Arc::clone(&index),
+                &snapshot,
+                target.path(),
+                RestoreOptions {
+                    verify: true,
+                    delete: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.deleted, 1, "b/stray");
+        let restored = restored_root(target.path());
+        let strip = |entries: Vec<(PathBuf, String)>, base: &Path| -> Vec<(PathBuf, String)> {
+            entries
+                .into_iter()
+                .map(|(p, what)| (p.strip_prefix(base).unwrap().to_path_buf(), what))
+                .collect()
+        };
+        assert_eq!(
+            strip(fingerprint(&restored), &restored),
+            strip(fingerprint(root), root)
+        );
+        let inode = |p: &str| std::fs::metadata(restored.join(p)).unwrap().ino();
+        assert_eq!(inode("a/f00"), inode("c/d/e/link-to-f00"));
+        assert_eq!(inode("a/f00"), inode("b/link-to-f00"));
+        assert_eq!(
+            report.files_verified, 12,
+            "hard links are verified through their first name"
+        );
+        let mtime = |p: &Path| std::fs::metadata(p).unwrap().mtime();
+        for d in ["a", "a/deep", "c/d/e", "c"] {
+            assert_eq!(mtime(&restored.join(d)), mtime(&root.join(d)), "{d}");
+        }
+
+        // Only entries of a late batch, with the directories leading to them.
+        let target = tempfile::tempdir().unwrap();
+        let report = repo
+            .restore(
+                index,
+                &snapshot,
+                target.path(),
+                RestoreOptions {
+                    include: vec!["e/f11".into(), "a/deep".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let restored = restored_root(target.path());
+        let mut names: Vec<PathBuf> = strip(fingerprint(&restored), &restored)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        names.sort();
+        let expected: Vec<PathBuf> = [
+            "a",
+            "a/deep",
+            "a/deep/f01",
+            "a/deep/f05",
+            "a/deep/f09",
+            "c",
+            "c/d",
+            "c/d/e",
+            "c/d/e/f11",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(names, expected);
     }
 
     /// What a case-insensitive file system does to the old restore order, forced here on a

@@ -28,7 +28,8 @@ impl Restorer {
     ) -> std::result::Result<(), String> {
         let node = self.items[i].node();
         let mut file = std::fs::File::from(
-            self.fs
+            self.shared
+                .fs
                 .open(&self.items[i].rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
                 .map_err(|e| e.to_string())?,
         );
