@@ -135,6 +135,14 @@ impl BlobEncoder {
             &blob_ad(blob_type, compression, plain_len, &id),
             &mut out,
         )?;
+        // The buffer was sized for the worst case (incompressible input plus zstd's bound):
+        // a pack of small blobs holds ~100 000 of them until it is uploaded, and each would
+        // keep that slack (a 100-byte file's blob ~1.5x its size). A slack under an eighth
+        // (incompressible large chunks) is not worth a reallocation.
+        let slack = out.capacity() - out.len();
+        if slack > 32 && slack > out.len() / 8 {
+            out.shrink_to_fit();
+        }
         Ok(EncodedBlob {
             blob_type,
             id,

@@ -10,6 +10,7 @@ mod excludes;
 mod metadata;
 mod protect;
 mod saver;
+mod seen;
 mod sparse;
 mod upload;
 mod walker;

@@ -13,7 +13,7 @@
 //! speed, next to compression at a few hundred MB/s), so encodes in flight never keep a
 //! file's whole read buffer alive.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub(crate) struct Saver {
     keys: Arc<MasterKeys>,
     encoder: BlobEncoder,
     index: Arc<Index>,
-    seen: Vec<Mutex<HashSet<BlobId>>>,
+    seen: Vec<Mutex<super::seen::SeenIds>>,
     /// Ids of all-zero chunks by length: holes and zeroed regions yield the same few
     /// chunks over and over, hashed once each.
     zero_ids: Mutex<HashMap<usize, BlobId>>,
@@ -85,7 +85,7 @@ impl Saver {
             encoder,
             index,
             seen: (0..SEEN_SHARDS)
-                .map(|_| Mutex::new(HashSet::new()))
+                .map(|_| Mutex::new(super::seen::SeenIds::default()))
                 .collect(),
             zero_ids: Mutex::new(HashMap::new()),
             packers: [Mutex::new(writer()?), Mutex::new(writer()?)],
