@@ -14,12 +14,14 @@
 mod cut;
 mod error;
 mod gear;
+mod guided;
 mod params;
 mod stream;
 
 pub use cut::{is_zero, Chunk, Chunker, SliceChunks};
 pub use error::ChunkerError;
 pub use gear::{ChunkerSecret, GearTable, GEAR_CONTEXT};
+pub use guided::Guided;
 pub use params::{
     ChunkerParams, AVG_SIZE_LOWER, AVG_SIZE_UPPER, MAX_SIZE_LOWER, MAX_SIZE_UPPER, MIN_SIZE_LOWER,
     MIN_SIZE_UPPER,

@@ -171,6 +171,38 @@ impl<R: Read> StreamChunker<R> {
         self.reader
     }
 
+    /// Offers the next `length` bytes as a chunk without searching for a cut: `known` sees
+    /// them and answers whether they are a chunk it already knows. Returns the chunk and the
+    /// answer when it does; `Ok(None)` when `known` refuses, when fewer than `length` bytes
+    /// are left, or when `length` is zero or above `max` (nothing is consumed then: the next
+    /// call cuts from the same place).
+    ///
+    /// The caller vouches for the cut: these bytes must be a chunk this chunker cut, from its
+    /// first byte, somewhere other than at the end of its input. Such a cut ends at the same
+    /// place whatever bytes follow (the decision at a position reads only bytes up to it), so
+    /// chunks accepted here are exactly those the search would have found. Re-chunking a
+    /// changed file along its previous version's chunks (confirmed by their keyed ids) this
+    /// way skips the gear hash over every unchanged chunk.
+    pub fn next_known<T>(
+        &mut self,
+        length: usize,
+        known: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<Option<(StreamChunk, T)>, ChunkerError> {
+        if self.done || length == 0 || length > self.chunker.params().max() {
+            return Ok(None);
+        }
+        while self.end - self.start < length && !self.eof {
+            if let Err(e) = self.fill() {
+                self.done = true;
+                return Err(e);
+            }
+        }
+        if self.end - self.start < length {
+            return Ok(None);
+        }
+        Ok(known(self.block.get(self.start..self.start + length)).map(|t| (self.take(length), t)))
+    }
+
     /// Makes room behind `end`: when the block is full, moves the unconsumed tail to the front
     /// of this block (if no chunk of it is alive) or of a new one.
     fn make_room(&mut self) {

@@ -228,3 +228,123 @@ fn slow_producer_gets_chunks_after_max_bytes() {
     let rest: usize = stream.map(|c| c.unwrap().data.len()).sum();
     assert!(rest > 0);
 }
+
+/// An edit of an input, for the guided chunking properties.
+#[derive(Clone, Debug)]
+enum Edit {
+    Overwrite { at: usize, bytes: Vec<u8> },
+    Insert { at: usize, bytes: Vec<u8> },
+    Delete { at: usize, len: usize },
+    Truncate { keep: usize },
+    Append { bytes: Vec<u8> },
+    Zero { at: usize, len: usize },
+}
+
+fn apply(data: &[u8], edit: &Edit) -> Vec<u8> {
+    let mut out = data.to_vec();
+    match edit {
+        Edit::Overwrite { at, bytes } => {
+            let at = (*at).min(out.len());
+            let end = (at + bytes.len()).min(out.len());
+            out[at..end].copy_from_slice(&bytes[..end - at]);
+        }
+        Edit::Insert { at, bytes } => {
+            let at = (*at).min(out.len());
+            out.splice(at..at, bytes.iter().copied());
+        }
+        Edit::Delete { at, len } => {
+            let at = (*at).min(out.len());
+            let end = (at + len).min(out.len());
+            out.drain(at..end);
+        }
+        Edit::Truncate { keep } => out.truncate(*keep),
+        Edit::Append { bytes } => out.extend_from_slice(bytes),
+        Edit::Zero { at, len } => {
+            let at = (*at).min(out.len());
+            let end = (at + len).min(out.len());
+            out[at..end].fill(0);
+        }
+    }
+    out
+}
+
+fn edit_strategy() -> impl Strategy<Value = Edit> {
+    let bytes = || prop::collection::vec(any::<u8>(), 1..3000);
+    prop_oneof![
+        (0usize..40_000, bytes()).prop_map(|(at, bytes)| Edit::Overwrite { at, bytes }),
+        (0usize..40_000, bytes()).prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
+        (0usize..40_000, 1usize..5000).prop_map(|(at, len)| Edit::Delete { at, len }),
+        (0usize..40_000).prop_map(|keep| Edit::Truncate { keep }),
+        bytes().prop_map(|bytes| Edit::Append { bytes }),
+        (0usize..40_000, 1usize..12_000).prop_map(|(at, len)| Edit::Zero { at, len }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Guided by the previous version's chunks (all but the last), the cuts are exactly the
+    /// search's, whatever the edit; and in-place edits reuse every chunk before them.
+    #[test]
+    fn guided_chunking_cuts_exactly_where_the_search_does(
+        len in 0usize..40_000,
+        seed in any::<u64>(),
+        zeros in prop::option::of((0usize..40_000, 1usize..12_000)),
+        edit in edit_strategy(),
+        key in any::<u8>(),
+    ) {
+        let chunker = keyed(key);
+        let mut old = noise(len, seed);
+        if let Some((at, n)) = zeros {
+            old = apply(&old, &Edit::Zero { at, len: n });
+        }
+        let new = apply(&old, &edit);
+        let mut previous: Vec<(Vec<u8>, usize)> = chunker
+            .chunks(&old)
+            .map(|c| (old[c.offset..c.offset + c.length].to_vec(), c.length))
+            .collect();
+        previous.pop();
+        let guided: Vec<_> = cairn_chunker::Guided::new(
+            chunker.stream(&new[..]),
+            previous.clone(),
+            |key: &Vec<u8>, bytes: &[u8]| key.as_slice() == bytes,
+        )
+        .map(|r| r.unwrap())
+        .collect();
+        let cuts: Vec<_> = guided.iter().map(|(c, _)| (c.offset as usize, c.data.len())).collect();
+        let searched: Vec<_> = chunker.chunks(&new).map(|c| (c.offset, c.length)).collect();
+        prop_assert_eq!(&cuts, &searched);
+        if let Edit::Overwrite { at, .. } | Edit::Zero { at, .. } = edit {
+            // Every previous chunk that ends before the edit is taken without a search.
+            let mut end = 0;
+            for (i, (_, length)) in previous.iter().enumerate() {
+                end += length;
+                if end > at {
+                    break;
+                }
+                prop_assert!(guided[i].1.is_some(), "chunk {} ending at {} was searched", i, end);
+            }
+        }
+    }
+
+    /// A caller that confirms anything (a planted parent) still gets chunks that cover the
+    /// input exactly, each within `max`.
+    #[test]
+    fn guided_chunking_covers_the_input_whatever_the_guide_claims(
+        len in 0usize..30_000,
+        seed in any::<u64>(),
+        lengths in prop::collection::vec(0usize..10_000, 0..20),
+    ) {
+        let chunker = keyed(3);
+        let data = noise(len, seed);
+        let previous: Vec<((), usize)> = lengths.into_iter().map(|l| ((), l)).collect();
+        let mut rebuilt = Vec::new();
+        for chunk in cairn_chunker::Guided::new(chunker.stream(&data[..]), previous, |_: &(), _: &[u8]| true) {
+            let (chunk, _) = chunk.unwrap();
+            prop_assert_eq!(chunk.offset as usize, rebuilt.len());
+            prop_assert!(!chunk.data.is_empty() && chunk.data.len() <= chunker.params().max());
+            rebuilt.extend_from_slice(&chunk.data);
+        }
+        prop_assert_eq!(rebuilt, data);
+    }
+}

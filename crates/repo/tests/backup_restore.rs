@@ -487,3 +487,56 @@ async fn restore_delete_makes_the_target_equal_within_its_selection() {
     );
     assert_eq!(std::fs::read(root.join("keep/sub/b")).unwrap(), b"b");
 }
+
+/// A changed file is re-chunked along its parent's chunks (skipping the cut search where
+/// they still hold): its chunks must be exactly those of a backup that reads it from
+/// scratch, and it must restore byte for byte.
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_file_chunks_as_if_read_from_scratch() {
+    let repo = Repository::init(Storage::in_memory(), PASSWORD, fast_init())
+        .await
+        .unwrap();
+    let source = tempfile::tempdir().unwrap();
+    let file = source.path().join("volume.img");
+    let mut data = [noise(1_500_000, 1), vec![0u8; 700_000], noise(900_000, 2)].concat();
+    std::fs::write(&file, &data).unwrap();
+    let paths = [source.path().to_path_buf()];
+    repo.backup(&paths, BackupOptions::default()).await.unwrap();
+    // Scattered in-place rewrites, one inside the zero run, and a longer tail.
+    for (at, seed) in [(200_000usize, 3u64), (1_800_000, 4), (2_500_000, 5)] {
+        data[at..at + 5000].copy_from_slice(&noise(5000, seed));
+    }
+    data.extend_from_slice(&noise(100_000, 6));
+    std::fs::write(&file, &data).unwrap();
+    let guided = repo.backup(&paths, BackupOptions::default()).await.unwrap();
+    assert!(
+        guided.snapshot.parent.is_some(),
+        "the second backup has a parent"
+    );
+    let scratch = repo
+        .backup(
+            &paths,
+            BackupOptions {
+                force: true,
+                ..BackupOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let index = repo.load_index().await.unwrap();
+    let name = file.to_str().unwrap().trim_start_matches('/');
+    let node = |snapshot| {
+        let (repo, index) = (&repo, &index);
+        async move { repo.find_node(index, snapshot, name).await.unwrap() }
+    };
+    let (with_parent, from_scratch) = (node(&guided.snapshot).await, node(&scratch.snapshot).await);
+    assert!(
+        with_parent.content.len() > 10,
+        "{} chunks",
+        with_parent.content.len()
+    );
+    assert_eq!(with_parent.content, from_scratch.content);
+    let mut out = Vec::new();
+    repo.dump(&index, &with_parent, &mut out).await.unwrap();
+    assert!(out == data, "the guided snapshot restores the new bytes");
+}

@@ -190,7 +190,7 @@ impl Saver {
 
     /// The keyed id of a data chunk; an all-zero chunk's is computed once per length. The
     /// zero test stops at the first non-zero 4 KiB block, so other data pays one block.
-    fn data_id(&self, data: &[u8]) -> BlobId {
+    pub fn data_id(&self, data: &[u8]) -> BlobId {
         const MOST_ZERO_LENGTHS: usize = 64;
         if data.len() < 4096 || !cairn_chunker::is_zero(data) {
             return self.keys.blob_id(data);

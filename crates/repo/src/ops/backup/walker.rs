@@ -453,7 +453,7 @@ impl Walker {
             node.content = previous.content.clone();
             stats.files_unmodified.fetch_add(1, Ordering::Relaxed);
         } else {
-            match self.file_content(path, meta) {
+            match self.file_content(path, meta, parent) {
                 Ok((content, size)) => {
                     node.content = content;
                     node.size = size;
@@ -494,6 +494,7 @@ impl Walker {
         &self,
         path: &Path,
         meta: &std::fs::Metadata,
+        parent: Option<&Node>,
     ) -> Result<(Vec<BlobId>, u64), Failure> {
         let link_key = (meta.dev(), meta.ino());
         if meta.nlink() > 1 {
@@ -523,6 +524,7 @@ impl Walker {
                     meta.len(),
                     link_key,
                     meta.nlink(),
+                    parent,
                 );
             }
             size = data.len() as u64;
@@ -534,7 +536,7 @@ impl Walker {
                 );
             }
         } else {
-            return self.stream_content(file, meta.len(), link_key, meta.nlink());
+            return self.stream_content(file, meta.len(), link_key, meta.nlink(), parent);
         }
         self.remember_link(link_key, meta.nlink(), &ids, size);
         Ok((ids, size))
@@ -546,21 +548,51 @@ impl Walker {
         size_hint: u64,
         link_key: LinkKey,
         links: u64,
+        parent: Option<&Node>,
     ) -> Result<(Vec<BlobId>, u64), Failure> {
         let mut ids = Vec::new();
         let mut size = 0u64;
         // Holes are not read: the reader hands them out as zeros (see sparse.rs).
         let reader = super::sparse::SparseReader::new(file);
-        for chunk in self.chunker.stream_sized(reader, size_hint) {
-            let chunk = chunk.map_err(|e| match e {
+        // A changed file is cut along its previous chunks where it still holds them (see
+        // cairn_chunker::Guided): an unchanged chunk costs its id, not the gear hash too.
+        let guided = cairn_chunker::Guided::new(
+            self.chunker.stream_sized(reader, size_hint),
+            self.previous_chunks(parent),
+            |id: &BlobId, bytes: &[u8]| self.saver.data_id(bytes) == *id,
+        );
+        for chunk in guided {
+            let (chunk, known) = chunk.map_err(|e| match e {
                 cairn_chunker::ChunkerError::Io(io) => Failure::Item(io),
                 other => Failure::Item(std::io::Error::other(other)),
             })?;
             size += chunk.data.len() as u64;
-            ids.push(self.saver.save_chunk(chunk.data).map_err(Failure::Fatal)?);
+            ids.push(match known {
+                Some(id) => id,
+                None => self.saver.save_chunk(chunk.data).map_err(Failure::Fatal)?,
+            });
         }
         self.remember_link(link_key, links, &ids, size);
         Ok((ids, size))
+    }
+
+    /// The parent version's chunks to guide re-chunking: ids and lengths (from the index) up
+    /// to the first one not indexed, never the last (it may have been cut by the end of the
+    /// file). The ids are checked against the bytes before any is reused, so a parent
+    /// written by a compromised host can at worst make chunks that do not deduplicate.
+    fn previous_chunks(&self, parent: Option<&Node>) -> Vec<(BlobId, usize)> {
+        let Some(parent) = parent.filter(|p| p.kind == NodeKind::File) else {
+            return Vec::new();
+        };
+        let all_but_last = &parent.content[..parent.content.len().saturating_sub(1)];
+        all_but_last
+            .iter()
+            .map_while(|id| {
+                let location = self.index.get(id)?;
+                (location.entry.blob_type == BlobType::Data)
+                    .then_some((*id, location.entry.plain_len as usize))
+            })
+            .collect()
     }
 
     fn remember_link(&self, key: (u64, u64), links: u64, ids: &[BlobId], size: u64) {
