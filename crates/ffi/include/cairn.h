@@ -246,7 +246,7 @@ cairn_status cairn_repo_close(cairn_repo *repo);
 
  `options_json`: null or `{"host", "tags": [], "excludes": [], "exclude_files": [],
  "exclude_caches", "exclude_if_present": [], "one_file_system", "force", "parent":
- "latest" | "none" | id, "time": RFC 3339}`. `progress` (may be null) is called with
+ "latest" | "none" | id, "time": RFC 3339, "memory_budget": bytes}`. `progress` (may be null) is called with
  `user`; `cancel` may be null.
 
  # Safety

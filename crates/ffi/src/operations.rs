@@ -77,7 +77,7 @@ fn backup_result(report: &BackupReport) -> (CairnStatus, String) {
 ///
 /// `options_json`: null or `{"host", "tags": [], "excludes": [], "exclude_files": [],
 /// "exclude_caches", "exclude_if_present": [], "one_file_system", "force", "parent":
-/// "latest" | "none" | id, "time": RFC 3339}`. `progress` (may be null) is called with
+/// "latest" | "none" | id, "time": RFC 3339, "memory_budget": bytes}`. `progress` (may be null) is called with
 /// `user`; `cancel` may be null.
 ///
 /// # Safety

@@ -56,6 +56,10 @@ pub struct Args {
     /// Re-read every file (no parent).
     #[arg(short, long)]
     force: bool,
+    /// Memory the backup may hold in flight, e.g. 256m or 1g (default 512m): sets how many
+    /// files are read at once (cairn's own flag; restic has none).
+    #[arg(long, env = "CAIRN_MEMORY_BUDGET", value_parser = super::prune::parse_size)]
+    memory_budget: Option<u64>,
 }
 
 fn parse_time(text: &str) -> anyhow::Result<DateTime<chrono::FixedOffset>> {
@@ -133,6 +137,7 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
         exclude_caches: args.exclude_caches,
         exclude_if_present: args.exclude_if_present.clone(),
         one_file_system: args.one_file_system,
+        memory_budget: args.memory_budget,
         progress,
         cancel,
     };

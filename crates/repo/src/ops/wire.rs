@@ -35,6 +35,8 @@ pub struct BackupWire {
     parent: Option<String>,
     /// RFC 3339 time to record instead of now.
     time: Option<String>,
+    /// Bytes the backup may hold in flight (default 512 MiB).
+    memory_budget: Option<u64>,
 }
 
 impl TryFrom<BackupWire> for BackupOptions {
@@ -64,6 +66,7 @@ impl TryFrom<BackupWire> for BackupOptions {
             exclude_caches: wire.exclude_caches,
             exclude_if_present: wire.exclude_if_present,
             one_file_system: wire.one_file_system,
+            memory_budget: wire.memory_budget,
             ..Default::default()
         })
     }

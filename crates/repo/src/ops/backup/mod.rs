@@ -5,6 +5,7 @@
 //! pack it needs is stored and indexed. An interrupted backup leaves packs and index files
 //! that later backups reuse, and no snapshot.
 
+pub mod budget;
 mod built;
 mod excludes;
 mod metadata;
@@ -76,6 +77,11 @@ pub struct BackupOptions {
     pub exclude_if_present: Vec<String>,
     /// Do not descend into other file systems.
     pub one_file_system: bool,
+    /// Bytes the backup may hold in flight (chunks being read and encoded, packs being
+    /// filled and uploaded); `None` is [`budget::DEFAULT_MEMORY_BUDGET`]. It sets how many
+    /// files are read at once (see [`budget::threads_within`]); the process's total adds the
+    /// key derivation at open and the allocator's slack.
+    pub memory_budget: Option<u64>,
     /// Progress callback (about once a second).
     pub progress: Option<ProgressFn>,
     /// Cancellation: a cancelled backup stops, uploads and indexes what it packed, and writes
@@ -145,6 +151,15 @@ impl Repository {
             marker.confirmer(),
             receiver,
         ));
+        let threads = budget::threads_within(
+            options
+                .memory_budget
+                .unwrap_or(budget::DEFAULT_MEMORY_BUDGET),
+            rayon::current_num_threads(),
+            self.chunker.params().max(),
+            self.config.pack_size as usize,
+            self.transfer_concurrency(),
+        );
         let saver = Saver::new(
             Arc::clone(&self.keys),
             self.encoder,
@@ -152,6 +167,7 @@ impl Repository {
             self.config.pack_size as usize,
             sender,
             options.cancel.clone(),
+            threads,
         )?;
         Ok(Prepared {
             marker,
@@ -237,7 +253,11 @@ impl Repository {
         let walk = {
             let walker = Arc::clone(&walker);
             tokio::task::spawn_blocking(move || {
-                let result = walker.save_root(&target, parent_tree.as_ref());
+                // The walk runs on a pool of the budget's size (files are read by its
+                // threads), not on the global one.
+                let result = walker.saver.walk_pool().and_then(|pool| {
+                    pool.install(|| walker.save_root(&target, parent_tree.as_ref()))
+                });
                 walker.saver.wait_idle();
                 let closed = walker.saver.close();
                 result.and_then(|root| closed.map(|_| root))

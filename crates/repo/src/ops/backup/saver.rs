@@ -55,6 +55,8 @@ pub(crate) struct Saver {
     in_flight: Mutex<usize>,
     in_flight_changed: Condvar,
     in_flight_limit: usize,
+    /// Worker threads the memory budget allows (file readers; as many encoders).
+    threads: usize,
     pending_encodes: AtomicUsize,
     encoders: rayon::ThreadPool,
     pub stats: BlobStats,
@@ -69,11 +71,12 @@ impl Saver {
         pack_size: usize,
         uploads: Sender<FinishedPack>,
         cancel: CancelToken,
+        threads: usize,
     ) -> Result<Arc<Saver>> {
         let writer =
             || PackWriter::new(pack_size).map_err(|e| RepoError::InvalidInput(e.to_string()));
         let encoders = rayon::ThreadPoolBuilder::new()
-            .num_threads(rayon::current_num_threads())
+            .num_threads(threads)
             .thread_name(|i| format!("cairn-encode-{i}"))
             .build()
             .map_err(|source| RepoError::Internal {
@@ -97,7 +100,8 @@ impl Saver {
             in_flight_changed: Condvar::new(),
             // One chunk per encoder thread, and one waiting for each: enough to keep the
             // encoders busy, each chunk (up to the maximum chunk size) held once.
-            in_flight_limit: 2 * rayon::current_num_threads(),
+            in_flight_limit: 2 * threads,
+            threads,
             pending_encodes: AtomicUsize::new(0),
             encoders,
             stats: BlobStats::default(),
@@ -267,6 +271,18 @@ impl Saver {
             Some(writer) => self.ship(writer),
             None => Ok(()),
         }
+    }
+
+    /// A pool of the budget's thread count for walking the source (reading files).
+    pub fn walk_pool(&self) -> Result<rayon::ThreadPool> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .thread_name(|i| format!("cairn-walk-{i}"))
+            .build()
+            .map_err(|source| RepoError::Internal {
+                what: "starting the walker threads".into(),
+                source: Box::new(source),
+            })
     }
 
     fn new_writer(&self) -> Result<PackWriter> {
