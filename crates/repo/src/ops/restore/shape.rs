@@ -93,7 +93,13 @@ fn expanded(shapes: &HashMap<BlobId, Shape>, root: &BlobId) -> Result<HashMap<Bl
         if totals.contains_key(&id) {
             continue;
         }
-        let shape = &shapes[&id];
+        // Every tree the walk reached has a shape; one missing is damage, not a panic.
+        let Some(shape) = shapes.get(&id) else {
+            return Err(RepoError::corrupt(
+                format!("tree {id}"),
+                "it was not read with the trees that name it",
+            ));
+        };
         if !children_done {
             if !open.insert(id) {
                 // Ids are hashes of contents, so a tree cannot contain itself; one that
