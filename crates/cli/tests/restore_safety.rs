@@ -85,13 +85,14 @@ fn names_reach_the_terminal_escaped_and_json_exact() {
         "{listing:?}"
     );
     let lines: Vec<&str> = listing.lines().collect();
+    // Depth first, as restic lists: a directory, then what it holds, then its siblings.
     assert_eq!(
         lines,
         [
             "/bad\\x1b]0;title\\x07",
             "/evil\\x1b[31m",
-            "/fine",
-            "/evil\\x1b[31m/line\\nbreak\\x07"
+            "/evil\\x1b[31m/line\\nbreak\\x07",
+            "/fine"
         ]
     );
 

@@ -10,7 +10,7 @@ use crate::object::{open_named, open_object, ObjectKind};
 use crate::pending::PendingDeletion;
 use crate::records::{CheckRecord, DrillRecord, Record};
 use crate::snapshot::Snapshot;
-use crate::tree::Tree;
+use crate::tree::{Name, Part, PartList, Tree, TreeBlob};
 
 /// The fixed key set sealed fuzz seeds use.
 pub fn fuzz_keys() -> MasterKeys {
@@ -61,14 +61,40 @@ pub fn index_file(data: &[u8]) {
     }
 }
 
-/// A tree blob's plaintext; a decoded tree must re-encode to an equal tree.
+/// A tree blob's plaintext (a listing or a split directory's part list); a decoded one must
+/// re-encode to an equal one, and a part list's checks must answer any part without
+/// panicking.
 pub fn tree(data: &[u8]) {
-    if let Ok(tree) = Tree::decode(data, "fuzz tree") {
-        let again = tree.clone().encode().expect("a valid tree encodes");
-        assert_eq!(
-            Tree::decode(&again, "re-encoded").expect("re-encoded tree decodes"),
-            tree
-        );
+    match TreeBlob::decode(data, "fuzz tree") {
+        Ok(TreeBlob::Nodes(tree)) => {
+            let again = tree.clone().encode().expect("a valid tree encodes");
+            assert_eq!(
+                Tree::decode(&again, "re-encoded").expect("re-encoded tree decodes"),
+                tree
+            );
+            let list = PartList {
+                parts: vec![
+                    Part {
+                        first: tree
+                            .nodes
+                            .first()
+                            .map_or(Name(b"a".to_vec()), |n| n.name.clone()),
+                        count: tree.nodes.len() as u64,
+                        tree: cairn_pack::BlobId([0; 32]),
+                    };
+                    2
+                ],
+            };
+            let _ = list.check_part(0, TreeBlob::Nodes(tree.clone()), "fuzz list");
+            let _ = list.locate(&Name(b"m".to_vec()));
+        }
+        Ok(TreeBlob::Parts(list)) => {
+            let again = TreeBlob::decode(&list.encode(), "re-encoded").expect("decodes");
+            assert_eq!(again, TreeBlob::Parts(list.clone()));
+            let _ = list.locate(&Name(b"m".to_vec()));
+            let _ = list.check_part(list.parts.len() - 1, TreeBlob::Parts(list.clone()), "l");
+        }
+        Err(_) => {}
     }
 }
 

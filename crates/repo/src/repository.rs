@@ -305,6 +305,12 @@ impl Repository {
         self.storage.reads_in_flight()
     }
 
+    /// Where this repository's writers cut large directories into parts (keyed, so the
+    /// boundaries say nothing about names to someone without the key).
+    pub fn splitter(&self) -> crate::tree::Splitter {
+        crate::tree::Splitter::new(self.keys.data_key())
+    }
+
     /// Every key file by name, with its bytes (or why they could not be read), for checks
     /// that judge key files without unlocking them.
     pub(crate) async fn key_files(&self) -> Result<Vec<(String, Bytes)>> {

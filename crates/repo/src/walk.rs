@@ -9,15 +9,16 @@
 //! Read failures are handed to the visitor rather than ending the walk, so `check` can report
 //! a damaged tree and go on; every other caller turns them into errors with `?`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use cairn_pack::BlobId;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 
-use crate::error::Result;
+use crate::error::{RepoError, Result};
 use crate::index::Index;
-use crate::tree::Tree;
+use crate::tree::{PartFacts, PartList, Tree, TreeBlob};
 use crate::Repository;
 
 /// Tree reads in flight by default (the storage's [`reads_in_flight`] unless set).
@@ -34,8 +35,14 @@ pub struct Reached {
     pub path: String,
     /// Its id.
     pub id: BlobId,
-    /// The tree, or why it could not be read (missing from the index, damaged, ...).
+    /// The tree, or why it could not be read (missing from the index, damaged, ...). For a
+    /// split directory's part list this is an empty listing and [`Reached::parts`] names
+    /// its parts; each part is reached as a tree of its own (at the same path), checked
+    /// against the list that reached it. A part that another list names wrongly (another
+    /// count or first name) is reached once more, with the error naming that list.
     pub tree: Result<Tree>,
+    /// The parts of a split directory's part list, in order; empty for every other tree.
+    pub parts: Vec<BlobId>,
     /// True if the tree was found only through the fallback index.
     pub via_fallback: bool,
 }
@@ -47,6 +54,13 @@ pub struct TreeWalker<'a> {
     fallback: Option<&'a Index>,
     seen: Seen,
     concurrency: usize,
+    /// What each part read so far holds (count, first and last name: about 100 bytes per
+    /// distinct part), so a part list naming a part read earlier is checked too.
+    part_facts: HashMap<BlobId, PartFacts>,
+    /// Parts queued or read as parts (a part can also be reached as a plain directory).
+    read_as_part: HashSet<BlobId>,
+    /// Claims about parts being read, checked when they arrive.
+    claims: HashMap<BlobId, Vec<Claim>>,
 }
 
 /// Which trees a walker has visited.
@@ -116,6 +130,9 @@ impl<'a> TreeWalker<'a> {
             fallback: None,
             seen: Seen::Ids(HashSet::new()),
             concurrency: repo.reads_in_flight(),
+            part_facts: HashMap::new(),
+            read_as_part: HashSet::new(),
+            claims: HashMap::new(),
         }
     }
 
@@ -167,17 +184,17 @@ impl<'a> TreeWalker<'a> {
     where
         V: FnMut(Reached) -> Result<()>,
     {
-        let mut queue: VecDeque<(usize, String, BlobId)> = VecDeque::new();
+        let mut queue: VecDeque<(usize, String, BlobId, Option<Claim>)> = VecDeque::new();
         for (root, id) in roots.into_iter().enumerate() {
             if self.seen.insert(self.index, id) {
-                queue.push_back((root, "/".to_string(), id));
+                queue.push_back((root, "/".to_string(), id, None));
             }
         }
         let (repo, index, fallback) = (self.repo, self.index, self.fallback);
         let mut in_flight = FuturesUnordered::new();
         loop {
             while in_flight.len() < self.concurrency {
-                let Some((root, path, id)) = queue.pop_front() else {
+                let Some((root, path, id, claim)) = queue.pop_front() else {
                     break;
                 };
                 in_flight.push(async move {
@@ -185,30 +202,128 @@ impl<'a> TreeWalker<'a> {
                         Some(fallback) if !index.contains(&id) => fallback,
                         _ => index,
                     };
-                    let tree = repo.read_tree(via, &id).await;
-                    Reached {
-                        root,
-                        path,
-                        id,
-                        tree,
-                        via_fallback: !std::ptr::eq(via, index),
-                    }
+                    let blob = repo.read_tree_blob(via, &id).await;
+                    (root, path, id, claim, !std::ptr::eq(via, index), blob)
                 });
             }
-            let Some(reached) = in_flight.next().await else {
+            let Some((root, path, id, claim, via_fallback, blob)) = in_flight.next().await else {
                 return Ok(());
             };
+            let mut refuted = Vec::new();
+            let (tree, list) = match (blob, claim) {
+                (Err(e), _) => (Err(e), None),
+                (Ok(TreeBlob::Nodes(tree)), None) => (Ok(tree), None),
+                (Ok(TreeBlob::Parts(list)), None) => (Ok(Tree::default()), Some(list)),
+                (Ok(blob), Some(claim)) => {
+                    let facts = match &blob {
+                        TreeBlob::Nodes(tree) => Some(PartFacts::of(tree)),
+                        TreeBlob::Parts(_) => None,
+                    };
+                    let tree = claim.list.check_part(claim.i, blob, &claim.name());
+                    // Other lists that named this part while it was being read.
+                    for other in self.claims.remove(&id).unwrap_or_default() {
+                        let verdict = match &facts {
+                            Some(facts) => other.list.check_facts(other.i, facts, &other.name()),
+                            None => Err(RepoError::corrupt(
+                                other.name(),
+                                format!("part {}: tree {id} is itself a part list", other.i),
+                            )),
+                        };
+                        if let Err(e) = verdict {
+                            refuted.push(other.refuted(id, e));
+                        }
+                    }
+                    if let Some(facts) = facts {
+                        self.part_facts.insert(id, facts);
+                    }
+                    (tree, None)
+                }
+            };
+            let reached = Reached {
+                root,
+                path,
+                id,
+                tree,
+                parts: list
+                    .as_ref()
+                    .map(|l| l.parts.iter().map(|p| p.tree).collect())
+                    .unwrap_or_default(),
+                via_fallback,
+            };
+            if let Some(list) = list {
+                let list = Arc::new(list);
+                for (i, part) in list.parts.iter().enumerate() {
+                    let claim = Claim {
+                        list_id: reached.id,
+                        list: Arc::clone(&list),
+                        i,
+                        root: reached.root,
+                        path: reached.path.clone(),
+                    };
+                    let fresh = self.seen.insert(index, part.tree);
+                    if let Some(facts) = self.part_facts.get(&part.tree) {
+                        // Read as a part before: this list's claims are checked against it.
+                        if let Err(e) = list.check_facts(i, facts, &claim.name()) {
+                            refuted.push(claim.refuted(part.tree, e));
+                        }
+                    } else if !fresh && self.read_as_part.contains(&part.tree) {
+                        // Being read as another list's part: checked when it arrives.
+                        self.claims.entry(part.tree).or_default().push(claim);
+                    } else {
+                        // New, or met before as a directory of its own (a part can equal
+                        // one): read as a part, checked against this list.
+                        self.read_as_part.insert(part.tree);
+                        queue.push_back((
+                            reached.root,
+                            reached.path.clone(),
+                            part.tree,
+                            Some(claim),
+                        ));
+                    }
+                }
+            }
             if let Ok(tree) = &reached.tree {
                 for node in &tree.nodes {
                     if let Some(subtree) = node.subtree {
                         if self.seen.insert(index, subtree) {
                             let path = child_path(&reached.path, node.name.display());
-                            queue.push_back((reached.root, path, subtree));
+                            queue.push_back((reached.root, path, subtree, None));
                         }
                     }
                 }
             }
             visit(reached)?;
+            for reached in refuted {
+                visit(reached)?;
+            }
+        }
+    }
+}
+
+/// A part list's claim about one of its parts, checked when the part is read (or against
+/// what an earlier read of it found).
+struct Claim {
+    list_id: BlobId,
+    list: Arc<PartList>,
+    i: usize,
+    root: usize,
+    path: String,
+}
+
+impl Claim {
+    fn name(&self) -> String {
+        format!("tree {}", self.list_id)
+    }
+
+    /// The part as reached through this claim, which its content refutes.
+    fn refuted(&self, part: BlobId, error: RepoError) -> Reached {
+        Reached {
+            root: self.root,
+            path: self.path.clone(),
+            id: part,
+            tree: Err(error),
+            parts: Vec::new(),
+            via_fallback: false,
         }
     }
 }

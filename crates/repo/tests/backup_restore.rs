@@ -303,20 +303,6 @@ async fn restore_never_writes_through_existing_symlinks() {
     assert_eq!(std::fs::read(root.join("small")).unwrap(), b"small file");
 }
 
-/// A `Write` into shared memory (dump_tar wants an owned, `'static` writer).
-#[derive(Clone, Default)]
-struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_directory_dumps_as_tar_with_every_entry() {
     use std::os::unix::fs::PermissionsExt;

@@ -87,22 +87,21 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
             }
         }
     }
-    // Depth first in name order, as restic prints; each tree's subtrees are read ahead
-    // while its entries print, so a remote store is not paid one round trip per directory.
+    // Depth first in name order, as restic prints (a directory, then what it holds); each
+    // directory is read a part at a time with its subtrees read ahead, so a remote store is
+    // not paid one round trip per directory and a huge directory is never held whole.
     let trees = ReadAhead::start(repo.clone(), index, repo.reads_in_flight());
-    let mut stack = vec![(prefix, start)];
-    while let Some((dir, tree_id)) = stack.pop() {
-        let tree = trees.read_tree_async(&tree_id).await?;
-        // Depth-first in name order: push subdirectories in reverse.
-        let mut subdirs = Vec::new();
-        for node in &tree.nodes {
-            let path = dir.join(node.name.to_os());
-            print_node(globals, node, &path);
-            if let Some(subtree) = node.subtree {
-                subdirs.push((path, subtree));
-            }
+    let mut stack = vec![(prefix, trees.read_dir_async(&start).await?)];
+    while let Some((dir, reader)) = stack.last_mut() {
+        let Some(node) = reader.next_async().await? else {
+            stack.pop();
+            continue;
+        };
+        let path = dir.join(node.name.to_os());
+        print_node(globals, &node, &path);
+        if let Some(subtree) = node.subtree {
+            stack.push((path, trees.read_dir_async(&subtree).await?));
         }
-        stack.extend(subdirs.into_iter().rev());
     }
     Ok(Outcome::Success)
 }

@@ -1,6 +1,6 @@
 //! The one blob reader: every read of a blob's bytes from a pack goes through here.
 //!
-//! - [`Repository::read_blob`] / [`Repository::read_tree`]: one blob by id, located through
+//! - [`Repository::read_blob`] / [`Repository::read_tree_blob`]: one blob by id, located through
 //!   the index, fetched with one ranged read, authenticated and decoded.
 //! - [`Repository::read_pack_blobs`]: many blobs of one pack (restore, repack), fetched in
 //!   coalesced ranges (blobs closer than [`COALESCE_GAP`] share a read, no range longer
@@ -26,13 +26,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_pack::{decode_blob, BlobId, BlobType, PackEntry, PackId, PackReader};
 
-pub use read_ahead::ReadAhead;
+pub use read_ahead::{DirReader, ReadAhead};
 
 use crate::cache::MetadataCache;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::storage::FileType;
-use crate::tree::Tree;
+use crate::tree::{Name, Node, TreeBlob};
 use crate::Repository;
 
 /// Blobs of one pack closer than this many bytes are fetched in one ranged read: reading a
@@ -144,10 +144,34 @@ impl Repository {
         }
     }
 
-    /// Reads and decodes one tree.
-    pub async fn read_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+    /// Reads and decodes one tree blob (a listing or a split directory's part list).
+    pub async fn read_tree_blob(&self, index: &Index, id: &BlobId) -> Result<TreeBlob> {
         let plain = self.read_blob(index, BlobType::Tree, id).await?;
-        Tree::decode(&plain, &format!("tree {id}"))
+        TreeBlob::decode(&plain, &format!("tree {id}"))
+    }
+
+    /// The node named `name` in directory `tree`, if it has one: for a split directory only
+    /// the part that would hold it is read.
+    pub async fn find_in_dir(
+        &self,
+        index: &Index,
+        tree: &BlobId,
+        name: &Name,
+    ) -> Result<Option<Node>> {
+        let nodes = match self.read_tree_blob(index, tree).await? {
+            TreeBlob::Nodes(listing) => listing.nodes,
+            TreeBlob::Parts(list) => {
+                let Some(i) = list.locate(name) else {
+                    return Ok(None);
+                };
+                let part = self.read_tree_blob(index, &list.parts[i].tree).await?;
+                list.check_part(i, part, &format!("tree {tree}"))?.nodes
+            }
+        };
+        Ok(nodes
+            .binary_search_by(|n| n.name.cmp(name))
+            .ok()
+            .map(|i| nodes[i].clone()))
     }
 
     /// Reads the blobs `wanted` of `pack` in coalesced ranges (see the module documentation)

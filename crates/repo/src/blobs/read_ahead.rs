@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{RepoError, Result};
 use crate::index::Index;
-use crate::tree::Tree;
+use crate::tree::{Node, PartList, Tree, TreeBlob};
 use crate::Repository;
 
 /// Decoded blobs read ahead and not yet asked for are kept up to this many bytes; read-ahead
@@ -83,27 +83,72 @@ impl ReadAhead {
         self.ask(blob_type, id)?.await.map_err(|_| gone())?
     }
 
-    /// Reads and decodes one tree from async code, and announces its subtrees.
-    pub async fn read_tree_async(&self, id: &BlobId) -> Result<Tree> {
+    /// Reads and decodes one tree blob from async code, and announces its subtrees (or, for
+    /// a part list, its first part).
+    pub async fn read_tree_blob_async(&self, id: &BlobId) -> Result<TreeBlob> {
         let plain = self.read_async(BlobType::Tree, id).await?;
         self.announced_tree(id, &plain)
     }
 
-    /// Reads and decodes one tree, and announces its subtrees (they are usually next).
-    pub fn read_tree(&self, id: &BlobId) -> Result<Tree> {
+    /// Reads and decodes one tree blob, and announces its subtrees (they are usually next)
+    /// or, for a part list, its first part.
+    pub fn read_tree_blob(&self, id: &BlobId) -> Result<TreeBlob> {
         let plain = self.read(BlobType::Tree, id)?;
         self.announced_tree(id, &plain)
     }
 
-    fn announced_tree(&self, id: &BlobId, plain: &[u8]) -> Result<Tree> {
-        let tree = Tree::decode(plain, &format!("tree {id}"))?;
-        self.prefetch(
-            tree.nodes
-                .iter()
-                .filter_map(|n| n.subtree)
-                .map(|id| (BlobType::Tree, id)),
-        );
-        Ok(tree)
+    fn announced_tree(&self, id: &BlobId, plain: &[u8]) -> Result<TreeBlob> {
+        let blob = TreeBlob::decode(plain, &format!("tree {id}"))?;
+        match &blob {
+            TreeBlob::Nodes(tree) => self.prefetch(
+                tree.nodes
+                    .iter()
+                    .filter_map(|n| n.subtree)
+                    .map(|id| (BlobType::Tree, id)),
+            ),
+            TreeBlob::Parts(list) => self.prefetch([(BlobType::Tree, list.parts[0].tree)]),
+        }
+        Ok(blob)
+    }
+
+    /// Reads part `i` of the part list `list` (tree `list_id`), checked against the list;
+    /// announces the next part.
+    pub fn read_part(&self, list_id: &BlobId, list: &PartList, i: usize) -> Result<Tree> {
+        self.announce_part(list, i + 1);
+        let blob = self.read_tree_blob(&list.parts[i].tree)?;
+        list.check_part(i, blob, &format!("tree {list_id}"))
+    }
+
+    /// [`ReadAhead::read_part`] from async code.
+    pub async fn read_part_async(
+        &self,
+        list_id: &BlobId,
+        list: &PartList,
+        i: usize,
+    ) -> Result<Tree> {
+        self.announce_part(list, i + 1);
+        let blob = self.read_tree_blob_async(&list.parts[i].tree).await?;
+        list.check_part(i, blob, &format!("tree {list_id}"))
+    }
+
+    fn announce_part(&self, list: &PartList, i: usize) {
+        if let Some(part) = list.parts.get(i) {
+            self.prefetch([(BlobType::Tree, part.tree)]);
+        }
+    }
+
+    /// A directory's nodes, read part by part (from blocking threads).
+    pub fn read_dir(&self, id: &BlobId) -> Result<DirReader> {
+        Ok(DirReader::new(self.clone(), *id, self.read_tree_blob(id)?))
+    }
+
+    /// A directory's nodes, read part by part (from async code).
+    pub async fn read_dir_async(&self, id: &BlobId) -> Result<DirReader> {
+        Ok(DirReader::new(
+            self.clone(),
+            *id,
+            self.read_tree_blob_async(id).await?,
+        ))
     }
 
     /// Announces blobs that will be asked for soon, in the order they will be wanted.
@@ -113,6 +158,65 @@ impl ReadAhead {
             // A closed channel means the task is gone; the next read reports it.
             let _ = self.requests.send(Request::Prefetch(blobs));
         }
+    }
+}
+
+/// One directory's nodes in name order, whether it is one tree or split into parts: holds
+/// one part at a time (at most [`crate::tree::PART_MAX`] nodes), each checked against the
+/// part list as it is read.
+pub struct DirReader {
+    blobs: ReadAhead,
+    id: BlobId,
+    list: Option<PartList>,
+    next_part: usize,
+    current: std::vec::IntoIter<Node>,
+}
+
+impl DirReader {
+    /// Reads on from tree `id`, already read as `blob`.
+    pub fn new(blobs: ReadAhead, id: BlobId, blob: TreeBlob) -> DirReader {
+        let (list, current) = match blob {
+            TreeBlob::Nodes(tree) => (None, tree.nodes),
+            TreeBlob::Parts(list) => (Some(list), Vec::new()),
+        };
+        DirReader {
+            blobs,
+            id,
+            list,
+            next_part: 0,
+            current: current.into_iter(),
+        }
+    }
+
+    /// The next part to read, if the current one is used up and parts remain.
+    fn wants_part(&mut self) -> Option<usize> {
+        let list = self.list.as_ref()?;
+        (self.current.len() == 0 && self.next_part < list.parts.len()).then_some(self.next_part)
+    }
+
+    /// The next node, from blocking threads.
+    pub fn next_blocking(&mut self) -> Result<Option<Node>> {
+        if let Some(i) = self.wants_part() {
+            let list = self.list.as_ref().expect("wants_part saw a list");
+            self.current = self.blobs.read_part(&self.id, list, i)?.nodes.into_iter();
+            self.next_part += 1;
+        }
+        Ok(self.current.next())
+    }
+
+    /// The next node, from async code.
+    pub async fn next_async(&mut self) -> Result<Option<Node>> {
+        if let Some(i) = self.wants_part() {
+            let list = self.list.as_ref().expect("wants_part saw a list");
+            self.current = self
+                .blobs
+                .read_part_async(&self.id, list, i)
+                .await?
+                .nodes
+                .into_iter();
+            self.next_part += 1;
+        }
+        Ok(self.current.next())
     }
 }
 

@@ -23,7 +23,7 @@ use crate::ops::backup::{BackupOptions, Saver};
 use crate::ops::content::ContentReader;
 use crate::ops::progress::CancelToken;
 use crate::snapshot::{resolve, SnapshotEntry, SnapshotFilter};
-use crate::tree::NodeKind;
+use crate::tree::{NodeKind, Splitter, TreeWriter};
 use crate::Repository;
 
 /// Which snapshots to copy. Deserializes from its JSON form ([`crate::ops::wire::CopyWire`]).
@@ -95,6 +95,7 @@ impl Repository {
             ),
             saver: Arc::clone(&prepared.saver),
             dest_chunker: dest.chunker.clone(),
+            splitter: dest.splitter(),
             rechunk: report.rechunked,
         };
         let roots = {
@@ -189,6 +190,8 @@ struct Copier {
     blobs: ReadAhead,
     saver: Arc<Saver>,
     dest_chunker: cairn_chunker::Chunker,
+    /// Cuts large directories with the destination's key (parts are re-cut as they copy).
+    splitter: Splitter,
     rechunk: bool,
 }
 
@@ -200,8 +203,11 @@ impl Copier {
         }
         self.saver.check()?;
         memo.blobs_read += 1;
-        let mut tree = self.blobs.read_tree(id)?;
-        for node in &mut tree.nodes {
+        // A directory streams through, a part at a time, into the destination's writer.
+        let mut dir = self.blobs.read_dir(id)?;
+        let mut writer = TreeWriter::new(&self.splitter);
+        let mut store = |bytes: &[u8]| self.saver.save_now(BlobType::Tree, bytes);
+        while let Some(mut node) = dir.next_blocking()? {
             if let Some(subtree) = node.subtree {
                 node.subtree = Some(self.tree(&subtree, memo)?);
             }
@@ -221,8 +227,9 @@ impl Copier {
                         .collect::<Result<_>>()?
                 };
             }
+            writer.push(node, &mut store)?;
         }
-        let copied = self.saver.save_now(BlobType::Tree, &tree.encode()?)?;
+        let (copied, _) = writer.finish(&mut store)?;
         memo.trees.insert(*id, copied);
         Ok(copied)
     }

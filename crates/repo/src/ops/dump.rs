@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::snapshot::Snapshot;
-use crate::tree::{Node, NodeKind};
+use crate::tree::{Name, Node, NodeKind};
 use crate::Repository;
 
 impl Repository {
@@ -26,11 +26,10 @@ impl Repository {
             ));
         }
         for (i, component) in components.iter().enumerate() {
-            let tree = self.read_tree(index, &tree_id).await?;
-            let node = tree
-                .nodes
-                .into_iter()
-                .find(|n| n.name.0 == component.as_bytes())
+            let name = Name(component.as_bytes().to_vec());
+            let node = self
+                .find_in_dir(index, &tree_id, &name)
+                .await?
                 .ok_or_else(|| {
                     RepoError::InvalidInput(format!("{path}: no such file in the snapshot"))
                 })?;

@@ -64,12 +64,11 @@ impl TarWriter<'_> {
         archive: &mut tar::Builder<W>,
         written: &mut u64,
     ) -> Result<()> {
-        let read = |id: &BlobId| self.blobs.read_tree(id);
         let mut path = prefix.to_path_buf();
-        // Each level: the tree being listed and the next of its nodes to write.
-        let mut stack = vec![(read(id)?, 0usize)];
-        while let Some((tree, next)) = stack.last_mut() {
-            let Some(node) = tree.nodes.get(*next) else {
+        // Each level: the directory being listed, read a part at a time.
+        let mut stack = vec![self.blobs.read_dir(id)?];
+        while let Some(dir) = stack.last_mut() {
+            let Some(node) = dir.next_blocking()? else {
                 stack.pop();
                 // Back in the parent: drop the directory's name (the root has none).
                 if !stack.is_empty() {
@@ -77,15 +76,11 @@ impl TarWriter<'_> {
                 }
                 continue;
             };
-            *next += 1;
             path.push(OsStr::from_bytes(&node.name.0));
-            self.node(node, &path, archive, written)?;
+            self.node(&node, &path, archive, written)?;
             let subtree = node.subtree.filter(|_| node.kind == NodeKind::Dir);
             match subtree {
-                Some(subtree) => {
-                    let subtree = read(&subtree)?;
-                    stack.push((subtree, 0));
-                }
+                Some(subtree) => stack.push(self.blobs.read_dir(&subtree)?),
                 None => {
                     path.pop();
                 }

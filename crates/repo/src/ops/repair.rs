@@ -14,7 +14,7 @@ use crate::index::{Index, IndexFile, IndexPack};
 use crate::object::SnapshotId;
 use crate::ops::backup::{BackupOptions, Saver};
 use crate::snapshot::{SnapshotEntry, SnapshotFilter};
-use crate::tree::{NodeKind, Tree};
+use crate::tree::{NodeKind, TreeWriter};
 use crate::Repository;
 
 /// Index entries per rebuilt index file.
@@ -242,22 +242,38 @@ impl Repairer {
             damage.extend(cuts.iter().map(|c| format!("{path}{c}")));
             return Ok(*done);
         }
-        let tree = if self.has(id, BlobType::Tree) {
-            self.blobs.read_tree(id).map_err(|e| e.to_string())
+        let dir = if self.has(id, BlobType::Tree) {
+            self.blobs.read_dir(id).map_err(|e| e.to_string())
         } else {
             Err("is not in the index".to_string())
         };
         let mut cuts = Vec::new();
-        let repaired = match tree {
+        let splitter = self.repo.splitter();
+        let mut writer = TreeWriter::new(&splitter);
+        let mut store = |bytes: &[u8]| self.save(bytes);
+        let repaired = match dir {
             Err(reason) => {
                 cuts.push(format!(
                     ": directory {reason}; replaced by an empty directory"
                 ));
-                self.save(Tree { nodes: Vec::new() })?
+                writer.finish(&mut store)?.0
             }
-            Ok(mut tree) => {
+            Ok(mut dir) => {
+                // Written as it is read (a part at a time); kept only if something changed.
                 let mut changed = false;
-                for node in &mut tree.nodes {
+                loop {
+                    let mut node = match dir.next_blocking() {
+                        Ok(Some(node)) => node,
+                        Ok(None) => break,
+                        Err(e) => {
+                            // A damaged part: what was read before it is kept.
+                            cuts.push(format!(
+                                ": directory {e}; entries from there on are dropped"
+                            ));
+                            changed = true;
+                            break;
+                        }
+                    };
                     let name = node.name.display().to_string();
                     if let Some(subtree) = node.subtree {
                         let mut below = Vec::new();
@@ -286,10 +302,13 @@ impl Repairer {
                             changed = true;
                         }
                     }
+                    writer.push(node, &mut store)?;
                 }
                 if changed {
-                    self.save(tree)?
+                    writer.finish(&mut store)?.0
                 } else {
+                    // Unchanged parts re-encode to blobs the repository has (`save` skips
+                    // those); the directory keeps its id.
                     *id
                 }
             }
@@ -299,11 +318,11 @@ impl Repairer {
         Ok(repaired)
     }
 
-    fn save(&self, tree: Tree) -> Result<BlobId> {
-        let bytes = tree.encode()?;
+    /// Stores an encoded tree blob (with `--dry-run`, only names it).
+    fn save(&self, bytes: &[u8]) -> Result<BlobId> {
         if self.dry_run {
-            return Ok(self.repo.keys.blob_id(&bytes));
+            return Ok(self.repo.keys.blob_id(bytes));
         }
-        self.saver.save_now(BlobType::Tree, &bytes)
+        self.saver.save_now(BlobType::Tree, bytes)
     }
 }

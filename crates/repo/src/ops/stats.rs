@@ -61,10 +61,11 @@ impl Repository {
             .walk(snapshots.iter().map(|s| s.snapshot.tree), |reached| {
                 let tree = reached.tree?;
                 referenced.insert(reached.id);
+                // A split directory's parts count as its subtrees (each once).
                 let mut own = TreeSums {
                     bytes: 0,
                     files: 0,
-                    subtrees: Vec::new(),
+                    subtrees: reached.parts.clone(),
                 };
                 for node in &tree.nodes {
                     if node.kind == NodeKind::File {

@@ -334,3 +334,17 @@ pub async fn total_pack_bytes(repo: &Repository) -> u64 {
         .map(|l| l.size)
         .sum()
 }
+
+/// A `Write` into shared memory (dump_tar wants an owned, `'static` writer).
+#[derive(Clone, Default)]
+pub struct SharedBuffer(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

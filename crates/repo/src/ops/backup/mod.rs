@@ -9,6 +9,7 @@ pub mod budget;
 mod built;
 mod excludes;
 mod metadata;
+mod parent_dir;
 mod protect;
 mod saver;
 mod seen;

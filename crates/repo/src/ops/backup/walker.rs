@@ -17,13 +17,14 @@ use rayon::prelude::*;
 
 use super::excludes::Excludes;
 use super::metadata::{kind_of, node_for, read_xattrs, OwnerNames};
+use super::parent_dir::ParentDir;
 use super::saver::Saver;
 use super::BackupIssue;
 use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::ops::progress::Counters;
-use crate::tree::{Name, Node, NodeKind, Tree};
+use crate::tree::{Name, Node, NodeKind, Splitter, TreeWriter, SINGLE_MAX};
 use crate::Repository;
 
 /// (device, inode) of a file with several hard links.
@@ -73,6 +74,8 @@ pub(crate) struct Walker {
     pub owners: OwnerNames,
     hardlinks: Mutex<HashMap<LinkKey, (Vec<BlobId>, u64)>>,
     pub stats: FileStats,
+    /// Where large directories are cut into parts.
+    splitter: Splitter,
 }
 
 /// The backup targets arranged as a tree of path components.
@@ -215,6 +218,7 @@ impl Walker {
         Walker {
             saver,
             chunker: repo.chunker.clone(),
+            splitter: repo.splitter(),
             index,
             parents,
             counters,
@@ -242,19 +246,34 @@ impl Walker {
         self.notes.lock().expect("notes lock").push(text);
     }
 
-    /// A parent tree, or `None` if there is none or it cannot be read (then everything is
-    /// read again, which is always safe).
-    fn parent_tree(&self, id: Option<&BlobId>) -> Option<Tree> {
+    /// A parent directory's listing, or `None` if there is none or it cannot be read (then
+    /// everything is read again, which is always safe).
+    fn parent_dir(&self, id: Option<&BlobId>) -> Option<ParentDir> {
         let id = id?;
         if !self.use_parent {
             return None;
         }
-        match self.parents.read_tree(id) {
-            Ok(tree) => Some(tree),
+        match ParentDir::read(&self.parents, id) {
+            Ok(dir) => Some(dir),
             Err(e) => {
                 self.note(format!(
                     "parent tree {id} unreadable, files below it are read again: {e}"
                 ));
+                None
+            }
+        }
+    }
+
+    /// The parent's node for `name` in `dir`; a part that cannot be read drops the parent
+    /// for the rest of the directory (noted; its files are read again).
+    fn parent_node(&self, dir: &mut Option<ParentDir>, name: &[u8]) -> Option<Node> {
+        match dir.as_mut()?.lookup(&self.parents, name) {
+            Ok(node) => node,
+            Err(e) => {
+                self.note(format!(
+                    "part of a parent tree unreadable, files below it are read again: {e}"
+                ));
+                *dir = None;
                 None
             }
         }
@@ -286,12 +305,15 @@ impl Walker {
         children: &BTreeMap<Vec<u8>, TargetNode>,
         parent: Option<&BlobId>,
     ) -> Result<BlobId> {
-        let parent_tree = self.parent_tree(parent);
-        let entries: Vec<_> = children.iter().collect();
+        let mut parent_dir = self.parent_dir(parent);
+        let entries: Vec<_> = children
+            .iter()
+            .map(|(name, node)| (name, node, self.parent_node(&mut parent_dir, name)))
+            .collect();
         let nodes = entries
             .par_iter()
-            .map(|(name, node)| {
-                let parent_node = parent_tree.as_ref().and_then(|t| find(t, name));
+            .map(|(name, node, parent_node)| {
+                let parent_node = parent_node.as_ref();
                 match node {
                     TargetNode::Path(path) => {
                         let meta = match std::fs::symlink_metadata(path) {
@@ -322,12 +344,17 @@ impl Walker {
                 }
             })
             .collect::<Result<Vec<Option<Node>>>>()?;
-        self.store_tree(nodes.into_iter().flatten().collect(), parent)
+        let mut writer = TreeWriter::new(&self.splitter);
+        let mut store = |bytes: &[u8]| self.saver.save_now(BlobType::Tree, bytes);
+        for node in nodes.into_iter().flatten() {
+            writer.push(node, &mut store)?;
+        }
+        let (id, _) = writer.finish(&mut store)?;
+        self.count_dir(id, parent)
     }
 
-    fn store_tree(&self, nodes: Vec<Node>, parent: Option<&BlobId>) -> Result<BlobId> {
-        let bytes = Tree { nodes }.encode()?;
-        let id = self.saver.save_now(BlobType::Tree, &bytes)?;
+    /// Counts a stored directory as new, changed or unmodified against its parent.
+    fn count_dir(&self, id: BlobId, parent: Option<&BlobId>) -> Result<BlobId> {
         let counter = match parent {
             None => &self.stats.dirs_new,
             Some(p) if *p == id => &self.stats.dirs_unmodified,
@@ -359,16 +386,30 @@ impl Walker {
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let parent_tree = self.parent_tree(parent);
-        let nodes = names
-            .par_iter()
-            .map(|name| {
-                let parent_node = parent_tree.as_ref().and_then(|t| find(t, name.as_bytes()));
-                self.save_entry(&dir.join(name), name, parent_node, root_dev)
-            })
-            .collect::<Result<Vec<Option<Node>>>>()?;
-        self.store_tree(nodes.into_iter().flatten().collect(), parent)
-            .map(Some)
+        // A batch of entries at a time (all of a directory that is one tree), each batch in
+        // parallel, its nodes streamed into the writer: a directory of millions of entries
+        // holds its names, one batch and one part of its parent, not all of its nodes.
+        let mut parent_dir = self.parent_dir(parent);
+        let mut writer = TreeWriter::new(&self.splitter);
+        let mut store = |bytes: &[u8]| self.saver.save_now(BlobType::Tree, bytes);
+        for batch in names.chunks(SINGLE_MAX) {
+            let parents: Vec<Option<Node>> = batch
+                .iter()
+                .map(|name| self.parent_node(&mut parent_dir, name.as_bytes()))
+                .collect();
+            let nodes = batch
+                .par_iter()
+                .zip(parents.par_iter())
+                .map(|(name, parent_node)| {
+                    self.save_entry(&dir.join(name), name, parent_node.as_ref(), root_dev)
+                })
+                .collect::<Result<Vec<Option<Node>>>>()?;
+            for node in nodes.into_iter().flatten() {
+                writer.push(node, &mut store)?;
+            }
+        }
+        let (id, _) = writer.finish(&mut store)?;
+        self.count_dir(id, parent).map(Some)
     }
 
     /// Saves one entry; `Ok(None)` when it is excluded or unreadable (reported).
@@ -627,13 +668,6 @@ fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
         }
         other => other,
     }
-}
-
-fn find<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
-    tree.nodes
-        .binary_search_by(|n| n.name.0.as_slice().cmp(name))
-        .ok()
-        .map(|i| &tree.nodes[i])
 }
 
 /// Counts the files and bytes a backup will see, on its own thread, so progress can show a

@@ -35,6 +35,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
+use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::ops::beneath::{io_err, is_dir, list, remove_at, stat_at, Beneath};
@@ -45,6 +46,7 @@ use crate::Repository;
 
 mod delete;
 mod expand;
+use expand::Listing;
 mod shape;
 mod verify;
 
@@ -149,7 +151,7 @@ struct Item {
     tree: Arc<Tree>,
     index: usize,
     /// A directory's own listing (for `--delete`), held only while its batch is restored.
-    listing: Option<Arc<Tree>>,
+    listing: Option<Listing>,
 }
 
 impl Item {
@@ -783,12 +785,12 @@ impl Restorer {
     }
 
     /// The directories of this batch that were made, with their listings (for `--delete`).
-    fn listed_dirs(&self) -> Vec<(PathBuf, Arc<Tree>)> {
+    fn listed_dirs(&self) -> Vec<(PathBuf, Listing)> {
         self.items
             .iter()
             .enumerate()
             .filter(|(i, item)| item.node().kind == NodeKind::Dir && self.ok(*i))
-            .filter_map(|(_, item)| Some((item.rel.clone(), Arc::clone(item.listing.as_ref()?))))
+            .filter_map(|(_, item)| Some((item.rel.clone(), item.listing.clone()?)))
             .collect()
     }
 
@@ -998,9 +1000,10 @@ impl Repository {
         );
         let mut report = RestoreReport::default();
         if options.delete {
-            let root = (PathBuf::new(), Arc::clone(expander.root()));
+            let root = (PathBuf::new(), expander.root().clone());
             let batch = Arc::new(Restorer::new(Vec::new(), Arc::clone(&shared)));
-            report.deleted += delete_in(&batch, vec![root], (&include, &exclude)).await?;
+            report.deleted +=
+                delete_in(&batch, expander.blobs(), vec![root], (&include, &exclude)).await?;
         }
         let mut failed_dir = None;
         let mut dirs: Vec<(PathBuf, Node)> = Vec::new();
@@ -1019,6 +1022,7 @@ impl Repository {
                     &options,
                     &counters,
                     &mut report,
+                    expander.blobs(),
                 )
                 .await?;
             dirs.extend(batch.restored_dirs());
@@ -1048,6 +1052,7 @@ impl Repository {
         options: &RestoreOptions,
         counters: &Arc<Counters>,
         report: &mut RestoreReport,
+        trees: &ReadAhead,
     ) -> Result<Option<PathBuf>> {
         // 1. The namespace: directories, files at full size, special files.
         let (created, failed_dir) = {
@@ -1083,7 +1088,7 @@ impl Repository {
         // Removing entries changes directories' times, so it comes before metadata.
         if options.delete {
             let dirs = batch.listed_dirs();
-            report.deleted += delete_in(batch, dirs, patterns).await?;
+            report.deleted += delete_in(batch, trees, dirs, patterns).await?;
         }
         // 3. Hard links and symlinks, then metadata of all but directories.
         let files = created.files.clone();
@@ -1161,9 +1166,15 @@ async fn on_blocking(restorer: &Arc<Restorer>, phase: Phase) -> Result<()> {
 /// thread; returns how many entries were removed.
 async fn delete_in(
     batch: &Arc<Restorer>,
-    dirs: Vec<(PathBuf, Arc<Tree>)>,
+    trees: &ReadAhead,
+    dirs: Vec<(PathBuf, Listing)>,
     patterns: (&Option<GlobSet>, &Option<GlobSet>),
 ) -> Result<u64> {
+    let mut resolved = Vec::with_capacity(dirs.len());
+    for (dir, listing) in dirs {
+        resolved.push((dir, delete::Present::of(trees, listing).await?));
+    }
+    let dirs = resolved;
     let (include, exclude) = (patterns.0.clone(), patterns.1.clone());
     let deleted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let count = Arc::clone(&deleted);

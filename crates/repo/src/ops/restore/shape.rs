@@ -37,10 +37,11 @@ impl Totals {
 }
 
 /// What the count needs of one tree: its own sums and its subdirectories (with
-/// multiplicity: a tree naming one subtree twice expands it twice).
+/// multiplicity: a tree naming one subtree twice expands it twice). A split directory's
+/// part list has its parts here, without names (they add no path component).
 struct Shape {
     own: Totals,
-    subdirs: Vec<(Name, BlobId)>,
+    subdirs: Vec<(Option<Name>, BlobId)>,
 }
 
 impl Repository {
@@ -60,7 +61,8 @@ impl Repository {
             .walk([*root], |reached| {
                 let tree = reached.tree?;
                 let mut own = Totals::default();
-                let mut subdirs = Vec::new();
+                let mut subdirs: Vec<(Option<Name>, BlobId)> =
+                    reached.parts.iter().map(|part| (None, *part)).collect();
                 for node in tree.nodes {
                     own.entries += 1;
                     match (node.kind, node.subtree) {
@@ -68,7 +70,7 @@ impl Repository {
                             own.files += 1;
                             own.bytes = own.bytes.saturating_add(node.size);
                         }
-                        (NodeKind::Dir, Some(sub)) => subdirs.push((node.name, sub)),
+                        (NodeKind::Dir, Some(sub)) => subdirs.push((Some(node.name), sub)),
                         _ => {}
                     }
                 }
@@ -141,7 +143,9 @@ fn over_limit(
         .iter()
         .find(|(_, sub)| totals[sub].entries > max_entries)
     {
-        path.push(name.to_os());
+        if let Some(name) = name {
+            path.push(name.to_os());
+        }
         culprit = *sub;
     }
     RepoError::corrupt(

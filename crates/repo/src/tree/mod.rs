@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{RepoError, Result};
 
+mod split;
+pub use split::{
+    Part, PartFacts, PartList, Splitter, StoreTree, TreeBlob, TreeWriter, MAX_PARTS, PART_MAX,
+    PART_MIN, SINGLE_MAX,
+};
+
 /// A file name: arbitrary bytes except `/` and NUL. Serialized as a JSON string when it is
 /// UTF-8, else as `{"hex": "…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -242,12 +248,16 @@ impl Tree {
         Ok(serde_json::to_vec(&self).expect("trees serialize"))
     }
 
-    /// Decodes and validates a tree blob's plaintext.
+    /// Decodes and validates a tree blob's plaintext that must be a listing (a split
+    /// directory's part list is refused: read those with [`TreeBlob::decode`]).
     pub fn decode(bytes: &[u8], object: &str) -> Result<Tree> {
-        let tree: Tree = serde_json::from_slice(bytes)
-            .map_err(|e| RepoError::corrupt(object, format!("invalid tree JSON: {e}")))?;
-        tree.validate(object)?;
-        Ok(tree)
+        match TreeBlob::decode(bytes, object)? {
+            TreeBlob::Nodes(tree) => Ok(tree),
+            TreeBlob::Parts(_) => Err(RepoError::corrupt(
+                object,
+                "is a split directory's part list where a listing was expected",
+            )),
+        }
     }
 
     fn validate(&self, object: &str) -> Result<()> {
