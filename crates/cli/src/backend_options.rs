@@ -48,6 +48,8 @@ pub fn parse(options: &[String]) -> anyhow::Result<BackendOptions> {
                 out.settings.push((key.to_string(), value.to_string()));
                 continue;
             }
+            // `cairn mount`'s own options (it reads and checks them).
+            _ if key.starts_with("mount.") => continue,
             _ if key.starts_with("aws_")
                 || key.starts_with("google_")
                 || key.starts_with("azure_") =>

@@ -51,6 +51,8 @@ enum Command {
     Restore(commands::restore::Args),
     /// Write one file of a snapshot to standard output.
     Dump(commands::dump::Args),
+    /// Mount the repository read-only with FUSE (snapshots/, ids/, hosts/, tags/).
+    Mount(commands::mount::Args),
     /// Show repository statistics (logical size, stored size, deduplication).
     Stats(commands::stats::Args),
     /// Manage the repository's keys (passwords).
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
             Command::Ls(args) => commands::ls::run(globals, args).await,
             Command::Restore(args) => commands::restore::run(globals, args).await,
             Command::Dump(args) => commands::dump::run(globals, args).await,
+            Command::Mount(args) => commands::mount::run(globals, args).await,
             Command::Stats(args) => commands::stats::run(globals, args).await,
             Command::Key(args) => commands::key::run(globals, args).await,
             Command::Check(args) => commands::check::run(globals, args).await,

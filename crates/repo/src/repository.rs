@@ -305,6 +305,13 @@ impl Repository {
         self.storage.reads_in_flight()
     }
 
+    /// The id a blob with content `plaintext` has in this repository (keyed: says nothing
+    /// about the content to someone without the key). Readers use it to recognize known
+    /// content, such as the all-zero chunks a sparse file's holes are stored as.
+    pub fn blob_id(&self, plaintext: &[u8]) -> cairn_pack::BlobId {
+        self.keys.blob_id(plaintext)
+    }
+
     /// Where this repository's writers cut large directories into parts (keyed, so the
     /// boundaries say nothing about names to someone without the key).
     pub fn splitter(&self) -> crate::tree::Splitter {

@@ -11,6 +11,7 @@ pub mod key;
 pub mod list;
 pub mod ls;
 pub mod metrics;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod restore;

@@ -313,20 +313,26 @@ fn decode_one(
     })
 }
 
-/// Groups blobs sorted by offset into ranges to read at once.
+/// Groups blobs sorted by offset into ranges to read at once. Each group's range is kept as
+/// it grows (not recomputed per blob: a range of small blobs holds tens of thousands).
 fn coalesce<T>(sorted: Vec<(PackEntry, T)>) -> Vec<Vec<(PackEntry, T)>> {
     let mut groups: Vec<Vec<(PackEntry, T)>> = Vec::new();
+    let mut range: Range<u64> = 0..0;
     for blob in sorted {
-        let joins = groups.last().is_some_and(|group| {
-            let range = group_range(group);
-            let start = blob.0.range().start;
-            start >= range.start
-                && start <= range.end + COALESCE_GAP
-                && blob.0.range().end - range.start <= MAX_RANGE
-        });
+        let (start, end) = (blob.0.range().start, blob.0.range().end);
+        let joins = !groups.is_empty()
+            && start >= range.start
+            && start <= range.end + COALESCE_GAP
+            && end - range.start <= MAX_RANGE;
         match groups.last_mut() {
-            Some(group) if joins => group.push(blob),
-            _ => groups.push(vec![blob]),
+            Some(group) if joins => {
+                range.end = range.end.max(end);
+                group.push(blob);
+            }
+            _ => {
+                range = start..end;
+                groups.push(vec![blob]);
+            }
         }
     }
     groups
