@@ -203,7 +203,23 @@ impl Globals {
     pub async fn open(&self) -> anyhow::Result<Repository> {
         let storage = self.storage(false)?;
         let password = self.password()?;
-        let repo = Repository::open_with(storage, &password, &self.open_options()).await?;
+        let repo = match Repository::open_with(storage.clone(), &password, &self.open_options())
+            .await
+        {
+            Ok(repo) => repo,
+            Err(e) => {
+                if cairn_repo::restic::is_restic(&storage)
+                    .await
+                    .unwrap_or(false)
+                {
+                    anyhow::bail!(
+                        "this is a restic repository; use cairn copy --from-repo to import it into a \
+                         cairn repository"
+                    );
+                }
+                return Err(e.into());
+            }
+        };
         crate::output::opened(&repo);
         if self.cleanup_cache {
             self.remove_old_caches(&repo);
@@ -284,7 +300,23 @@ impl FromRepo {
     /// cache directory as the command's own repository; `CAIRN_FROM_KEY_HINT` (or restic's
     /// `RESTIC_FROM_KEY_HINT`) names the source key to try first.
     pub async fn open(&self, globals: &Globals) -> anyhow::Result<Repository> {
+        match self.open_source(globals).await? {
+            Source::Cairn(repo) => Ok(*repo),
+            Source::Restic(_) => anyhow::bail!(
+                "the source is a restic repository: only `cairn copy --from-repo` reads one"
+            ),
+        }
+    }
+
+    /// Opens the source repository, a cairn one or a restic one (told apart by its key
+    /// files: restic's are plain JSON with scrypt parameters).
+    pub async fn open_source(&self, globals: &Globals) -> anyhow::Result<Source> {
         let storage = globals.storage_at(&self.location()?, false)?;
+        if cairn_repo::restic::is_restic(&storage).await? {
+            let password = self.password()?;
+            let repo = cairn_repo::restic::ResticRepo::open(storage, &password).await?;
+            return Ok(Source::Restic(std::sync::Arc::new(repo)));
+        }
         let password = self.password()?;
         let options = OpenOptions {
             key_hint: env_first(&["CAIRN_FROM_KEY_HINT", "RESTIC_FROM_KEY_HINT"])
@@ -292,8 +324,18 @@ impl FromRepo {
             cache_dir: globals.cache_dir(),
             ..Default::default()
         };
-        Ok(Repository::open_with(storage, &password, &options).await?)
+        Ok(Source::Cairn(Box::new(
+            Repository::open_with(storage, &password, &options).await?,
+        )))
     }
+}
+
+/// A copy's source: a cairn repository, or a restic one to import from.
+pub enum Source {
+    /// A cairn repository.
+    Cairn(Box<Repository>),
+    /// A restic repository (format 1 or 2).
+    Restic(std::sync::Arc<cairn_repo::restic::ResticRepo>),
 }
 
 /// The one password lookup, for a repository and for a copy's source: the flag's file or

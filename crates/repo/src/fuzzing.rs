@@ -175,6 +175,27 @@ pub fn sealed_object(data: &[u8]) {
     let _ = open_named(&fuzz_keys(), kind, "locks/maintenance", sealed);
 }
 
+/// A restic key file: parsed, and (for cheap scrypt parameters only: a key file is
+/// untrusted, but the fuzzer should not spend its time in scrypt) unlocked.
+pub fn restic_key_file(data: &[u8]) {
+    if let Ok(file) = crate::restic::parse_key_file(data, "fuzz key") {
+        if file.n <= 1 << 4 && file.r <= 8 && file.p <= 2 {
+            let _ = crate::restic::unlock_key(&file, b"password", "fuzz key");
+        }
+    }
+}
+
+/// A restic index file's plaintext (JSON, or zstd-compressed JSON after a 2).
+pub fn restic_index(data: &[u8]) {
+    crate::restic::fuzz_index(data);
+}
+
+/// A restic pack's blob or file as stored: authenticated with a fixed key (a forged MAC must
+/// be refused), and its plaintext decompressed and parsed as a tree.
+pub fn restic_blob(data: &[u8]) {
+    crate::restic::fuzz_blob(data);
+}
+
 #[cfg(test)]
 mod seeds {
     use super::*;

@@ -90,6 +90,7 @@ mod outcome;
 pub mod pending;
 pub mod records;
 mod repository;
+pub mod restic;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;

@@ -59,3 +59,18 @@ fn pending_corpus() {
 fn record_corpus() {
     replay("record", cairn_repo::fuzzing::record);
 }
+
+#[test]
+fn restic_key_file_corpus() {
+    replay("restic_key_file", cairn_repo::fuzzing::restic_key_file);
+}
+
+#[test]
+fn restic_index_corpus() {
+    replay("restic_index", cairn_repo::fuzzing::restic_index);
+}
+
+#[test]
+fn restic_blob_corpus() {
+    replay("restic_blob", cairn_repo::fuzzing::restic_blob);
+}

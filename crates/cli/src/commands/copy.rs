@@ -6,7 +6,7 @@ use cairn_repo::Outcome;
 use serde_json::json;
 
 use super::snapshots::FilterArgs;
-use crate::context::{FromRepo, Globals};
+use crate::context::{FromRepo, Globals, Source};
 use crate::output::json_line;
 
 #[derive(clap::Args, Debug)]
@@ -20,12 +20,16 @@ pub struct Args {
 }
 
 pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
-    let source = args.from.open(globals).await?;
+    let source = args.from.open_source(globals).await?;
     let dest = globals.open().await?;
     let options = CopyOptions {
         ids: args.snapshots,
         filter: args.filter.filter(),
         ..Default::default()
+    };
+    let source = match source {
+        Source::Cairn(repo) => *repo,
+        Source::Restic(restic) => return import(globals, &dest, restic, &options).await,
     };
     let report = source.copy_snapshots(&dest, &options).await?;
     if globals.json {
@@ -58,6 +62,49 @@ pub async fn run(globals: &Globals, args: Args) -> anyhow::Result<Outcome> {
             } else {
                 ""
             }
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// `copy --from-repo` of a restic repository: its snapshots imported (re-chunked), those
+/// imported before skipped.
+async fn import(
+    globals: &Globals,
+    dest: &cairn_repo::Repository,
+    restic: std::sync::Arc<cairn_repo::restic::ResticRepo>,
+    options: &CopyOptions,
+) -> anyhow::Result<Outcome> {
+    let report = dest.import_restic(restic, options).await?;
+    if globals.json {
+        json_line(&json!({
+            "message_type": "summary",
+            "copied": report.imported.iter().map(|i| json!({"source": i.source, "snapshot_id": i.snapshot})).collect::<Vec<_>>(),
+            "skipped": report.skipped,
+            "rechunked": true,
+            "blobs_read": report.totals.blobs_read,
+            "blobs_added": report.totals.blobs_added,
+            "data_added": report.totals.data_added,
+        }));
+    } else if !globals.quiet {
+        for id in &report.skipped {
+            println!(
+                "skipping restic snapshot {}: imported before",
+                &id[..8.min(id.len())]
+            );
+        }
+        for imported in &report.imported {
+            println!(
+                "restic snapshot {} imported as {}",
+                &imported.source[..8.min(imported.source.len())],
+                imported.snapshot.short()
+            );
+        }
+        println!(
+            "imported {} snapshots from restic ({} blobs, {} bytes added)",
+            report.imported.len(),
+            report.totals.blobs_added,
+            report.totals.data_added
         );
     }
     Ok(Outcome::Success)

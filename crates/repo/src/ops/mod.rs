@@ -9,6 +9,7 @@ pub mod drill;
 mod dump;
 pub mod dump_tar;
 pub mod forget;
+pub mod import;
 pub mod metrics;
 mod patterns;
 pub mod progress;
