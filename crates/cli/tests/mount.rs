@@ -17,8 +17,19 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-fn cairn(repo: &Path) -> Command {
-    cairn_with("CAIRN_REPOSITORY", "CAIRN_PASSWORD", repo, "test password")
+#[path = "../../repo/tests/common/s3_server.rs"]
+mod s3_server;
+
+fn cairn(repo: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = cairn_with(
+        "CAIRN_REPOSITORY",
+        "CAIRN_PASSWORD",
+        Path::new(&repo),
+        "test password",
+    );
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    cmd
 }
 
 /// Deterministic bytes that do not compress or dedup.
@@ -51,7 +62,7 @@ struct Mounted {
 }
 
 impl Mounted {
-    fn start(repo: &Path, point: &Path, extra: &[&str]) -> Mounted {
+    fn start(repo: impl AsRef<std::ffi::OsStr>, point: &Path, extra: &[&str]) -> Mounted {
         std::fs::create_dir_all(point).unwrap();
         let child = cairn(repo)
             .arg("--json")
@@ -254,5 +265,28 @@ fn a_mounted_repository_reads_lazily_and_follows_new_snapshots() {
         std::fs::read(point.join("hosts/gamma/latest/src/small.txt")).unwrap(),
         b"changed\n"
     );
+    mounted.stop();
+}
+
+#[test]
+fn a_repository_on_s3_mounts() {
+    let Some(server) = s3_server::S3Server::start() else {
+        return;
+    };
+    server.create_bucket("cairn");
+    let url = format!(
+        "s3:http://{}/cairn/mounted",
+        server.endpoint.trim_start_matches("http://")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    std::fs::create_dir_all(source.join("sub")).unwrap();
+    std::fs::write(source.join("a.bin"), noise(3 << 20, "s3 mount")).unwrap();
+    std::fs::write(source.join("sub/b.txt"), b"b\n").unwrap();
+    ok(cairn(&url).arg("init"));
+    ok(cairn(&url).current_dir(dir.path()).args(["backup", "src"]));
+    let point = dir.path().join("mnt");
+    let mounted = Mounted::start(&url, &point, &[]);
+    assert_same(&source, &point.join("snapshots/latest/src"));
     mounted.stop();
 }

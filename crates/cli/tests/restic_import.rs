@@ -15,20 +15,35 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn restic(repo: &Path) -> Command {
+#[path = "../../repo/tests/common/s3_server.rs"]
+mod s3_server;
+
+fn restic(repo: impl AsRef<std::ffi::OsStr>) -> Command {
+    let repo = repo.as_ref();
     let mut cmd = Command::new("restic");
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RESTIC_REPOSITORY", repo)
         .env("RESTIC_PASSWORD", "restic password")
-        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"));
+        // A cache of its own per repository (tests run in parallel).
+        .env(
+            "RESTIC_CACHE_DIR",
+            std::env::temp_dir().join(format!(
+                "cairn-test-restic-cache-{}",
+                blake3::hash(repo.as_encoded_bytes()).to_hex()
+            )),
+        )
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
     cmd
 }
 
-fn cairn(repo: &Path, restic_repo: &Path) -> Command {
+fn cairn(repo: &Path, restic_repo: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = cairn_with("CAIRN_REPOSITORY", "CAIRN_PASSWORD", repo, "cairn password");
     cmd.env("RESTIC_FROM_REPOSITORY", restic_repo)
-        .env("RESTIC_FROM_PASSWORD", "restic password");
+        .env("RESTIC_FROM_PASSWORD", "restic password")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
     cmd
 }
 
@@ -301,4 +316,42 @@ fn wrong_password_and_damaged_pack_are_typed_errors() {
     );
     let snapshots = ok(cairn(&crepo, &rrepo).args(["snapshots", "--json"]));
     assert_eq!(snapshots.trim(), "[]", "nothing half-imported");
+}
+
+#[test]
+fn a_restic_repository_on_s3_imports() {
+    let Some(server) = s3_server::S3Server::start() else {
+        return;
+    };
+    server.create_bucket("restic");
+    let url = format!(
+        "s3:http://{}/restic/team-a",
+        server.endpoint.trim_start_matches("http://")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("src");
+    std::fs::create_dir_all(source.join("sub")).unwrap();
+    std::fs::write(source.join("a.bin"), noise(1 << 20, "s3 import")).unwrap();
+    std::fs::write(source.join("sub/b.txt"), b"b\n").unwrap();
+    ok(restic(&url).arg("init"));
+    ok(restic(&url)
+        .current_dir(dir.path())
+        .args(["backup", "--quiet", "src", "--host", "s3host"]));
+    let id = json(restic(&url).args(["snapshots", "--json"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let crepo = dir.path().join("cairn-repo");
+    ok(cairn(&crepo, &url).arg("init"));
+    let report = json(cairn(&crepo, &url).args(["--json", "copy", "--from-repo", &url]));
+    assert_eq!(report["copied"].as_array().unwrap().len(), 1, "{report}");
+    let (by_restic, by_cairn) = (dir.path().join("r-restic"), dir.path().join("r-cairn"));
+    ok(restic(&url)
+        .args(["restore", &id, "--target"])
+        .arg(&by_restic));
+    ok(cairn(&crepo, &url)
+        .args(["restore", "latest", "--target"])
+        .arg(&by_cairn));
+    assert_eq!(describe(&by_restic), describe(&by_cairn));
 }
