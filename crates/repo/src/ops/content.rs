@@ -11,26 +11,21 @@ use cairn_pack::{BlobId, BlobType};
 use crate::blobs::ReadAhead;
 use crate::error::RepoError;
 
-/// Reads the concatenated plaintext of `ids`. A repository error is returned to the consumer
-/// as an io error and kept in `error` (so callers can report the real one).
-pub(crate) struct ContentReader<'a> {
-    pub blobs: &'a ReadAhead,
-    pub ids: std::slice::Iter<'a, BlobId>,
-    pub current: Vec<u8>,
-    pub offset: usize,
-    pub error: &'a RefCell<Option<RepoError>>,
+/// Reads the concatenated plaintext of blobs handed over one at a time by `next` (`None`
+/// at the end). A repository error is returned to the consumer as an io error and kept in
+/// `error` (so callers can report the real one).
+pub(crate) struct BlobChain<'a, F> {
+    next: F,
+    current: Vec<u8>,
+    offset: usize,
+    error: &'a RefCell<Option<RepoError>>,
 }
 
-impl<'a> ContentReader<'a> {
-    pub fn new(
-        blobs: &'a ReadAhead,
-        ids: &'a [BlobId],
-        error: &'a RefCell<Option<RepoError>>,
-    ) -> Self {
-        blobs.prefetch(ids.iter().map(|id| (BlobType::Data, *id)));
-        ContentReader {
-            blobs,
-            ids: ids.iter(),
+impl<'a, F: FnMut() -> Option<Result<Vec<u8>, RepoError>>> BlobChain<'a, F> {
+    /// Reads the blobs `next` hands over, in order.
+    pub fn new(next: F, error: &'a RefCell<Option<RepoError>>) -> Self {
+        BlobChain {
+            next,
             current: Vec::new(),
             offset: 0,
             error,
@@ -38,18 +33,31 @@ impl<'a> ContentReader<'a> {
     }
 }
 
-impl Read for ContentReader<'_> {
+/// The content of `ids` through [`ReadAhead`], announced up front so later blobs are read
+/// while earlier ones are consumed.
+pub(crate) fn content_reader<'a>(
+    blobs: &'a ReadAhead,
+    ids: &'a [BlobId],
+    error: &'a RefCell<Option<RepoError>>,
+) -> BlobChain<'a, impl FnMut() -> Option<Result<Vec<u8>, RepoError>> + 'a> {
+    blobs.prefetch(ids.iter().map(|id| (BlobType::Data, *id)));
+    let mut ids = ids.iter();
+    BlobChain::new(
+        move || ids.next().map(|id| blobs.read(BlobType::Data, id)),
+        error,
+    )
+}
+
+impl<F: FnMut() -> Option<Result<Vec<u8>, RepoError>>> Read for BlobChain<'_, F> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.offset == self.current.len() {
-            let Some(id) = self.ids.next() else {
-                return Ok(0);
-            };
-            match self.blobs.read(BlobType::Data, id) {
-                Ok(plain) => {
+            match (self.next)() {
+                None => return Ok(0),
+                Some(Ok(plain)) => {
                     self.current = plain;
                     self.offset = 0;
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     let message = e.to_string();
                     *self.error.borrow_mut() = Some(e);
                     return Err(std::io::Error::other(message));

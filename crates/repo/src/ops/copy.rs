@@ -20,7 +20,7 @@ use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::object::SnapshotId;
 use crate::ops::backup::{BackupOptions, Saver};
-use crate::ops::content::ContentReader;
+use crate::ops::content::content_reader;
 use crate::ops::progress::CancelToken;
 use crate::snapshot::{resolve, SnapshotEntry, SnapshotFilter};
 use crate::tree::{NodeKind, Splitter, TreeWriter};
@@ -247,7 +247,7 @@ impl Copier {
 
     fn rechunk_file(&self, content: &[BlobId], memo: &mut Memo) -> Result<Vec<BlobId>> {
         let failure = std::cell::RefCell::new(None);
-        let reader = ContentReader::new(&self.blobs, content, &failure);
+        let reader = content_reader(&self.blobs, content, &failure);
         let mut ids = Vec::new();
         for chunk in self.dest_chunker.stream(reader) {
             let chunk = chunk.map_err(|e| {

@@ -14,7 +14,7 @@ use tar::{EntryType, Header};
 use crate::blobs::ReadAhead;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
-use crate::ops::content::ContentReader;
+use crate::ops::content::content_reader;
 use crate::tree::{Node, NodeKind};
 use crate::Repository;
 
@@ -142,7 +142,7 @@ impl TarWriter<'_> {
                 header.set_entry_type(EntryType::Regular);
                 header.set_size(node.size);
                 let failure = RefCell::new(None);
-                let content = ContentReader::new(self.blobs, &node.content, &failure);
+                let content = content_reader(self.blobs, &node.content, &failure);
                 // The header promised `size` bytes: a shorter or longer content would
                 // corrupt every entry after it, so it is an error.
                 let mut exact = ExactReader {

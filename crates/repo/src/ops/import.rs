@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::error::{RepoError, Result};
 use crate::object::SnapshotId;
 use crate::ops::backup::{BackupOptions, Saver};
+use crate::ops::content::BlobChain;
 use crate::ops::copy::{CopyOptions, CopyReport};
 use crate::restic::{ResticEntry, ResticId, ResticRepo};
 use crate::snapshot::{Snapshot, SnapshotFilter};
@@ -284,12 +285,8 @@ impl Importer {
             }
         });
         let failure = std::cell::RefCell::new(None);
-        let reader = Blobs {
-            receiver,
-            current: Vec::new(),
-            offset: 0,
-            failure: &failure,
-        };
+        let mut receiver = receiver;
+        let reader = BlobChain::new(move || receiver.blocking_recv(), &failure);
         let mut ids = Vec::new();
         for chunk in self.chunker.stream(reader) {
             let chunk = chunk.map_err(|e| {
@@ -302,36 +299,5 @@ impl Importer {
         memo.blobs_read += content.len() as u64;
         memo.files.insert(key, ids.clone());
         Ok(ids)
-    }
-}
-
-/// A file's content as a `Read`, from restic blobs arriving in order.
-struct Blobs<'a> {
-    receiver: mpsc::Receiver<Result<Vec<u8>>>,
-    current: Vec<u8>,
-    offset: usize,
-    failure: &'a std::cell::RefCell<Option<RepoError>>,
-}
-
-impl std::io::Read for Blobs<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.offset == self.current.len() {
-            match self.receiver.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(blob)) => {
-                    self.current = blob;
-                    self.offset = 0;
-                }
-                Some(Err(e)) => {
-                    let message = e.to_string();
-                    *self.failure.borrow_mut() = Some(e);
-                    return Err(std::io::Error::other(message));
-                }
-            }
-        }
-        let n = buf.len().min(self.current.len() - self.offset);
-        buf[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
-        self.offset += n;
-        Ok(n)
     }
 }
